@@ -1,0 +1,36 @@
+# The README's two commands: `make demo` (the main job, no AWS account) and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Placeholders for the demo's ${VARIABLES}: compiling needs no AWS account.
+DEMO_VARS := --env-file pipelines/example.env
+
+.PHONY: setup demo compile test bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+node_modules/.bin/asl-validator: package.json
+	npm install --no-audit --no-fund --silent
+	touch $@
+
+setup: $(STAMP) node_modules/.bin/asl-validator
+
+compile: $(STAMP)
+	$(BIN)/stepkit validate pipelines/*.yaml $(DEMO_VARS)
+	$(BIN)/stepkit compile pipelines/predict_age.yaml --out out/predict_age $(DEMO_VARS)
+
+demo: compile
+
+test: setup
+	$(BIN)/python -m pytest -n 2 tests
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/compile_speed.py
+
+clean:
+	rm -rf out .pytest_cache

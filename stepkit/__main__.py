@@ -1,0 +1,3 @@
+from stepkit.cli import main
+
+main(prog_name="stepkit")

@@ -1,0 +1,148 @@
+"""The `stepkit` command. User mistakes end in one located line per problem, never a traceback."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from stepkit.errors import StepkitError
+
+OUT_DEFAULT = "out"
+
+
+def _variables(pairs: tuple[str, ...], env_file: str | None) -> dict[str, str]:
+    values = dict(os.environ)
+    if env_file:
+        path = Path(env_file)
+        if not path.is_file():
+            raise StepkitError(f"{env_file}: no such env file")
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, sep, value = line.removeprefix("export ").partition("=")
+            if not sep or not key.strip().isidentifier():
+                raise StepkitError(f"{env_file}:{n}:1: expected NAME=VALUE")
+            values[key.strip()] = value.strip().strip('"').strip("'")
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise StepkitError(f"--var {pair!r}: expected NAME=VALUE")
+        values[key] = value
+    return values
+
+
+var_option = click.option("--var", "var", multiple=True, metavar="NAME=VALUE",
+                          help="Set a ${NAME} variable of the pipeline file (repeatable).")
+env_file_option = click.option("--env-file", type=click.Path(dir_okay=False), default=None,
+                               help="Read NAME=VALUE lines for ${NAME} variables.")
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except StepkitError as e:
+            click.echo(str(e), err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="stepkit")
+def main() -> None:
+    """stepkit: AWS Step Functions pipelines from one YAML file."""
+
+
+def _print_warnings(artifacts) -> None:
+    for w in artifacts.warnings:
+        click.echo(str(w), err=True)
+
+
+@main.command()
+@click.argument("pipelines", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@var_option
+@env_file_option
+def validate(pipelines: tuple[str, ...], var: tuple[str, ...], env_file: str | None) -> None:
+    """Check pipeline files; print FILE:LINE:COL: field: message per problem; exit 1 on any."""
+    from stepkit.compiler.build import compile_file
+
+    variables = _variables(var, env_file)
+    failed = 0
+    for path in pipelines:
+        try:
+            artifacts = compile_file(path, variables)
+        except StepkitError as e:
+            click.echo(str(e), err=True)
+            failed += 1
+            continue
+        _print_warnings(artifacts)
+        click.echo(f"{path}: ok ({len(artifacts.definition['States'])} states, {len(artifacts.statements)} SQL statements)")
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+@main.command(name="compile")
+@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.option("--out", "out", type=click.Path(file_okay=False), default=None,
+              help="Output folder (default: out/<pipeline name>).")
+@var_option
+@env_file_option
+def compile_(pipeline: str, out: str | None, var: tuple[str, ...], env_file: str | None) -> None:
+    """Write the state machine, IAM policies and SQL of PIPELINE."""
+    from stepkit.compiler.build import compile_file
+
+    artifacts = compile_file(pipeline, _variables(var, env_file))
+    _print_warnings(artifacts)
+    out_dir = Path(out or Path(OUT_DEFAULT) / Path(pipeline).stem)
+    try:
+        written = artifacts.write(out_dir)
+        _remove_stale(out_dir, written)
+    except OSError as e:
+        raise StepkitError(f"{out_dir}: cannot write: {e.strerror or e}") from None
+    click.echo(f"{pipeline}: wrote {len(written)} files to {out_dir}/")
+    for path in written:
+        click.echo(f"  {path.relative_to(out_dir)}")
+
+
+def _remove_stale(out_dir: Path, written: list[Path]) -> None:
+    """Files a previous compile wrote that this one did not (a removed stage's SQL)."""
+    keep = {p.resolve() for p in written}
+    for sub, pattern in (("sql", "*.sql"), ("iam", "*.json")):
+        for path in (out_dir / sub).glob(pattern):
+            if path.resolve() not in keep:
+                path.unlink()
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of pipeline files (for editors and CI)."""
+    from stepkit.spec.schema import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+@main.command()
+@click.argument("pipeline", type=click.Path(dir_okay=False))
+@var_option
+@env_file_option
+def graph(pipeline: str, var: tuple[str, ...], env_file: str | None) -> None:
+    """Print the compiled state machine as a Mermaid diagram."""
+    from stepkit.compiler.build import compile_file
+    from stepkit.compiler.graph import mermaid
+
+    artifacts = compile_file(pipeline, _variables(var, env_file), check_sql=False)
+    click.echo(mermaid(artifacts.definition), nl=False)
+
+
+def run() -> None:  # pragma: no cover - console entry
+    main(prog_name="stepkit")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

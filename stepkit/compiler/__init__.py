@@ -1,0 +1,1 @@
+"""Turns a validated `Pipeline` into deployable artifacts: ASL, IAM policies, SQL."""

@@ -1,0 +1,133 @@
+"""Small typed pieces of Amazon States Language, rendered deterministically.
+
+Steps build `Fragment`s (their states, in order); `compiler.build` wires fragments together,
+adds the failure path and renders JSON once, at the end.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from stepkit.compiler.names import RUN_ID
+
+State = dict[str, Any]
+
+# Error names of the optimized integrations (Step Functions docs: "Handling errors").
+ECS_THROTTLE = ["ECS.AmazonECSException", "ECS.ThrottlingException", "ECS.ServerException"]
+ATHENA_THROTTLE = ["Athena.TooManyRequestsException", "Athena.InternalServerException"]
+LAMBDA_TRANSIENT = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
+
+
+@dataclass(frozen=True)
+class Retry:
+    errors: tuple[str, ...]
+    interval_seconds: int = 2
+    max_attempts: int = 6
+    backoff_rate: float = 2.0
+    max_delay_seconds: int = 60
+    jitter: bool = True
+
+    def render(self) -> State:
+        out: State = {
+            "ErrorEquals": list(self.errors),
+            "IntervalSeconds": self.interval_seconds,
+            "MaxAttempts": self.max_attempts,
+            "BackoffRate": self.backoff_rate,
+            "MaxDelaySeconds": self.max_delay_seconds,
+        }
+        if self.jitter:
+            out["JitterStrategy"] = "FULL"
+        return out
+
+
+# RunTask is rate limited (20/s, Fargate launch burst 100): a fan-out of 100 needs patient retries.
+# Metaflow's values: 2 s doubling to 60 s, 10 attempts, full jitter.
+ECS_RETRY = Retry(tuple(ECS_THROTTLE), interval_seconds=2, max_attempts=10)
+ATHENA_RETRY = Retry(tuple(ATHENA_THROTTLE), interval_seconds=5, max_attempts=6)
+LAMBDA_RETRY = Retry(tuple(LAMBDA_TRANSIENT), interval_seconds=2, max_attempts=6)
+
+
+@dataclass
+class Fragment:
+    """The states of one stage. The first state is the entry; `exits` get the next stage's name."""
+
+    states: dict[str, State] = field(default_factory=dict)
+    exits: list[str] = field(default_factory=list)
+
+    @property
+    def entry(self) -> str:
+        return next(iter(self.states))
+
+    def add(self, name: str, state: State) -> "Fragment":
+        if name in self.states:
+            raise ValueError(f"duplicate state {name}")
+        self.states[name] = state
+        return self
+
+    def chain(self) -> "Fragment":
+        """Link the states in order; the last one exits the fragment."""
+        names = list(self.states)
+        for a, b in zip(names, names[1:]):
+            self.states[a]["Next"] = b
+        self.exits = [names[-1]]
+        return self
+
+
+def escape_intrinsic(text: str) -> str:
+    """Escape a literal for an intrinsic function string: ' { } and \\ take a backslash."""
+    out = []
+    for ch in text:
+        if ch in "'{}\\":
+            out.append("\\")
+        out.append(ch)
+    return "".join(out)
+
+
+def one_line(sql: str) -> str:
+    """SQL on one line: `--` comments dropped, runs of white space folded, string literals kept.
+
+    Intrinsic function strings may not hold newlines (statelint refuses them), and a comment
+    would swallow the rest of a one-line query. The sql/*.sql files keep the readable form.
+    """
+    out: list[str] = []
+    i, n, quoted = 0, len(sql), False
+    while i < n:
+        ch = sql[i]
+        if quoted:
+            out.append(ch)
+            quoted = ch != "'"
+        elif ch == "'":
+            out.append(ch)
+            quoted = True
+        elif sql.startswith("--", i):
+            while i < n and sql[i] != "\n":
+                i += 1
+            continue
+        elif ch.isspace():
+            if out and out[-1] != " ":
+                out.append(" ")
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out).strip()
+
+
+def with_run_id(text: str, key: str) -> State:
+    """`{key: text}`, or `{key.$: States.Format(...)}` when text holds the run id placeholder."""
+    if RUN_ID not in text:
+        return {key: text}
+    parts = text.split(RUN_ID)
+    template = "{}".join(escape_intrinsic(p) for p in parts)
+    args = ", ".join(["$$.Execution.Name"] * (len(parts) - 1))
+    return {f"{key}.$": f"States.Format('{template}', {args})"}
+
+
+def render(definition: State) -> str:
+    """The one place ASL becomes text: stable key order as built, 2-space indent, final newline."""
+    return json.dumps(definition, indent=2, ensure_ascii=False) + "\n"

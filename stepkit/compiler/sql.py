@@ -1,0 +1,98 @@
+"""Jinja rendering of the Athena SQL templates, and the checks every statement passes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from stepkit.compiler.names import RUN_ID
+from stepkit.errors import SpecError
+
+# Repository checkout first (editable installs, the README's flow); packaged copy second.
+_BUILTIN_DIRS = [
+    Path(__file__).resolve().parents[2] / "templates" / "sql",
+    Path(__file__).resolve().parents[1] / "templates" / "sql",
+]
+
+# Athena accepts at most this many partition x bucket writers per CTAS or INSERT INTO
+# (HIVE_TOO_MANY_OPEN_PARTITIONS; docs: ctas-considerations-limitations).
+MAX_WRITERS = 100
+
+
+@dataclass(frozen=True)
+class SqlStatement:
+    """One Athena statement. `sql` may hold RUN_ID inside string literals."""
+
+    name: str  # file stem under sql/, e.g. "EvaluationFeatures" or "EvaluationFeatures.03"
+    stage: str
+    kind: str  # "ctas", "insert", "ddl", "query"
+    sql: str
+    table: str | None = None  # the table key written, if any
+
+    def text(self, run_id: str = RUN_ID) -> str:
+        return self.sql.replace(RUN_ID, run_id)
+
+
+def sql_string(value: Any) -> str:
+    """A SQL string literal: single quotes doubled."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_number(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{value!r} is not a number")
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def template_dirs(extra: list[Path] | None = None) -> list[str]:
+    return [str(d) for d in (extra or []) + _BUILTIN_DIRS if d.is_dir()]
+
+
+@lru_cache(maxsize=8)
+def environment(dirs: tuple[str, ...]) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(list(dirs)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["sql_string"] = sql_string
+    env.filters["sql_number"] = sql_number
+    return env
+
+
+def render(template: str, context: dict[str, Any], dirs: list[str], where: str) -> str:
+    env = environment(tuple(dirs))
+    try:
+        text = env.get_template(template).render(**context)
+    except jinja2.TemplateNotFound:
+        raise SpecError(f"{where}: template {template!r} not found in {', '.join(dirs) or '(no template folder)'}") from None
+    except jinja2.UndefinedError as e:
+        raise SpecError(f"{where}: template {template}: {e.message}") from None
+    except jinja2.TemplateSyntaxError as e:
+        raise SpecError(f"{e.filename or template}:{e.lineno}:1: template syntax: {e.message}") from None
+    except TypeError as e:
+        raise SpecError(f"{where}: template {template}: {e}") from None
+    return "\n".join(line.rstrip() for line in text.strip().splitlines()) + "\n"
+
+
+def parse_check(statement: SqlStatement) -> str | None:
+    """None when sqlglot reads exactly one Athena statement, else why not."""
+    import sqlglot  # imported here: only `validate` and tests pay for it
+    from sqlglot.errors import ParseError
+
+    try:
+        trees = [t for t in sqlglot.parse(statement.text("run_0000"), read="athena") if t is not None]
+    except ParseError as e:
+        first = e.errors[0] if e.errors else {}
+        return f"does not parse as Athena SQL: {first.get('description', str(e))} (line {first.get('line', '?')})"
+    if len(trees) != 1:
+        return f"holds {len(trees)} statements; Athena runs exactly one per query"
+    return None

@@ -1,0 +1,304 @@
+"""The pipeline spec: what a user writes in `pipelines/*.yaml`.
+
+Every model forbids unknown fields and describes every field: `stepkit schema` publishes
+these descriptions as the JSON Schema that editors and CI read.
+"""
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from stepkit.spec import fargate
+from stepkit.spec.names import AthenaIdentifier, BucketName, S3Prefix
+
+_JSON_PATH = re.compile(r"^\$(\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])+$")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Network(Model):
+    """Where Fargate tasks run (awsvpc networking)."""
+
+    subnets: list[str] = Field(min_length=1, description="Subnet ids for the Fargate tasks.")
+    security_groups: list[str] = Field(min_length=1, description="Security group ids for the Fargate tasks.")
+    assign_public_ip: bool = Field(
+        False, description="Give tasks a public IP (needed in a public subnet without a NAT gateway, to pull images)."
+    )
+
+
+class Aws(Model):
+    """The AWS account and places the pipeline uses. Use `${VAR}` for anything account-specific."""
+
+    account_id: str = Field(description="12-digit AWS account id, e.g. `${AWS_ACCOUNT_ID}`.")
+    region: str = Field(description="AWS region, e.g. `${AWS_REGION}`.")
+    bucket: BucketName = Field(description="S3 bucket holding every table, model and query result of the pipeline.")
+    prefix: S3Prefix = Field(description="Key prefix under the bucket; stepkit reads and writes only below it.")
+    database: AthenaIdentifier = Field(description="Glue/Athena database holding the pipeline's tables.")
+    workgroup: str = Field("primary", description="Athena workgroup the queries run in.")
+    network: Network = Field(description="VPC networking for the Fargate tasks.")
+
+    @field_validator("account_id")
+    @classmethod
+    def _account(cls, v: str) -> str:
+        if "${" not in v and not re.fullmatch(r"\d{12}", v):
+            raise ValueError(f"{v!r} is not a 12-digit AWS account id")
+        return v
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if "${" not in v and not re.fullmatch(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d", v):
+            raise ValueError(f"{v!r} is not an AWS region name like 'us-east-1'")
+        return v
+
+
+class Source(Model):
+    """The raw table: one row per record, an id column and a JSON document column."""
+
+    database: AthenaIdentifier | None = Field(None, description="Database of the source table (default: aws.database).")
+    table: AthenaIdentifier = Field(description="Source table name.")
+    location: str = Field(description="S3 location of the source data (`s3://bucket/path/`), granted read-only.")
+    id_column: AthenaIdentifier = Field(description="Column holding the record id (unique per record after de-duplication).")
+    id_type: Literal["string", "bigint"] = Field("string", description="Athena type of the id column.")
+    document_column: AthenaIdentifier = Field(description="Column holding the JSON document.")
+    rows: int | None = Field(None, gt=0, description="Approximate row count, used for cost and size estimates.")
+
+    @field_validator("location")
+    @classmethod
+    def _loc(cls, v: str) -> str:
+        if "${" not in v and not v.startswith("s3://"):
+            raise ValueError("must be an s3:// URI")
+        return v if v.endswith("/") else v + "/"
+
+
+def _check_json_path(v: str) -> str:
+    if not _JSON_PATH.match(v):
+        raise ValueError(f"{v!r} is not a simple JSON path like '$.profile.age' or '$.items[0]'")
+    return v
+
+
+class Target(Model):
+    """What the pipeline predicts."""
+
+    name: AthenaIdentifier = Field(description="Column name of the target, e.g. `age`.")
+    json_path: str = Field(description="Where the known value sits in the JSON document.")
+    type: Literal["integer", "double"] = Field(description="Type of the target value.")
+    min: float = Field(description="Smallest valid value; known values outside [min, max] are treated as unknown.")
+    max: float = Field(description="Largest valid value.")
+    default: float = Field(description="Value given to records no model could score (unparseable features).")
+
+    _path = field_validator("json_path")(_check_json_path)
+
+    @model_validator(mode="after")
+    def _range(self) -> "Target":
+        if self.min >= self.max:
+            raise ValueError(f"min ({self.min:g}) must be below max ({self.max:g})")
+        if not self.min <= self.default <= self.max:
+            raise ValueError(f"default {self.default:g} is outside [{self.min:g}, {self.max:g}]")
+        return self
+
+
+class Feature(Model):
+    """One model input, extracted from the JSON document."""
+
+    name: AthenaIdentifier = Field(description="Column name of the feature.")
+    json_path: str = Field(description="Where the value sits in the JSON document.")
+    type: Literal["double", "integer", "boolean", "category"] = Field(
+        description="`double`/`integer` are numeric, `boolean` is 0/1, `category` is one of `categories`."
+    )
+    min: float | None = Field(None, description="Numeric values below this are treated as missing.")
+    max: float | None = Field(None, description="Numeric values above this are treated as missing.")
+    categories: list[str] | None = Field(
+        None, description="Known values of a `category` feature; other values count as 'other'."
+    )
+    missing: Literal["median", "zero", "keep"] = Field(
+        "median",
+        description="How a missing value is filled for linear models: `median` of training rows, `zero`, or "
+        "`keep` (NaN, tree models only; linear models then use the median).",
+    )
+
+    _path = field_validator("json_path")(_check_json_path)
+
+    @model_validator(mode="after")
+    def _shape(self) -> "Feature":
+        if self.type == "category" and not self.categories:
+            raise ValueError("a category feature needs `categories`")
+        if self.type != "category" and self.categories:
+            raise ValueError("`categories` is only for type: category")
+        if self.type in ("boolean", "category") and (self.min is not None or self.max is not None):
+            raise ValueError("`min`/`max` are only for numeric features")
+        if self.min is not None and self.max is not None and self.min >= self.max:
+            raise ValueError(f"min ({self.min:g}) must be below max ({self.max:g})")
+        return self
+
+
+class Tables(Model):
+    """Athena table names the pipeline creates (the keys are what stages refer to)."""
+
+    staging: AthenaIdentifier = Field(description="Parsed features and target of every distinct source record.")
+    training_features: AthenaIdentifier = Field(description="Features of the training sample.")
+    training_targets: AthenaIdentifier = Field(description="Known targets of the training sample.")
+    evaluation_features: AthenaIdentifier = Field(description="Features of every record to score, by batch.")
+    predictions: AthenaIdentifier = Field(description="Model output, one row per scored record.")
+    human_qa: AthenaIdentifier = Field(description="Predictions joined 1:1 with source and known target, for review.")
+    final_results: AthenaIdentifier = Field(description="One row per source id: prediction or default. The output.")
+
+    def names(self) -> dict[str, str]:
+        return self.model_dump()
+
+
+class Sample(Model):
+    """The training sample, taken deterministically by a hash of the id."""
+
+    percent: float = Field(gt=0, le=100, description="Share of labelled rows (known target) used for training.")
+    seed: int = Field(0, ge=0, description="Changes which rows fall in the sample; same seed, same rows.")
+    holdout_percent: float = Field(
+        20, gt=0, lt=100, description="Share of the sample held out for metrics and interval calibration."
+    )
+
+
+class Batching(Model):
+    """How scoring is split and fanned out."""
+
+    batches: int = Field(gt=0, description="Number of prediction batches (one Fargate task each).")
+    max_concurrency: int = Field(gt=0, description="Batches running at once.")
+    map_mode: Literal["auto", "inline", "distributed"] = Field(
+        "auto",
+        description="Step Functions Map mode. `auto` picks DISTRIBUTED when concurrency passes inline Map's "
+        "40, or the fan-out would crowd the 25,000-event history.",
+    )
+    tolerated_failure_percentage: int = Field(
+        0, ge=0, le=100, description="Share of batches that may fail without failing the run (Distributed Map)."
+    )
+
+
+class LambdaCompute(Model):
+    """Size of the pipeline's Lambda function(s)."""
+
+    memory_mb: int = Field(512, ge=128, le=10240, description="Lambda memory in MB.")
+    timeout_seconds: int = Field(60, ge=1, le=900, description="Lambda timeout in seconds.")
+    architecture: Literal["arm64", "x86_64"] = Field("arm64", description="Lambda CPU architecture.")
+
+
+class TaskCompute(Model):
+    """A Fargate task size and limits."""
+
+    cpu: float = Field(description="vCPUs: 0.25, 0.5, 1, 2, 4, 8 or 16.")
+    memory_gb: float = Field(description="Memory in GB; Fargate allows a range per vCPU size.")
+    architecture: Literal["ARM64", "X86_64"] = Field("ARM64", description="CPU architecture of the task.")
+    timeout_minutes: int = Field(gt=0, le=60 * 24 * 7, description="The state's TimeoutSeconds, in minutes.")
+    ephemeral_storage_gb: int = Field(20, ge=20, le=200, description="Task disk in GiB (20-200).")
+    image: str | None = Field(
+        None, description="Container image; default: the stack's ECR repository for this task, tag `latest`."
+    )
+
+    @model_validator(mode="after")
+    def _size(self) -> "TaskCompute":
+        problem = fargate.check(self.cpu, self.memory_gb)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+class Compute(Model):
+    """Sizes of the pipeline's compute."""
+
+    lambda_: LambdaCompute = Field(LambdaCompute(), alias="lambda", description="The pipeline's Lambda function(s).")
+    tasks: dict[AthenaIdentifier, TaskCompute] = Field(
+        description="Fargate task definitions by name (stages refer to them), e.g. `training`, `prediction`."
+    )
+
+
+class ModelSpec(Model):
+    """A model to train. The best by `selection.metric` among them scores the records."""
+
+    name: AthenaIdentifier = Field(description="Model name, unique in the pipeline.")
+    kind: Literal["ridge", "xgboost", "xgboost_quantile"] = Field(
+        description="`ridge`, `xgboost` (squared error) or `xgboost_quantile` (lower/median/upper quantiles)."
+    )
+    params: dict[str, float | int | str | bool] = Field(
+        default_factory=dict, description="Hyper-parameters passed to the estimator."
+    )
+    quantiles: list[float] | None = Field(
+        None, description="For `xgboost_quantile`: lower, median and upper quantile, e.g. [0.1, 0.5, 0.9]."
+    )
+
+    @model_validator(mode="after")
+    def _quantiles(self) -> "ModelSpec":
+        if self.kind == "xgboost_quantile":
+            q = self.quantiles
+            if not q or len(q) != 3 or not (0 < q[0] < q[1] < q[2] < 1):
+                raise ValueError("`quantiles` needs three increasing values in (0, 1), like [0.1, 0.5, 0.9]")
+        elif self.quantiles is not None:
+            raise ValueError("`quantiles` is only for kind: xgboost_quantile")
+        return self
+
+
+class QualityGate(Model):
+    """Training fails, before any prediction, when the chosen model misses these on held-out rows."""
+
+    max_mae: float | None = Field(None, gt=0, description="Largest acceptable mean absolute error.")
+    min_r2: float | None = Field(None, le=1, description="Smallest acceptable R².")
+
+
+class Interval(Model):
+    """The prediction interval reported with each prediction."""
+
+    coverage: float = Field(0.8, gt=0, lt=1, description="Target share of true values inside [lower, upper].")
+    calibration: Literal["conformal", "none"] = Field(
+        "conformal", description="`conformal` widens/narrows the quantile interval on held-out rows to hit `coverage`."
+    )
+
+
+class Training(Model):
+    """Models, how one is chosen, and the quality gate."""
+
+    models: list[ModelSpec] = Field(min_length=1, description="Models to train and compare.")
+    selection_metric: Literal["mae", "rmse", "r2"] = Field("mae", description="Metric that picks the model.")
+    interval: Interval = Field(Interval(), description="Prediction interval settings.")
+    quality_gate: QualityGate = Field(QualityGate(), description="Minimum quality to go on to prediction.")
+
+    @model_validator(mode="after")
+    def _unique(self) -> "Training":
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model names must be unique: {', '.join(dupes)}")
+        return self
+
+
+class Schedule(Model):
+    """An EventBridge schedule that starts the pipeline."""
+
+    enabled: bool = Field(False, description="Whether the schedule fires (the rule is created either way).")
+    expression: str = Field(
+        "cron(0 6 ? * MON *)", description="EventBridge `cron(...)` or `rate(...)` expression (UTC)."
+    )
+
+    @field_validator("expression")
+    @classmethod
+    def _expr(cls, v: str) -> str:
+        m = re.fullmatch(r"cron\((.+)\)|rate\((\d+) (minute|minutes|hour|hours|day|days)\)", v)
+        if not m:
+            raise ValueError(f"{v!r} is not an EventBridge schedule: cron(m h dom mon dow yr) or rate(N unit)")
+        if m.group(1) is not None and len(m.group(1).split()) != 6:
+            raise ValueError("an EventBridge cron has six fields: minutes hours day-of-month month day-of-week year")
+        if m.group(1) is not None:
+            f = m.group(1).split()
+            if f[2] != "?" and f[4] != "?":
+                raise ValueError("EventBridge cron needs '?' in day-of-month or day-of-week")
+        return v
+
+
+class CostAlarm(Model):
+    """A monthly cost guard for the account."""
+
+    threshold_usd: float = Field(gt=0, description="Alert when estimated monthly cost passes this, in USD.")
+    email: str | None = Field(None, description="Where the alert goes (optional).")
+    athena_bytes_scanned_cutoff_gb: int = Field(
+        3000, ge=1, description="Athena workgroup cutoff per query, in GB scanned (a query past it is cancelled)."
+    )

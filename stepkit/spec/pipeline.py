@@ -1,0 +1,108 @@
+"""The top-level `Pipeline` model: everything in one pipeline YAML file."""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Any, Union
+
+from pydantic import Field, model_validator
+
+from stepkit.spec.models import (
+    Aws,
+    Batching,
+    Compute,
+    CostAlarm,
+    Feature,
+    Model,
+    Sample,
+    Schedule,
+    Source,
+    Tables,
+    Target,
+    Training,
+)
+from stepkit.spec.names import ResourcePrefix
+
+# Columns stepkit adds to its tables; features may not take these names.
+RESERVED_COLUMNS = {"id", "batch_id", "batch_group", "sample_bucket", "parse_ok", "run_id", "labelled"}
+
+
+class OnFailure(Model):
+    """What runs when any stage fails, before the execution fails with the stage's error."""
+
+    drop_tables: list[str] = Field(default_factory=list, description="Table keys to drop (catalog only).")
+    delete_data: list[str] = Field(
+        default_factory=list, description="Table keys to drop and whose data of the failed run to delete."
+    )
+
+
+class PipelineBase(Model):
+    """One batch ML pipeline on Step Functions, Athena and Fargate."""
+
+    name: str = Field(description="Pipeline name, shown in tags and reports.")
+    description: str = Field("", description="What the pipeline does.")
+    resource_prefix: ResourcePrefix = Field(description="Prefix of every AWS resource name (roles, functions, cluster...).")
+    state_machine_name: str | None = Field(
+        None, max_length=80, pattern=r"^[A-Za-z0-9_-]+$", description="State machine name (default: PREFIX-pipeline)."
+    )
+    templates: str | None = Field(None, description="Extra SQL template folder, relative to this file.")
+    aws: Aws = Field(description="Account, region and places.")
+    source: Source = Field(description="The raw JSON source table.")
+    target: Target = Field(description="The value to predict.")
+    features: list[Feature] = Field(min_length=1, description="Model inputs, extracted from each JSON document.")
+    tables: Tables = Field(description="Names of the tables the pipeline creates.")
+    sample: Sample = Field(description="The training sample.")
+    batching: Batching = Field(description="Prediction batches and their fan-out.")
+    compute: Compute = Field(description="Lambda and Fargate sizes.")
+    training: Training = Field(description="Models, selection and quality gate.")
+    schedule: Schedule = Field(Schedule(), description="Optional recurring start (disabled by default).")
+    cost_alarm: CostAlarm | None = Field(None, description="Cost guard; omit for none.")
+    on_failure: OnFailure = Field(OnFailure(), description="Clean-up when a stage fails.")
+
+    @model_validator(mode="after")
+    def _columns(self) -> "PipelineBase":
+        names = [f.name for f in self.features]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"feature names must be unique: {', '.join(dupes)}")
+        clash = sorted((set(names) | {self.target.name}) & RESERVED_COLUMNS)
+        if clash:
+            raise ValueError(f"{', '.join(clash)}: reserved column name(s) stepkit adds to its tables")
+        if self.target.name in names:
+            raise ValueError(f"the target {self.target.name!r} is also a feature")
+        tables = list(self.tables.names().values())
+        dupes = sorted({t for t in tables if tables.count(t) > 1})
+        if dupes:
+            raise ValueError(f"table names must be distinct: {', '.join(dupes)}")
+        return self
+
+    @model_validator(mode="after")
+    def _stages(self) -> "PipelineBase":
+        stages = getattr(self, "stages", [])
+        names = [s.name for s in stages]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"stage names must be unique: {', '.join(dupes)}")
+        return self
+
+
+@lru_cache(maxsize=1)
+def pipeline_model() -> type[PipelineBase]:
+    """The Pipeline model with a `stages` union over every registered block."""
+    from pydantic import create_model
+
+    from stepkit.spec import loader
+    from stepkit.steps import registry
+
+    blocks = registry()
+    loader._UNION_TAGS.update(blocks)
+    union: Any = Union[tuple(blocks.values())] if len(blocks) > 1 else next(iter(blocks.values()))
+    stage = Annotated[union, Field(discriminator="type")]
+    return create_model(
+        "Pipeline",
+        __base__=PipelineBase,
+        __doc__=PipelineBase.__doc__,
+        stages=(list[stage], Field(min_length=1, description="The stages, in order. Each names its building block in `type`.")),
+    )
+
+
+Pipeline = PipelineBase  # for type hints; instances come from pipeline_model()

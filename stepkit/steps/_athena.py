@@ -1,0 +1,74 @@
+"""What the two Athena blocks share: the optimized `.sync` task and its permissions."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from stepkit.compiler.asl import ATHENA_RETRY, State, one_line, with_run_id
+from stepkit.compiler.iam import Statement
+from stepkit.compiler.sql import SqlStatement
+
+if TYPE_CHECKING:
+    from stepkit.compiler.context import Context
+
+RESOURCE = "arn:aws:states:::athena:startQueryExecution.sync"
+
+
+def task(ctx: "Context", statement: SqlStatement, timeout_minutes: int, comment: str | None = None) -> State:
+    """One query, run to completion by Step Functions itself: no polling Lambda."""
+    state: State = {"Type": "Task"}
+    if comment:
+        state["Comment"] = comment
+    state.update(
+        {
+            "Resource": RESOURCE,
+            "Parameters": {
+                **with_run_id(one_line(statement.sql), "QueryString"),
+                "WorkGroup": ctx.p.aws.workgroup,
+                "QueryExecutionContext": {"Database": ctx.p.aws.database},
+                "ResultConfiguration": {"OutputLocation": ctx.names.query_results},
+            },
+            # The query's metadata is not needed downstream; keep the state payload small.
+            "ResultPath": None,
+            "TimeoutSeconds": timeout_minutes * 60,
+            "Retry": [ATHENA_RETRY.render()],
+        }
+    )
+    return state
+
+
+def _bucket_and_key(uri: str) -> tuple[str, str]:
+    rest = uri.removeprefix("s3://")
+    bucket, _, key = rest.partition("/")
+    return bucket, key
+
+
+def statements(ctx: "Context") -> list[Statement]:
+    """athena:startQueryExecution.sync needs (docs: athena-iam), scoped to this pipeline."""
+    n, aws = ctx.names, ctx.p.aws
+    role = "statemachine"
+    src_bucket, src_key = _bucket_and_key(ctx.p.source.location)
+    src_db = ctx.p.source.database or aws.database
+    reads = sorted({*n.glue_arns(aws.database), *n.glue_arns(src_db)})
+    out = [
+        Statement.of(role, ["athena:StartQueryExecution", "athena:StopQueryExecution", "athena:GetQueryExecution"],
+                     n.workgroup_arn),
+        Statement.of(role, "athena:GetDataCatalog", n.arn("athena", "datacatalog/AwsDataCatalog")),
+        Statement.of(role, ["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartition",
+                            "glue:GetPartitions", "glue:BatchGetPartition"], reads),
+        Statement.of(role, ["glue:CreateTable", "glue:UpdateTable", "glue:DeleteTable", "glue:CreatePartition",
+                            "glue:BatchCreatePartition", "glue:UpdatePartition", "glue:BatchDeletePartition"],
+                     n.glue_arns(aws.database)),
+        Statement.of(role, ["s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
+                     sorted({f"arn:aws:s3:::{aws.bucket}", f"arn:aws:s3:::{src_bucket}"})),
+        Statement.of(role, "s3:ListBucket", f"arn:aws:s3:::{aws.bucket}",
+                     conditions={"StringLike": {"s3:prefix": [f"{aws.prefix}/*", aws.prefix]}}),
+        Statement.of(role, ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+                     f"arn:aws:s3:::{aws.bucket}/{aws.prefix}/*"),
+        Statement.of(role, "s3:GetObject", f"arn:aws:s3:::{src_bucket}/{src_key}*"),
+        Statement.of(role, "lakeformation:GetDataAccess", "*",
+                     why="Lake Formation's GetDataAccess has no resource type: AWS requires '*'"),
+    ]
+    if src_bucket != aws.bucket or not src_key.startswith(aws.prefix + "/"):
+        out.append(Statement.of(role, "s3:ListBucket", f"arn:aws:s3:::{src_bucket}",
+                                conditions={"StringLike": {"s3:prefix": [f"{src_key}*", src_key.rstrip("/")]}}))
+    return out

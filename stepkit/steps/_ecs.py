@@ -1,0 +1,96 @@
+"""What the two Fargate blocks share: the `ecs:runTask.sync` state and its permissions."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from stepkit.compiler.asl import ECS_RETRY, State, escape_intrinsic
+from stepkit.compiler.iam import Statement
+
+if TYPE_CHECKING:
+    from stepkit.compiler.context import Context
+
+RESOURCE = "arn:aws:states:::ecs:runTask.sync"
+# Step Functions creates this EventBridge rule itself to learn when a task stops (docs: ecs-iam).
+ECS_RULE = "rule/StepFunctionsGetEventsForECSTaskRule"
+
+
+def command(ctx: "Context", run_id_path: str, extra: list[str | tuple[str, str]]) -> str:
+    """`States.Array(...)` of the worker's arguments. Tuples are (flag, JSONPath) pairs."""
+    parts = [f"'--config'", f"'{escape_intrinsic(ctx.names.config_uri)}'", "'--run-id'", run_id_path]
+    for item in extra:
+        if isinstance(item, tuple):
+            flag, path = item
+            parts += [f"'{escape_intrinsic(flag)}'", f"States.Format('{{}}', {path})"]
+        else:
+            parts.append(f"'{escape_intrinsic(item)}'")
+    return f"States.Array({', '.join(parts)})"
+
+
+def task(ctx: "Context", task_name: str, cmd: str, comment: str | None = None) -> State:
+    n, net = ctx.names, ctx.p.aws.network
+    spec = ctx.p.compute.tasks[task_name]
+    state: State = {"Type": "Task"}
+    if comment:
+        state["Comment"] = comment
+    state.update(
+        {
+            "Resource": RESOURCE,
+            "Parameters": {
+                "LaunchType": "FARGATE",
+                "Cluster": n.cluster_arn,
+                # The family alone runs its latest ACTIVE revision, so an image update needs no recompile.
+                "TaskDefinition": n.task_family(task_name),
+                "NetworkConfiguration": {
+                    "AwsvpcConfiguration": {
+                        "Subnets": list(net.subnets),
+                        "SecurityGroups": list(net.security_groups),
+                        "AssignPublicIp": "ENABLED" if net.assign_public_ip else "DISABLED",
+                    }
+                },
+                "Overrides": {"ContainerOverrides": [{"Name": n.container(task_name), "Command.$": cmd}]},
+                "PropagateTags": "TASK_DEFINITION",
+                "EnableECSManagedTags": True,
+            },
+            # The DescribeTasks response is kilobytes; downstream states need none of it.
+            "ResultPath": None,
+            "TimeoutSeconds": spec.timeout_minutes * 60,
+            "Retry": [ECS_RETRY.render()],
+        }
+    )
+    return state
+
+
+def statements(ctx: "Context", task_name: str) -> list[Statement]:
+    """ecs:runTask.sync (docs: ecs-iam; CDK run-task.ts), plus what the container and its launch need."""
+    n, aws = ctx.names, ctx.p.aws
+    sm = "statemachine"
+    tasks_in_cluster = n.arn("ecs", f"task/{n.cluster}/*")
+    out = [
+        Statement.of(sm, "ecs:RunTask", f"{n.task_definition_arn(task_name)}:*",
+                     conditions={"ArnEquals": {"ecs:cluster": n.cluster_arn}}),
+        # The task id is unknown ahead; the cluster's task ARNs are as narrow as AWS allows.
+        Statement.of(sm, ["ecs:StopTask", "ecs:DescribeTasks"], tasks_in_cluster),
+        # PropagateTags/EnableECSManagedTags tag the task at launch (serverless-step-functions #656).
+        Statement.of(sm, "ecs:TagResource", tasks_in_cluster),
+        # The seed's missing permission, on the one rule AWS documents rather than '*'.
+        Statement.of(sm, ["events:PutTargets", "events:PutRule", "events:DescribeRule"], n.arn("events", ECS_RULE)),
+        Statement.of(sm, "iam:PassRole", [n.role_arn("task"), n.role_arn("task_execution")],
+                     conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}),
+        # The container: read the pipeline's data, write under its prefix only.
+        Statement.of("task", "s3:ListBucket", f"arn:aws:s3:::{aws.bucket}",
+                     conditions={"StringLike": {"s3:prefix": [f"{aws.prefix}/*", aws.prefix]}}),
+        Statement.of("task", ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+                     f"arn:aws:s3:::{aws.bucket}/{aws.prefix}/*"),
+        # The launch: pull the image, ship logs.
+        Statement.of("task_execution", "ecr:GetAuthorizationToken", "*",
+                     why="ecr:GetAuthorizationToken has no resource type: AWS requires '*'"),
+        Statement.of("task_execution", ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer",
+                                        "ecr:BatchGetImage"], n.arn("ecr", f"repository/{n.repository(task_name)}")),
+        Statement.of("task_execution", ["logs:CreateLogStream", "logs:PutLogEvents"],
+                     f"{n.log_group_arn(task_name)}:*"),
+    ]
+    return out
+
+
+def vcpus(ctx: "Context", task_name: str) -> float:
+    return ctx.p.compute.tasks[task_name].cpu

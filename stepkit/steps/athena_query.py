@@ -1,0 +1,44 @@
+"""`athena_query`: run one Athena statement from a template (DDL such as CREATE EXTERNAL TABLE)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from stepkit.compiler.asl import Fragment
+from stepkit.compiler.iam import Statement
+from stepkit.compiler.sql import SqlStatement
+from stepkit.steps import _athena
+from stepkit.steps.base import Finding, Stage
+
+if TYPE_CHECKING:
+    from stepkit.compiler.context import Context
+
+
+class AthenaQuery(Stage):
+    """Run one statement, to completion, through `athena:startQueryExecution.sync`."""
+
+    type: Literal["athena_query"] = "athena_query"
+    template: str = Field(description="Jinja template of the statement, in templates/sql/.")
+    table: str | None = Field(None, description="Key in `tables` of the table the statement creates, if any.")
+    timeout_minutes: int = Field(10, gt=0, description="TimeoutSeconds of the query, in minutes.")
+
+    def tables_written(self) -> list[str]:
+        return [self.table] if self.table else []
+
+    def check(self, ctx: "Context") -> list[Finding]:
+        if self.table and self.table not in ctx.p.tables.names():
+            return [Finding("error", ("table",), f"{self.table!r} is not a key of `tables`")]
+        return []
+
+    def sql(self, ctx: "Context") -> list[SqlStatement]:
+        text = ctx.render(self.template, f"stages.{self.name}")
+        kind = "ddl" if text.lstrip().upper().startswith(("CREATE EXTERNAL", "DROP", "ALTER", "MSCK")) else "query"
+        return [SqlStatement(self.name, self.name, kind, text, self.table)]
+
+    def fragment(self, ctx: "Context") -> Fragment:
+        (st,) = self.sql(ctx)
+        return Fragment().add(self.name, _athena.task(ctx, st, self.timeout_minutes, self.comment)).chain()
+
+    def iam(self, ctx: "Context") -> list[Statement]:
+        return _athena.statements(ctx)

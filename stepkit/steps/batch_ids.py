@@ -1,0 +1,42 @@
+"""`batch_ids`: the list of batch ids 0..N-1, built by an intrinsic function (no Lambda)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from stepkit.compiler.asl import Fragment
+from stepkit.steps.base import Finding, Stage
+
+if TYPE_CHECKING:
+    from stepkit.compiler.context import Context
+
+# States.ArrayRange returns at most 1,000 items (docs: intrinsic functions).
+ARRAY_RANGE_MAX = 1000
+RESULT_PATH = "$.batch_ids"
+ITEMS_PATH = "$.batch_ids.ids"
+
+
+class BatchIds(Stage):
+    """Puts `batch_ids.ids = [0, ..., batches-1]` in the state; a `fan_out` stage maps over it."""
+
+    type: Literal["batch_ids"] = "batch_ids"
+
+    def check(self, ctx: "Context") -> list[Finding]:
+        n = ctx.p.batching.batches
+        if n > ARRAY_RANGE_MAX:
+            return [Finding("error", ("type",), f"{n} batches: States.ArrayRange makes at most {ARRAY_RANGE_MAX} "
+                            "items; use fewer, larger batches")]
+        return []
+
+    def fragment(self, ctx: "Context") -> Fragment:
+        n = ctx.p.batching.batches
+        state = {"Type": "Pass"}
+        if self.comment:
+            state["Comment"] = self.comment
+        state.update({
+            "Parameters": {"ids.$": f"States.ArrayRange(0, {n - 1}, 1)"},
+            "ResultPath": RESULT_PATH,
+        })
+        return Fragment().add(self.name, state).chain()
+
+    def ids(self, ctx: "Context") -> list[int]:
+        return list(range(ctx.p.batching.batches))

@@ -1,0 +1,76 @@
+"""`cleanup`: drop tables and delete their S3 data (DROP TABLE alone leaves the data behind).
+
+Runs as stepkit's cleanup Lambda (`workers/cleanup`): Glue DeleteTable plus S3 deletes, only
+under the pipeline's own `tables/` prefix. Also used for the failure path and PreCleanup.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from stepkit.compiler.asl import Fragment
+from stepkit.compiler.iam import Statement
+from stepkit.compiler.names import CLEANUP_FUNCTION
+from stepkit.steps.base import Finding, Stage
+from stepkit.steps.lambda_invoke import invoke, invoke_statement
+
+if TYPE_CHECKING:
+    from stepkit.compiler.context import Context
+
+
+class Cleanup(Stage):
+    """Drop tables; for `delete_data` tables also delete their files (this run's, or every run's)."""
+
+    type: Literal["cleanup"] = "cleanup"
+    drop_tables: list[str] = Field(default_factory=list, description="Table keys to drop from the catalog only.")
+    delete_data: list[str] = Field(default_factory=list, description="Table keys to drop and whose files to delete.")
+    scope: Literal["run", "all"] = Field(
+        "run", description="`run`: delete this run's files; `all`: every run's files of those tables (pre-clean)."
+    )
+
+    def check(self, ctx: "Context") -> list[Finding]:
+        keys = ctx.p.tables.names()
+        found = []
+        for field in ("drop_tables", "delete_data"):
+            for i, key in enumerate(getattr(self, field)):
+                if key not in keys:
+                    found.append(Finding("error", (field, i), f"{key!r} is not a key of `tables`"))
+        if not self.drop_tables and not self.delete_data:
+            found.append(Finding("error", ("type",), "a cleanup stage needs drop_tables or delete_data"))
+        return found
+
+    def payload(self, ctx: "Context") -> dict[str, Any]:
+        names = ctx.p.tables.names()
+        return {
+            "database": ctx.p.aws.database,
+            "scope": self.scope,
+            "tables": [
+                {"name": names[k], "location": ctx.names.table_root(k), "delete_data": k in self.delete_data}
+                for k in [*self.drop_tables, *[d for d in self.delete_data if d not in self.drop_tables]]
+            ],
+            "run_id.$": "$$.Execution.Name",
+        }
+
+    def fragment(self, ctx: "Context") -> Fragment:
+        state = invoke(ctx, ctx.names.function_arn(CLEANUP_FUNCTION), self.payload(ctx),
+                       ctx.p.compute.lambda_.timeout_seconds, self.comment)
+        return Fragment().add(self.name, state).chain()
+
+    def iam(self, ctx: "Context") -> list[Statement]:
+        return statements(ctx)
+
+
+def statements(ctx: "Context") -> list[Statement]:
+    n, aws = ctx.names, ctx.p.aws
+    fn = n.function(CLEANUP_FUNCTION)
+    return [
+        invoke_statement(n.function_arn(CLEANUP_FUNCTION)),
+        Statement.of("lambda", ["glue:GetTable", "glue:DeleteTable", "glue:GetPartitions", "glue:BatchDeletePartition"],
+                     n.glue_arns(aws.database)),
+        Statement.of("lambda", "s3:ListBucket", f"arn:aws:s3:::{aws.bucket}",
+                     conditions={"StringLike": {"s3:prefix": [f"{aws.prefix}/tables/*"]}}),
+        Statement.of("lambda", "s3:DeleteObject", f"arn:aws:s3:::{aws.bucket}/{aws.prefix}/tables/*"),
+        Statement.of("lambda", ["logs:CreateLogStream", "logs:PutLogEvents"],
+                     n.arn("logs", f"log-group:/aws/lambda/{fn}:*")),
+    ]

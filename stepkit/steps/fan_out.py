@@ -1,0 +1,126 @@
+"""`fan_out`: run a worker once per batch id, many at once (Map state).
+
+Inline Map runs at most 40 iterations at once and records every iteration in the parent's
+25,000-event history. Past either, stepkit compiles a Distributed Map whose children are
+STANDARD executions (ECS `.sync` needs STANDARD) and whose results go to S3, not the state.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from stepkit.compiler.asl import Fragment, State
+from stepkit.compiler.iam import Statement
+from stepkit.steps import _ecs
+from stepkit.steps.base import Finding, Stage
+from stepkit.steps.batch_ids import ITEMS_PATH
+
+if TYPE_CHECKING:
+    from stepkit.compiler.context import Context
+
+INLINE_MAX_CONCURRENCY = 40
+HISTORY_LIMIT = 25_000
+# Events one inline iteration adds: MapIterationStarted, TaskStateEntered, TaskScheduled,
+# TaskStarted, TaskSubmitted, TaskSucceeded, TaskStateExited, MapIterationSucceeded.
+EVENTS_PER_ITERATION = 8
+# Leave room for retries and the rest of the pipeline.
+HISTORY_BUDGET = HISTORY_LIMIT // 2
+# A Map state's and a task's input/output is capped at 256 KiB.
+PAYLOAD_LIMIT = 262_144
+
+
+class FanOut(Stage):
+    """Run `task` once per batch id with `--batch-id N`, at most `batching.max_concurrency` at once."""
+
+    type: Literal["fan_out"] = "fan_out"
+    task: str = Field(description="Key in `compute.tasks`: the worker run per batch.")
+    args: list[str] = Field(default_factory=list, description="Extra arguments after --batch-id.")
+    label: str | None = Field(None, max_length=40, pattern=r"^[A-Za-z0-9_-]+$",
+                              description="Distributed Map label (<= 40 characters; default: the stage name).")
+
+    def mode(self, ctx: "Context") -> str:
+        b = ctx.p.batching
+        if b.map_mode != "auto":
+            return b.map_mode
+        crowded = b.batches * EVENTS_PER_ITERATION > HISTORY_BUDGET
+        return "distributed" if b.max_concurrency > INLINE_MAX_CONCURRENCY or crowded else "inline"
+
+    def check(self, ctx: "Context") -> list[Finding]:
+        found = []
+        b = ctx.p.batching
+        if self.task not in ctx.p.compute.tasks:
+            return [Finding("error", ("task",), f"{self.task!r} is not a key of `compute.tasks`")]
+        if not any(s.type == "batch_ids" for s in ctx.p.stages[: ctx.p.stages.index(self)]):
+            found.append(Finding("error", ("type",), "needs a `batch_ids` stage before it (it maps over its ids)"))
+        mode = self.mode(ctx)
+        if mode == "inline" and b.max_concurrency > INLINE_MAX_CONCURRENCY:
+            found.append(Finding("error", ("type",), f"max_concurrency {b.max_concurrency} with an inline Map: AWS "
+                                 f"runs at most {INLINE_MAX_CONCURRENCY} at once. Set batching.map_mode: distributed "
+                                 "(or auto)"))
+        if mode == "inline" and b.batches * EVENTS_PER_ITERATION > HISTORY_BUDGET:
+            found.append(Finding("error", ("type",), f"{b.batches} inline iterations add ~"
+                                 f"{b.batches * EVENTS_PER_ITERATION} history events; an execution fails past "
+                                 f"{HISTORY_LIMIT}. Use batching.map_mode: distributed"))
+        if mode == "inline" and b.tolerated_failure_percentage:
+            found.append(Finding("error", ("type",), "tolerated_failure_percentage needs a Distributed Map"))
+        vcpu = _ecs.vcpus(ctx, self.task) * min(b.max_concurrency, b.batches)
+        if vcpu > 6:
+            found.append(Finding("warning", ("task",), f"{min(b.max_concurrency, b.batches)} tasks x "
+                                 f"{_ecs.vcpus(ctx, self.task):g} vCPU = {vcpu:g} vCPU at once; new accounts may "
+                                 "have a Fargate On-Demand quota of 6 vCPU (L-3032A538): request an increase"))
+        return found
+
+    def _child(self, ctx: "Context") -> tuple[str, State]:
+        cmd = _ecs.command(ctx, "$.run_id", [("--batch-id", "$.batch_id"), *self.args])
+        state = _ecs.task(ctx, self.task, cmd)
+        state["End"] = True
+        return f"{self.name}Batch", state
+
+    def fragment(self, ctx: "Context") -> Fragment:
+        b = ctx.p.batching
+        mode = self.mode(ctx)
+        child_name, child = self._child(ctx)
+        state: State = {"Type": "Map"}
+        if self.comment:
+            state["Comment"] = self.comment
+        processor: State = {"ProcessorConfig": {"Mode": "INLINE"}}
+        if mode == "distributed":
+            processor = {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}}
+            state["Label"] = self.label or self.name[:40]
+        processor.update({"StartAt": child_name, "States": {child_name: child}})
+        state.update(
+            {
+                "ItemsPath": ITEMS_PATH,
+                # Evaluated in the parent: the children get the parent's execution name as run id.
+                "ItemSelector": {"batch_id.$": "$$.Map.Item.Value", "run_id.$": "$$.Execution.Name"},
+                "MaxConcurrency": b.max_concurrency,
+                "ItemProcessor": processor,
+            }
+        )
+        if mode == "distributed":
+            state["ToleratedFailurePercentage"] = b.tolerated_failure_percentage
+            # Children's results go to S3; the state keeps none of them (256 KiB cap).
+            state["ResultWriter"] = {
+                "Resource": "arn:aws:states:::s3:putObject",
+                "Parameters": {"Bucket": ctx.p.aws.bucket, "Prefix": f"{ctx.p.aws.prefix}/map-results"},
+            }
+        # Map states take no TimeoutSeconds: each child task has its own.
+        state["ResultPath"] = None
+        return Fragment().add(self.name, state).chain()
+
+    def iam(self, ctx: "Context") -> list[Statement]:
+        out = _ecs.statements(ctx, self.task)
+        if self.mode(ctx) == "distributed":
+            n, aws = ctx.names, ctx.p.aws
+            out += [
+                # A Distributed Map starts child executions of its own state machine (docs: iam-policies-eg-dist-map).
+                Statement.of("statemachine", "states:StartExecution", n.state_machine_arn),
+                # Children are named execution:MACHINE/LABEL:ID; execution:MACHINE:* is the documented form.
+                Statement.of("statemachine", ["states:DescribeExecution", "states:StopExecution"],
+                             [n.executions_arn, n.arn("states", f"execution:{n.state_machine}:*")]),
+                Statement.of("statemachine", ["s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts",
+                                              "s3:AbortMultipartUpload"],
+                             f"arn:aws:s3:::{aws.bucket}/{aws.prefix}/map-results/*"),
+            ]
+        return out

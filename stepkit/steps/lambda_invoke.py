@@ -1,0 +1,67 @@
+"""`lambda_invoke`: call a Lambda function (`lambda:invoke`), with retries on Lambda's transient errors."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from stepkit.compiler.asl import LAMBDA_RETRY, Fragment, State
+from stepkit.compiler.iam import Statement
+from stepkit.steps.base import Finding, Stage
+
+if TYPE_CHECKING:
+    from stepkit.compiler.context import Context
+
+RESOURCE = "arn:aws:states:::lambda:invoke"
+
+
+def invoke(ctx: "Context", function_arn: str, payload: dict[str, Any], timeout_seconds: int,
+           comment: str | None = None) -> State:
+    state: State = {"Type": "Task"}
+    if comment:
+        state["Comment"] = comment
+    state.update({
+        "Resource": RESOURCE,
+        "Parameters": {"FunctionName": function_arn, "Payload": payload},
+        "ResultPath": None,
+        # The function's own timeout plus a margin for the invoke itself.
+        "TimeoutSeconds": timeout_seconds + 30,
+        "Retry": [LAMBDA_RETRY.render()],
+    })
+    return state
+
+
+def invoke_statement(function_arn: str) -> Statement:
+    return Statement.of("statemachine", "lambda:InvokeFunction", [function_arn, f"{function_arn}:*"])
+
+
+class LambdaInvoke(Stage):
+    """Invoke a function with a payload; the run id is added as `run_id`."""
+
+    type: Literal["lambda_invoke"] = "lambda_invoke"
+    function: str = Field(description="Function name (prefixed with resource_prefix) or a full function ARN.")
+    payload: dict[str, Any] = Field(default_factory=dict, description="JSON payload (static values).")
+    expected_seconds: int | None = Field(
+        None, gt=0, description="How long the work usually takes; the compiler checks it fits the Lambda timeout."
+    )
+
+    def function_arn(self, ctx: "Context") -> str:
+        if self.function.startswith("arn:"):
+            return self.function
+        return ctx.names.function_arn(self.function)
+
+    def check(self, ctx: "Context") -> list[Finding]:
+        limit = ctx.p.compute.lambda_.timeout_seconds
+        if self.expected_seconds and self.expected_seconds > limit * 0.8:
+            return [Finding("error", ("expected_seconds",), f"{self.expected_seconds} s of work in a Lambda with a "
+                            f"{limit} s timeout; raise compute.lambda.timeout_seconds (max 900) or move the work to "
+                            "an Athena or Fargate stage")]
+        return []
+
+    def fragment(self, ctx: "Context") -> Fragment:
+        payload = {**self.payload, "run_id.$": "$$.Execution.Name"}
+        state = invoke(ctx, self.function_arn(ctx), payload, ctx.p.compute.lambda_.timeout_seconds, self.comment)
+        return Fragment().add(self.name, state).chain()
+
+    def iam(self, ctx: "Context") -> list[Statement]:
+        return [invoke_statement(self.function_arn(ctx))]

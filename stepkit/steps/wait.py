@@ -1,0 +1,27 @@
+"""`wait`: pause (e.g. the seed's 3-minute buffer before cleanup)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from stepkit.compiler.asl import Fragment
+from stepkit.steps.base import Stage
+
+if TYPE_CHECKING:
+    from stepkit.compiler.context import Context
+
+
+class Wait(Stage):
+    """Wait a fixed time. Local runs shorten it to `local_seconds` and say so."""
+
+    type: Literal["wait"] = "wait"
+    seconds: int = Field(gt=0, le=365 * 24 * 3600, description="Seconds to wait on AWS.")
+    local_seconds: float = Field(0, ge=0, description="Seconds to wait in `stepkit run --local`.")
+
+    def fragment(self, ctx: "Context") -> Fragment:
+        state = {"Type": "Wait"}
+        if self.comment:
+            state["Comment"] = self.comment
+        state["Seconds"] = self.seconds
+        return Fragment().add(self.name, state).chain()
