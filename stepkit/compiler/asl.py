@@ -49,6 +49,9 @@ class Retry:
 # RunTask is rate limited (20/s, Fargate launch burst 100): a fan-out of 100 needs patient retries.
 # Metaflow's values: 2 s doubling to 60 s, 10 attempts, full jitter.
 ECS_RETRY = Retry(tuple(ECS_THROTTLE), interval_seconds=2, max_attempts=10)
+# A batch's container that dies (host or Spot loss, OOM) is run again: its output file is
+# deterministic, so a retry overwrites and never duplicates.
+TASK_FAILED_RETRY = Retry(("States.TaskFailed",), interval_seconds=30, max_attempts=2, max_delay_seconds=300)
 ATHENA_RETRY = Retry(tuple(ATHENA_THROTTLE), interval_seconds=5, max_attempts=6)
 LAMBDA_RETRY = Retry(tuple(LAMBDA_TRANSIENT), interval_seconds=2, max_attempts=6)
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from stepkit.compiler.asl import Fragment, State
+from stepkit.compiler.asl import TASK_FAILED_RETRY, Fragment, State
 from stepkit.compiler.iam import Statement
 from stepkit.steps import _ecs
 from stepkit.steps.base import Finding, Stage
@@ -74,6 +74,7 @@ class FanOut(Stage):
     def _child(self, ctx: "Context") -> tuple[str, State]:
         cmd = _ecs.command(ctx, "$.run_id", [("--batch-id", "$.batch_id"), *self.args])
         state = _ecs.task(ctx, self.task, cmd)
+        state["Retry"].append(TASK_FAILED_RETRY.render())
         state["End"] = True
         return f"{self.name}Batch", state
 
