@@ -146,3 +146,4 @@ def run() -> None:  # pragma: no cover - console entry
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+from stepkit.commands.run import run as _run_command; main.add_command(_run_command)  # noqa: E402,E702

@@ -60,6 +60,11 @@ class Cleanup(Stage):
     def iam(self, ctx: "Context") -> list[Statement]:
         return statements(ctx)
 
+    def run_local(self, ctx) -> dict[str, Any]:
+        from stepkit.local import tasks
+
+        return tasks.cleanup(ctx, self.payload(ctx.compile))
+
 
 def statements(ctx: "Context") -> list[Statement]:
     n, aws = ctx.names, ctx.p.aws

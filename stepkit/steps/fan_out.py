@@ -125,3 +125,8 @@ class FanOut(Stage):
                              f"arn:aws:s3:::{aws.bucket}/{aws.prefix}/map-results/*"),
             ]
         return out
+
+    def run_local(self, ctx) -> dict:
+        from stepkit.local import tasks
+
+        return tasks.fan_out(ctx, self)

@@ -33,3 +33,8 @@ class FargateTask(Stage):
 
     def iam(self, ctx: "Context") -> list[Statement]:
         return _ecs.statements(ctx, self.task)
+
+    def run_local(self, ctx) -> dict:
+        from stepkit.local import tasks
+
+        return tasks.fargate_task(ctx, self)

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from stepkit.compiler.asl import LAMBDA_RETRY, Fragment, State
 from stepkit.compiler.iam import Statement
+from stepkit.compiler.names import CLEANUP_FUNCTION
 from stepkit.steps.base import Finding, Stage
 
 if TYPE_CHECKING:
@@ -65,3 +66,13 @@ class LambdaInvoke(Stage):
 
     def iam(self, ctx: "Context") -> list[Statement]:
         return [invoke_statement(self.function_arn(ctx))]
+
+    def run_local(self, ctx) -> dict[str, Any]:
+        from stepkit.errors import StepkitError
+        from stepkit.local import tasks
+
+        # Locally there are no functions; stepkit's own cleanup function is a plan run in-process.
+        if self.function_arn(ctx.compile) == ctx.names.function_arn(CLEANUP_FUNCTION):
+            return tasks.cleanup(ctx, dict(self.payload))
+        raise StepkitError(f"stages.{self.name}.function: {self.function}: a local run has no Lambda functions; "
+                           f"only stepkit's own {CLEANUP_FUNCTION!r} function runs locally")

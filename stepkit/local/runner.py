@@ -1,0 +1,315 @@
+"""`stepkit run --local`: the compiled state machine, executed on this machine.
+
+Stages run in the order of the compiled ASL (StartAt, then Next), each through its block's
+`run_local`. A failure runs the pipeline's failure path (as `CleanupOnFailure` does on AWS)
+and leaves the run record `failed`; `--resume RUN_ID` continues from the failed stage, first
+re-running any finished stage whose tables are gone (the failure clean-up drops them).
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from stepkit.errors import StepkitError
+from stepkit.local.progress import Progress
+from stepkit.local.retry import TASK_FAILED, Attempts, RetryPolicy
+from stepkit.local.runs import RunRecord, StageRecord, check_writable, new_run_id, write_atomic
+from stepkit.local.source import check_source, fill_placeholders
+
+# Stages whose work lives only in memory: cheap, always run again on --resume.
+RERUN_ON_RESUME = {"batch_ids"}
+# Stages that must not run again on --resume once done (they delete things).
+NEVER_RERUN = {"cleanup", "wait"}
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    run_dir: Path
+    record: RunRecord
+
+    @property
+    def report(self) -> Path:
+        return self.run_dir / "report.html"
+
+
+def stage_order(ctx, definition: dict[str, Any]) -> list[tuple[Any, list[str]]]:
+    """(stage, its state names) in the order the state machine reaches them from StartAt."""
+    owner: dict[str, Any] = {}
+    for stage in ctx.p.stages:
+        for name in stage.fragment(ctx).states:
+            owner[name] = stage
+    order: list[tuple[Any, list[str]]] = []
+    name, seen = definition["StartAt"], set()
+    while name and name not in seen:
+        seen.add(name)
+        stage = owner.get(name)
+        if stage is None:
+            break  # the failure path: reached only by Catch, never by Next
+        if order and order[-1][0] is stage:
+            order[-1][1].append(name)
+        else:
+            order.append((stage, [name]))
+        name = definition["States"][name].get("Next")
+    return order
+
+
+class Runner:
+    def __init__(self, pipeline_path: str | Path, variables: dict[str, str], workdir: Path,
+                 source: Path | None = None, resume: str | None = None, progress: Progress | None = None,
+                 demo_rows: int = 1_000_000):
+        self.pipeline_path = Path(pipeline_path)
+        self.variables = dict(variables)
+        self.workdir = Path(workdir).resolve()
+        self.source_arg = source
+        self.resume = resume
+        self.out = progress or Progress()
+        self.demo_rows = demo_rows
+
+    # --- set-up: every user error is found here, before anything is written
+    def _load(self):
+        from stepkit.compiler.build import build
+        from stepkit.compiler.context import Context
+        from stepkit.spec.loader import load_pipeline
+
+        filled = fill_placeholders(self.variables)
+        pipeline, positions = load_pipeline(self.pipeline_path, self.variables)
+        self.warehouse = self.workdir / "warehouse"
+        ctx = Context(pipeline, self.pipeline_path, root=self.warehouse.as_posix() + "/")
+        artifacts = build(ctx, positions)
+        return ctx, artifacts, filled
+
+    def _source(self, ctx, record: RunRecord | None):
+        p = ctx.p
+        table = f"{p.source.database or p.aws.database}.{p.source.table}"
+        path = self.source_arg or (Path(record.source) if record else None)
+        if path is None:
+            path = self._demo_source()
+        return check_source(Path(path), table, p.source.id_column, p.source.document_column)
+
+    def _demo_source(self) -> Path:
+        from stepkit import demo_data
+
+        path = self.workdir / "demo" / f"source-{self.demo_rows}.parquet"
+        if not path.exists():
+            self.out.log(f"no --source: generating a demo source of {self.demo_rows:,} rows at {path}")
+            demo_data.write(path, rows=self.demo_rows)
+        else:
+            self.out.log(f"no --source: using the demo source {path}")
+        return path
+
+    # --- the run
+    def run(self) -> Outcome:
+        check_writable(self.workdir)
+        ctx, artifacts, filled = self._load()
+        runs = self.workdir / "runs"
+        record = RunRecord.load(runs / self.resume) if self.resume else None
+        if record and record.status == "succeeded":
+            raise StepkitError(f"{runs / self.resume}: run {self.resume} already succeeded; nothing to resume")
+        source = self._source(ctx, record)
+        for w in artifacts.warnings:
+            self.out.log(str(w))
+        if filled:
+            self.out.log(f"local run: AWS variables {', '.join(filled)} unset; using local placeholders "
+                         "(nothing here calls AWS)")
+
+        run_id = record.run_id if record else new_run_id()
+        run_dir = runs / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if record is None:
+            record = RunRecord(run_id, str(self.pipeline_path.resolve()), str(source.path), str(self.workdir))
+        else:
+            record.status, record.error, record.ended, record.source = "running", None, None, str(source.path)
+            record.resumed.append(time.time())
+        order = stage_order(ctx, artifacts.definition)
+        old = {s.name: s for s in record.stages}
+        record.stages = [old.get(stage.name) or StageRecord(stage.name, stage.type) for stage, _ in order]
+        record.save(run_dir)
+
+        lctx = self._local_context(ctx, run_id, run_dir)
+        try:
+            self._register_source(lctx, source)
+            self.out.log(f"run {run_id}: {ctx.p.name}, {len(order)} stages, source {source.path} "
+                         f"({source.rows:,} rows), {lctx.concurrency} worker processes")
+            failed_at = self._stages(lctx, artifacts.definition, order, record, run_dir)
+            if failed_at is None:
+                self._finish(lctx, record, run_dir)
+        finally:
+            lctx.engine.close()
+        return Outcome(run_id, run_dir, record)
+
+    def _local_context(self, ctx, run_id: str, run_dir: Path):
+        from stepkit import config
+        from stepkit.engines import DuckDBEngine
+        from stepkit.local.context import LocalContext
+
+        config_path = run_dir / "config.json"
+        write_atomic(config_path, config.render(config.worker_config(ctx.p, ctx.names.root)))
+        engine = DuckDBEngine(self.warehouse)
+        concurrency = max(1, min(ctx.p.batching.max_concurrency, os.cpu_count() or 1))
+        return LocalContext(compile=ctx, run_id=run_id, workdir=self.workdir, run_dir=run_dir,
+                            config_path=config_path, engine=engine, concurrency=concurrency,
+                            progress=self.out.batches, log=self.out.log)
+
+    def _register_source(self, lctx, source) -> None:
+        p = lctx.compile.p
+        lctx.engine.register_table(p.source.database or p.aws.database, p.source.table, source.location)
+        lctx.extra["source_rows"] = source.rows
+
+    def _needs_run(self, lctx, stage, rec: StageRecord, reached_failure: bool) -> bool:
+        if rec.status != "succeeded" or reached_failure:
+            return True
+        if stage.type in RERUN_ON_RESUME:
+            return True
+        if stage.type in NEVER_RERUN:
+            return False
+        # Done before, but the failure clean-up (or another run's PreCleanup) removed its tables.
+        return not all(self._table_exists(lctx, key) for key in stage.tables_written())
+
+    def _table_exists(self, lctx, key: str) -> bool:
+        p = lctx.compile.p
+        try:
+            lctx.engine.row_count(p.aws.database, p.tables.names()[key])
+            return True
+        except Exception:
+            return False
+
+    def _stages(self, lctx, definition, order, record: RunRecord, run_dir: Path) -> str | None:
+        failed_before = record.failed_stage
+        reached = failed_before is None
+        total = len(order)
+        for i, (stage, states) in enumerate(order, 1):
+            rec = record.stage(stage.name)
+            reached = reached or stage.name == failed_before
+            if self.resume and not self._needs_run(lctx, stage, rec, reached):
+                self.out.log(f"[{i}/{total}] {stage.name}: done in an earlier attempt of this run; skipped")
+                continue
+            self.out.stage_start(i, total, stage.name, stage.type)
+            rec.status, rec.start, rec.end, rec.error, rec.attempts = "running", time.time(), None, None, 0
+            record.save(run_dir)
+            try:
+                result = self._attempts(lctx, stage, RetryPolicy.of(definition["States"][states[0]]), rec)
+            except StepkitError as e:
+                self._fail(lctx, record, rec, run_dir, str(e))
+                raise StepkitError(f"{self.pipeline_path}: run {record.run_id} failed at stage {stage.name}: "
+                                   f"{e}. Fix it, then: stepkit run {self.pipeline_path} --local "
+                                   f"--workdir {self.workdir} --resume {record.run_id}") from None
+            except BaseException as e:  # a bug: record it, clean up, keep the traceback
+                self._fail(lctx, record, rec, run_dir, f"{type(e).__name__}: {e}")
+                raise
+            rec.end = time.time()
+            rec.status = "succeeded"
+            self._absorb(lctx, stage, rec, record, result or {})
+            record.failed_stage = None if record.failed_stage == stage.name else record.failed_stage
+            record.save(run_dir)
+            self.out.stage_end(stage.name, rec.end - rec.start, rec.rows_out, rec.detail.get("note", ""))
+        return None
+
+    def _attempts(self, lctx, stage, policy: RetryPolicy, rec: StageRecord) -> dict[str, Any]:
+        """The stage's own Retry (its entry state's); a fan-out retries per batch inside run_local."""
+        tries = Attempts(policy)
+        while True:
+            rec.attempts = tries.start()
+            try:
+                return stage.run_local(lctx) or {}
+            except StepkitError as e:
+                delay = tries.retry_delay(TASK_FAILED)
+                if delay is None:
+                    raise
+                self.out.log(f"      {stage.name}: attempt {rec.attempts} failed ({e}); retrying")
+                time.sleep(delay)
+
+    def _absorb(self, lctx, stage, rec: StageRecord, record: RunRecord, result: dict[str, Any]) -> None:
+        """Rows out, notes and model metrics from a stage's result."""
+        rows = result.get("rows")
+        if rows is None and stage.tables_written():
+            p = lctx.compile.p
+            try:
+                rows = lctx.engine.row_count(p.aws.database, p.tables.names()[stage.tables_written()[-1]])
+            except Exception:
+                rows = None
+        rec.rows_out = int(rows) if rows is not None else None
+        rec.detail = {k: v for k, v in result.items() if k in ("note", "batches", "retried", "pool_restarts",
+                                                                  "attempts", "statements", "dropped", "deleted")}
+        if "metrics" in result:
+            record.metrics = _metrics(result["metrics"])
+            record.training = {k: v for k, v in result.items() if k != "metrics" and _plain(v)}
+
+    def _fail(self, lctx, record: RunRecord, rec: StageRecord, run_dir: Path, message: str) -> None:
+        rec.end, rec.status, rec.error = time.time(), "failed", message
+        record.status, record.error, record.failed_stage, record.ended = "failed", message, rec.name, time.time()
+        record.save(run_dir)
+        self._failure_path(lctx, record)
+        record.save(run_dir)
+
+    def _failure_path(self, lctx, record: RunRecord) -> None:
+        """What CleanupOnFailure does on AWS: drop what the failed run made. Its own trouble is only logged."""
+        from stepkit.compiler.build import CLEANUP_ON_FAILURE
+        from stepkit.steps.cleanup import Cleanup
+
+        of = lctx.compile.p.on_failure
+        if not (of.drop_tables or of.delete_data):
+            return
+        block = Cleanup(name=CLEANUP_ON_FAILURE, drop_tables=of.drop_tables, delete_data=of.delete_data, scope="run")
+        try:
+            done = block.run_local(lctx)
+            record.notes.append(f"{CLEANUP_ON_FAILURE}: dropped {', '.join(done.get('dropped', [])) or 'nothing'}")
+            self.out.log(f"      {CLEANUP_ON_FAILURE}: dropped what the failed run made ({', '.join(done.get('dropped', [])) or 'nothing'})")
+        except Exception as e:  # must not hide the stage's own error (the ASL's Catch does the same)
+            record.notes.append(f"{CLEANUP_ON_FAILURE} failed: {e}")
+            self.out.log(f"      {CLEANUP_ON_FAILURE} failed: {e}")
+
+    def _finish(self, lctx, record: RunRecord, run_dir: Path) -> None:
+        from stepkit.local import report
+
+        record.outputs = outputs(lctx)
+        record.ended = time.time()
+        record.status = "succeeded"
+        # The report reads the tables; the record says "succeeded" only once it is written too.
+        record.report = str(report.write(lctx, record, run_dir))
+        record.save(run_dir)
+
+
+def outputs(lctx) -> dict[str, Any]:
+    """Every table the pipeline names (path, rows, whether it still exists), the models and config."""
+    p, names, engine = lctx.compile.p, lctx.names, lctx.engine
+    tables = {}
+    for key, name in p.tables.names().items():
+        path = names.table_location(key, lctx.run_id)
+        try:
+            rows = engine.row_count(p.aws.database, name)
+            exists = True
+        except Exception:
+            rows, exists = None, False
+        tables[key] = {"table": f"{p.aws.database}.{name}", "path": path, "rows": rows, "exists": exists}
+    return {
+        "final_results": tables["final_results"]["path"],
+        "human_qa": tables["human_qa"]["path"],
+        "predictions": tables["predictions"]["path"],
+        "tables": tables,
+        "models": names.models_location(lctx.run_id),
+        "config": str(lctx.config_path),
+        "warehouse": names.root,
+    }
+
+
+def _plain(v: Any) -> bool:
+    return isinstance(v, (str, int, float, bool, type(None), list, dict))
+
+
+def _metrics(raw: Any) -> dict[str, dict[str, float | None]]:
+    """{model: {mae, rmse, r2, coverage}} from the training worker's report."""
+    out = {}
+    for model, m in (raw or {}).items():
+        if isinstance(m, dict):
+            out[model] = {k: (float(m[k]) if m.get(k) is not None else None) for k in ("mae", "rmse", "r2", "coverage")}
+    return out
+
+
+def run_local(pipeline_path: str | Path, variables: dict[str, str], workdir: Path, source: Path | None = None,
+              resume: str | None = None, progress: Progress | None = None, demo_rows: int = 1_000_000,
+              log: Callable[[str], None] | None = None) -> Outcome:
+    return Runner(pipeline_path, variables, workdir, source, resume, progress, demo_rows).run()
