@@ -95,9 +95,13 @@ def validate(pipelines: tuple[str, ...], var: tuple[str, ...], env_file: str | N
 @env_file_option
 def compile_(pipeline: str, out: str | None, var: tuple[str, ...], env_file: str | None) -> None:
     """Write the state machine, IAM policies and SQL of PIPELINE."""
-    from stepkit.compiler.build import compile_file
+    # Started first: the child imports sqlglot on the other core while this process loads the spec.
+    from stepkit.compiler.sqlcheck import Background
 
-    artifacts = compile_file(pipeline, _variables(var, env_file))
+    with Background() as checker:
+        from stepkit.compiler.build import compile_file
+
+        artifacts = compile_file(pipeline, _variables(var, env_file), check_sql=checker)
     _print_warnings(artifacts)
     out_dir = Path(out or Path(OUT_DEFAULT) / Path(pipeline).stem)
     try:

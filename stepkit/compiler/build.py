@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stepkit.compiler import asl
+from stepkit.compiler import asl, integrations, sqlcheck
 from stepkit.compiler.context import Context
 from stepkit.compiler.iam import Policy, Statement
 from stepkit.compiler.names import CLEANUP_FUNCTION, ROLES
-from stepkit.compiler.sql import SqlStatement, parse_check
+from stepkit.compiler.sql import SqlStatement
 from stepkit.errors import Problem, SpecError
 from stepkit.spec.loader import Positions, dotted, load_pipeline
 from stepkit.steps import cleanup as cleanup_block
@@ -88,7 +88,10 @@ def _base_statements(ctx: Context) -> list[Statement]:
     ]
 
 
-def build(ctx: Context, positions: Positions | None = None, check_sql: bool = True) -> Artifacts:
+def build(ctx: Context, positions: Positions | None = None,
+          check_sql: "bool | sqlcheck.Checker" = True) -> Artifacts:
+    """Check, build and wire every stage. `check_sql`: parse every statement with sqlglot (True,
+    in this process), not at all (False: `graph` only), or through a given (background) checker."""
     p = ctx.p
     positions = positions or Positions()
     errors: list[Problem] = []
@@ -99,21 +102,22 @@ def build(ctx: Context, positions: Positions | None = None, check_sql: bool = Tr
     if errors:
         raise SpecError(problems=errors)
 
+    checker = sqlcheck.InProcess() if check_sql is True else check_sql or None
     statements: list[SqlStatement] = []
+    owners: list[int] = []
     for i, stage in enumerate(p.stages):
         for st in stage.sql(ctx):
-            if check_sql:
-                why = parse_check(st)
-                if why:
-                    errors.append(_locate(ctx, positions, i, Finding("error", (), f"sql/{st.name}.sql {why}")))
+            if checker is not None:
+                # Submitted now, verdicts read at the end: a background checker parses meanwhile.
+                checker.submit(st.text(sqlcheck.SAMPLE_RUN_ID))
             statements.append(st)
-    if errors:
-        raise SpecError(problems=errors)
+            owners.append(i)
 
     failure_states, failure_iam, on_error = _failure_path(ctx)
     states: dict[str, asl.State] = {}
+    stage_of: dict[str, int] = {}
     fragments = [stage.fragment(ctx) for stage in p.stages]
-    for frag, nxt in zip(fragments, fragments[1:] + [None]):
+    for i, (frag, nxt) in enumerate(zip(fragments, fragments[1:] + [None])):
         for name in frag.exits:
             state = frag.states[name]
             state.pop("Next", None)
@@ -127,6 +131,7 @@ def build(ctx: Context, positions: Positions | None = None, check_sql: bool = Tr
             if name in states:
                 raise SpecError(f"{ctx.file}: two stages make a state named {name!r}")
             states[name] = state
+            stage_of[name] = i
     states.update(failure_states)
 
     definition = {
@@ -141,10 +146,23 @@ def build(ctx: Context, positions: Positions | None = None, check_sql: bool = Tr
     if not policies["lambda"].statements:
         # Nothing invokes stepkit's Lambda: still let the deployed function write its logs.
         policies["lambda"].statements += [s for s in cleanup_block.statements(ctx) if s.role == "lambda" and "logs" in s.actions[0]]
+
+    if checker is not None:
+        for st, i, why in zip(statements, owners, checker.results()):
+            if why:
+                errors.append(_locate(ctx, positions, i, Finding("error", (), f"sql/{st.name}.sql {why}")))
+    # No validator reads integration ARNs or their Parameters: stepkit's own allow-list does.
+    for issue in integrations.check(definition):
+        index = stage_of.get(issue.state)  # None: the failure path, made from `on_failure`
+        loc = () if index is not None else ("on_failure",)
+        errors.append(_locate(ctx, positions, index, Finding("error", loc, f"state {issue}")))
+    if errors:
+        raise SpecError(problems=errors)
     return Artifacts(ctx, definition, policies, statements, warnings)
 
 
-def compile_file(path: str | Path, variables: dict[str, str] | None = None, check_sql: bool = True) -> Artifacts:
+def compile_file(path: str | Path, variables: dict[str, str] | None = None,
+                 check_sql: "bool | sqlcheck.Checker" = True) -> Artifacts:
     pipeline, positions = load_pipeline(path, variables)
     ctx = Context(pipeline, Path(path))
     return build(ctx, positions, check_sql=check_sql)

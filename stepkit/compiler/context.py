@@ -19,6 +19,9 @@ class Context:
     extra_template_dirs: list[Path] = field(default_factory=list)
     # A local run's warehouse folder; None on AWS (see Names.root_override).
     root: str | None = None
+    # Rendered SQL by (template, where, extra): blocks ask for the same statement from sql() and
+    # fragment(); the pipeline is frozen, so a second render would give the same text.
+    _rendered: dict[tuple[str, str, str], str] = field(default_factory=dict, repr=False, compare=False)
 
     @cached_property
     def names(self) -> Names:
@@ -65,4 +68,7 @@ class Context:
         return ctx
 
     def render(self, template: str, where: str, **extra: Any) -> str:
-        return sqlmod.render(template, self.template_context(**extra), self.template_dirs, where)
+        key = (template, where, repr(sorted(extra.items())))
+        if key not in self._rendered:
+            self._rendered[key] = sqlmod.render(template, self.template_context(**extra), self.template_dirs, where)
+        return self._rendered[key]

@@ -48,10 +48,11 @@ class Policy:
         """Drop statements another one already grants (same conditions, its actions and wider resources)."""
         keep = []
         for s in self.statements:
+            # Cheap comparisons first: fnmatch only runs for the few pairs that could cover.
             covered = any(
                 t is not s and t.conditions == s.conditions and set(s.actions) <= set(t.actions)
-                and all(any(fnmatchcase(r, tr) for tr in t.resources) for r in s.resources)
                 and (set(t.resources) != set(s.resources) or set(t.actions) != set(s.actions))
+                and all(any(fnmatchcase(r, tr) for tr in t.resources) for r in s.resources)
                 for t in self.statements
             )
             if not covered:

@@ -84,15 +84,7 @@ def render(template: str, context: dict[str, Any], dirs: list[str], where: str) 
 
 
 def parse_check(statement: SqlStatement) -> str | None:
-    """None when sqlglot reads exactly one Athena statement, else why not."""
-    import sqlglot  # imported here: only `validate` and tests pay for it
-    from sqlglot.errors import ParseError
+    """None when sqlglot reads exactly one Athena statement, else why not (see sqlcheck.py)."""
+    from stepkit.compiler.sqlcheck import SAMPLE_RUN_ID, check
 
-    try:
-        trees = [t for t in sqlglot.parse(statement.text("run_0000"), read="athena") if t is not None]
-    except ParseError as e:
-        first = e.errors[0] if e.errors else {}
-        return f"does not parse as Athena SQL: {first.get('description', str(e))} (line {first.get('line', '?')})"
-    if len(trees) != 1:
-        return f"holds {len(trees)} statements; Athena runs exactly one per query"
-    return None
+    return check(statement.text(SAMPLE_RUN_ID))

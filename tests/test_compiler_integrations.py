@@ -1,0 +1,85 @@
+"""stepkit's allow-list of integration resources and parameters (no validator checks these)."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from stepkit.compiler import integrations
+
+ATHENA = "arn:aws:states:::athena:startQueryExecution.sync"
+ECS = "arn:aws:states:::ecs:runTask.sync"
+LAMBDA = "arn:aws:states:::lambda:invoke"
+
+
+def task(resource: str, **params) -> dict:
+    return {"Type": "Task", "Resource": resource, "Parameters": params, "End": True}
+
+
+ECS_GOOD = task(
+    ECS, LaunchType="FARGATE", Cluster="arn:c", TaskDefinition="fam", PropagateTags="TASK_DEFINITION",
+    EnableECSManagedTags=True, PlatformVersion="1.4.0",
+    NetworkConfiguration={"AwsvpcConfiguration": {"Subnets": ["s"], "SecurityGroups": ["g"], "AssignPublicIp": "DISABLED"}},
+    Overrides={"ContainerOverrides": [{"Name": "c", "Command.$": "States.Array('a')"}]},
+)
+
+
+def dist_map(child: dict, writer: dict | None = None) -> dict:
+    state = {"Type": "Map", "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                                              "StartAt": "Child", "States": {"Child": child}}, "End": True}
+    if writer:
+        state["ResultWriter"] = writer
+    return state
+
+
+GOOD = [
+    ("athena", task(ATHENA, **{"QueryString.$": "States.Format('x')", "WorkGroup": "primary",
+                               "QueryExecutionContext": {"Database": "d"},
+                               "ResultConfiguration": {"OutputLocation": "s3://b/p/"},
+                               "ExecutionParameters": ["1"]})),
+    ("ecs", ECS_GOOD),
+    ("lambda", task(LAMBDA, FunctionName="arn:f", Payload={"anything": {"goes": 1}}, Qualifier="$LATEST")),
+    ("map child + writer", dist_map(ECS_GOOD, {"Resource": "arn:aws:states:::s3:putObject",
+                                               "Parameters": {"Bucket": "b", "Prefix": "p"}})),
+    ("pass and wait ignored", {"Type": "Pass", "Parameters": {"Whatever": 1}, "End": True}),
+]
+
+BROKEN = [
+    # (case, state, expected path, expected words in the message)
+    ("typo in athena key", task(ATHENA, QueryStrin="SELECT 1"), "States.S.Parameters.QueryStrin",
+     "'QueryStrin' is not a parameter of arn:aws:states:::athena:startQueryExecution.sync"),
+    ("missing required", task(ATHENA, WorkGroup="primary"), "States.S.Parameters", "needs 'QueryString'"),
+    ("typo in resource", task("arn:aws:states:::athena:startQueryExecution.snyc", QueryString="x"),
+     "States.S.Resource", "is not an integration stepkit knows"),
+    ("nested typo", task(ATHENA, QueryString="x", ResultConfiguration={"OutputLocaton": "s3://b/"}),
+     "States.S.Parameters.ResultConfiguration.OutputLocaton", "'OutputLocaton' is not a parameter"),
+    ("typo in container override", task(ECS, TaskDefinition="f", Overrides={"ContainerOverrides": [{"Nmae": "c"}]}),
+     "States.S.Parameters.Overrides.ContainerOverrides[0].Nmae", "'Nmae' is not a parameter"),
+    ("dynamic key checked too", task(LAMBDA, FunctionName="f", **{"Paylod.$": "$"}), "States.S.Parameters.Paylod.$",
+     "'Paylod' is not a parameter of arn:aws:states:::lambda:invoke"),
+    ("object expected", task(ECS, TaskDefinition="f", NetworkConfiguration="subnet-1"),
+     "States.S.Parameters.NetworkConfiguration", "expected an object"),
+    ("typo inside a Map child", dist_map(task(ECS, TaskDefiniton="f")),
+     "States.S.ItemProcessor.States.Child.Parameters.TaskDefiniton", "'TaskDefiniton' is not a parameter"),
+    ("bad ResultWriter key", dist_map(ECS_GOOD, {"Resource": "arn:aws:states:::s3:putObject",
+                                                 "Parameters": {"Bucket": "b", "Prefx": "p"}}),
+     "States.S.ResultWriter.Parameters.Prefx", "'Prefx' is not a parameter of arn:aws:states:::s3:putObject"),
+    ("ResultWriter resource typo", dist_map(ECS_GOOD, {"Resource": "arn:aws:states:::s3:putObjects",
+                                                       "Parameters": {"Bucket": "b"}}),
+     "States.S.ResultWriter.Resource", "is not an integration stepkit knows"),
+    ("branch of a Parallel", {"Type": "Parallel", "End": True, "Branches": [
+        {"StartAt": "B", "States": {"B": task(LAMBDA, FunctionNme="f")}}]},
+     "States.S.Branches[0].States.B.Parameters.FunctionNme", "'FunctionNme' is not a parameter"),
+]
+
+
+@pytest.mark.parametrize("case,state", GOOD, ids=[c for c, _ in GOOD])
+def test_known_integrations_pass(case, state):
+    assert integrations.check({"StartAt": "S", "States": {"S": copy.deepcopy(state)}}) == []
+
+
+@pytest.mark.parametrize("case,state,path,words", BROKEN, ids=[c[0] for c in BROKEN])
+def test_typos_are_found_and_located(case, state, path, words):
+    issues = integrations.check({"StartAt": "S", "States": {"S": state}})
+    assert [(i.state, i.path) for i in issues][:1] == [("S", path)]
+    assert words in issues[0].message
