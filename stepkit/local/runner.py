@@ -87,16 +87,17 @@ class Runner:
         table = f"{p.source.database or p.aws.database}.{p.source.table}"
         path = self.source_arg or (Path(record.source) if record else None)
         if path is None:
-            path = self._demo_source()
+            path = self._demo_source(ctx.p)
         return check_source(Path(path), table, p.source.id_column, p.source.document_column)
 
-    def _demo_source(self) -> Path:
+    def _demo_source(self, pipeline) -> Path:
         from stepkit import demo_data
 
-        path = self.workdir / "demo" / f"source-{self.demo_rows}.parquet"
+        # Cached per pipeline and size; written atomically, so a cached file is always whole.
+        path = self.workdir / "demo" / f"{self.pipeline_path.stem}-{self.demo_rows}.parquet"
         if not path.exists():
             self.out.log(f"no --source: generating a demo source of {self.demo_rows:,} rows at {path}")
-            demo_data.write(path, rows=self.demo_rows)
+            demo_data.write(str(path), pipeline, rows=self.demo_rows)
         else:
             self.out.log(f"no --source: using the demo source {path}")
         return path
@@ -134,9 +135,8 @@ class Runner:
             self._register_source(lctx, source)
             self.out.log(f"run {run_id}: {ctx.p.name}, {len(order)} stages, source {source.path} "
                          f"({source.rows:,} rows), {lctx.concurrency} worker processes")
-            failed_at = self._stages(lctx, artifacts.definition, order, record, run_dir)
-            if failed_at is None:
-                self._finish(lctx, record, run_dir)
+            self._stages(lctx, artifacts.definition, order, record, run_dir)
+            self._finish(lctx, record, run_dir)
         finally:
             lctx.engine.close()
         return Outcome(run_id, run_dir, record)
@@ -171,14 +171,12 @@ class Runner:
 
     def _table_exists(self, lctx, key: str) -> bool:
         p = lctx.compile.p
-        try:
-            lctx.engine.row_count(p.aws.database, p.tables.names()[key])
-            return True
-        except Exception:
-            return False
+        location = lctx.engine.table_location(p.aws.database, p.tables.names()[key])
+        return location is not None and Path(location).is_dir()
 
-    def _stages(self, lctx, definition, order, record: RunRecord, run_dir: Path) -> str | None:
-        failed_before = record.failed_stage
+    def _stages(self, lctx, definition, order, record: RunRecord, run_dir: Path) -> None:
+        # Where to continue: the failed stage, or (a killed run) the first one not done.
+        failed_before = record.failed_stage or next((r.name for r in record.stages if r.status != "succeeded"), None)
         reached = failed_before is None
         total = len(order)
         for i, (stage, states) in enumerate(order, 1):
@@ -206,7 +204,6 @@ class Runner:
             record.failed_stage = None if record.failed_stage == stage.name else record.failed_stage
             record.save(run_dir)
             self.out.stage_end(stage.name, rec.end - rec.start, rec.rows_out, rec.detail.get("note", ""))
-        return None
 
     def _attempts(self, lctx, stage, policy: RetryPolicy, rec: StageRecord) -> dict[str, Any]:
         """The stage's own Retry (its entry state's); a fan-out retries per batch inside run_local."""
