@@ -1,0 +1,58 @@
+"""What deploy uploads: the cleanup Lambda's zip (content-hash key), the worker config, the template.
+
+The zip is byte-for-byte reproducible (fixed timestamps and order), so an unchanged handler
+gets the same key and an unchanged stack sees no change.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import stepkit
+
+REPO = Path(stepkit.__file__).resolve().parent.parent
+# Only what the handler imports: the Lambda runtime has boto3 but not pydantic or jinja2.
+CLEANUP_FILES = ("stepkit/__init__.py", "stepkit/cleanup.py", "workers/cleanup/__init__.py",
+                 "workers/cleanup/handler.py")
+EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    key: str  # S3 key under the pipeline's bucket
+    body: bytes
+    content_type: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.body).hexdigest()[:16]
+
+
+def zip_files(root: Path, files: tuple[str, ...]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for rel in sorted(files):
+            info = zipfile.ZipInfo(rel, date_time=EPOCH)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, (root / rel).read_bytes())
+    return buf.getvalue()
+
+
+def cleanup_code(prefix: str) -> Artifact:
+    body = zip_files(REPO, CLEANUP_FILES)
+    digest = hashlib.sha256(body).hexdigest()[:16]
+    return Artifact(f"{prefix}/stepkit/code/cleanup-{digest}.zip", body, "application/zip")
+
+
+def template(prefix: str, stack: str, text: str) -> Artifact:
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return Artifact(f"{prefix}/stepkit/templates/{stack}-{digest}.json", text.encode(), "application/json")
+
+
+def template_url(bucket: str, region: str, key: str) -> str:
+    # Templates over 51,200 bytes must come from S3 (the compiled definition alone is ~44 KB).
+    return f"https://{bucket}.s3.{region}.amazonaws.com/{key}"

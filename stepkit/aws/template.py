@@ -1,0 +1,309 @@
+"""The CloudFormation template of a compiled pipeline: every resource the seed ran on, in one stack.
+
+Built as plain dicts from the compiler's `Artifacts` (definition, one policy per role) and the
+spec's names (`compiler.names.Names`), rendered once with sorted keys so it diffs in review.
+No boto3 here: `stepkit compile` writes `template.json` and must stay fast.
+
+Choices worth knowing (also in the template's Metadata, where reviewers see them):
+- Cost guard: an `AWS::Budgets::Budget`, not a CloudWatch billing alarm. `AWS/Billing
+  EstimatedCharges` exists only in us-east-1 and only once billing alerts are enabled; a
+  budget works from any region's stack and needs no account switch (aws-facts.md).
+- Data-holding resources (Glue database, ECR repositories, log groups) are retained when the
+  stack is deleted or a change would replace them. The S3 bucket is the user's, never the stack's.
+- Athena workgroup `primary` exists in every account and cannot be created by a stack: the
+  template then has no workgroup (and so no bytes-scanned cutoff); name one in `aws.workgroup`.
+"""
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from stepkit.aws.cfn import Portable, get_att, logical_id, ref, sub, tags
+from stepkit.compiler import asl
+from stepkit.compiler.names import CLEANUP_FUNCTION, ROLES
+from stepkit.spec.models import CostAlarm
+
+if TYPE_CHECKING:
+    from stepkit.compiler.build import Artifacts
+
+LOG_RETENTION_DAYS = 30
+# ECR keeps this many images per repository; older ones expire (the seed's images are ~600 MB each).
+KEEP_IMAGES = 10
+CLEANUP_HANDLER = "workers.cleanup.handler.handler"
+ROOT_ENV = "STEPKIT_ROOT"
+PARAM_CODE_KEY = "CleanupCodeKey"
+PARAM_IMAGE_TAG = "ImageTag"
+RETAIN = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
+TRUST = {
+    "statemachine": "states.amazonaws.com",
+    "lambda": "lambda.amazonaws.com",
+    "task": "ecs-tasks.amazonaws.com",
+    "task_execution": "ecs-tasks.amazonaws.com",
+}
+ROLE_IDS = {r: logical_id(r, "role") for r in ROLES}
+POLICY_IDS = {r: logical_id(r, "policy") for r in ROLES}
+MANAGED_POLICY_MAX = 6144  # IAM quota: characters of a managed policy, whitespace excluded
+STATE_MACHINE = "StateMachine"
+SCHEDULE = "Schedule"
+
+
+def _trust(service: str) -> dict[str, Any]:
+    statement: dict[str, Any] = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    if service == "states.amazonaws.com":
+        # Confused-deputy guard: only this account's state machines may assume the role.
+        statement["Condition"] = {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}}
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
+def _megabytes(gb: float) -> str:
+    return str(int(round(gb * 1024)))
+
+
+class _Builder:
+    def __init__(self, artifacts: "Artifacts"):
+        self.a = artifacts
+        self.p = artifacts.context.p
+        self.n = artifacts.context.names
+        self.portable = Portable(self.p.aws.account_id, self.p.aws.region)
+        self.tags = tags(self.p.name)
+        self.resources: dict[str, dict[str, Any]] = {}
+        self.outputs: dict[str, dict[str, Any]] = {}
+        self.parameters: dict[str, dict[str, Any]] = {}
+
+    def add(self, lid: str, type_: str, props: dict[str, Any], *, taggable: bool = True,
+            retain: bool = False, depends_on: list[str] | None = None) -> str:
+        res: dict[str, Any] = {"Type": type_, "Properties": props}
+        if taggable:
+            props["Tags"] = list(self.tags)
+        if retain:
+            res.update(RETAIN)
+        if depends_on:
+            res["DependsOn"] = sorted(depends_on)
+        self.resources[lid] = res
+        return lid
+
+    def output(self, lid: str, value: Any, description: str) -> None:
+        self.outputs[lid] = {"Description": description, "Value": value}
+
+    def log_group(self, lid: str, name: str, what: str) -> str:
+        self.add(lid, "AWS::Logs::LogGroup", {"LogGroupName": name, "RetentionInDays": LOG_RETENTION_DAYS},
+                 retain=True)
+        self.output(lid + "Name", ref(lid), f"Log group of {what}")
+        return lid
+
+    def _policy_of(self, role: str) -> list[str]:
+        """The role's managed policy: AWS checks a state machine's log delivery rights at creation."""
+        return [POLICY_IDS[role]] if POLICY_IDS[role] in self.resources else []
+
+    # --- resources
+    def roles(self) -> None:
+        for role in ROLES:
+            lid = ROLE_IDS[role]
+            doc = self.a.policies[role].document()
+            props: dict[str, Any] = {"RoleName": self.n.role(role), "AssumeRolePolicyDocument": _trust(TRUST[role])}
+            if len(json.dumps(doc, separators=(",", ":"))) <= MANAGED_POLICY_MAX:
+                # A managed policy is its own versioned resource, readable in the console, and IAM
+                # validates it on its own; the role gets it attached.
+                self.add(POLICY_IDS[role], "AWS::IAM::ManagedPolicy", {
+                    "ManagedPolicyName": f"{self.n.role(role)}-policy",
+                    "Description": f"stepkit: what the {role} role of {self.p.name} needs (compiled)",
+                    "PolicyDocument": self.portable.walk(doc),
+                    "Roles": [ref(lid)],
+                }, taggable=False)
+            else:
+                # Too big for a managed policy: inline policies may total 10,240 characters per role.
+                props["Policies"] = [{"PolicyName": "stepkit-compiled", "PolicyDocument": self.portable.walk(doc)}]
+            self.add(lid, "AWS::IAM::Role", props)
+            self.output(lid + "Arn", get_att(lid, "Arn"), f"IAM role {role}")
+
+    def tasks(self) -> None:
+        self.add("Cluster", "AWS::ECS::Cluster", {
+            "ClusterName": self.n.cluster,
+            "ClusterSettings": [{"Name": "containerInsights", "Value": "disabled"}],
+        })
+        self.output("ClusterName", ref("Cluster"), "ECS cluster")
+        self.output("ClusterArn", get_att("Cluster", "Arn"), "ECS cluster ARN")
+        for task, spec in sorted(self.p.compute.tasks.items()):
+            tid = logical_id(task)
+            repo = self.add(f"{tid}Repository", "AWS::ECR::Repository", {
+                "RepositoryName": self.n.repository(task),
+                "ImageScanningConfiguration": {"ScanOnPush": True},
+                "LifecyclePolicy": {"LifecyclePolicyText": json.dumps({"rules": [{
+                    "rulePriority": 1, "description": f"keep the last {KEEP_IMAGES} images",
+                    "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": KEEP_IMAGES},
+                    "action": {"type": "expire"}}]}, sort_keys=True)},
+            }, retain=True)
+            self.output(f"{repo}Uri", get_att(repo, "RepositoryUri"), f"ECR repository of the {task} image")
+            logs = self.log_group(f"{tid}LogGroup", self.n.log_group(task), f"the {task} containers")
+            image = spec.image or sub(
+                f"${{AWS::AccountId}}.dkr.ecr.${{AWS::Region}}.amazonaws.com/${{{repo}}}:${{{PARAM_IMAGE_TAG}}}")
+            container = {
+                "Name": self.n.container(task),
+                "Image": image,
+                "Essential": True,
+                "LogConfiguration": {"LogDriver": "awslogs", "Options": {
+                    "awslogs-group": ref(logs), "awslogs-region": ref("AWS::Region"), "awslogs-stream-prefix": task}},
+            }
+            props: dict[str, Any] = {
+                "Family": self.n.task_family(task),
+                "Cpu": str(int(spec.cpu * 1024)),
+                "Memory": _megabytes(spec.memory_gb),
+                "NetworkMode": "awsvpc",
+                "RequiresCompatibilities": ["FARGATE"],
+                "RuntimePlatform": {"CpuArchitecture": spec.architecture, "OperatingSystemFamily": "LINUX"},
+                "ExecutionRoleArn": get_att(ROLE_IDS["task_execution"], "Arn"),
+                "TaskRoleArn": get_att(ROLE_IDS["task"], "Arn"),
+                "ContainerDefinitions": [container],
+            }
+            if spec.ephemeral_storage_gb > 20:
+                props["EphemeralStorage"] = {"SizeInGiB": spec.ephemeral_storage_gb}
+            td = self.add(f"{tid}TaskDefinition", "AWS::ECS::TaskDefinition", props)
+            self.output(f"{td}Arn", ref(td), f"Task definition of {task}")
+
+    def function(self) -> None:
+        from stepkit.compiler.build import uses_cleanup_function
+
+        if not uses_cleanup_function(self.a.context):
+            return
+        name = self.n.function(CLEANUP_FUNCTION)
+        logs = self.log_group("CleanupFunctionLogGroup", f"/aws/lambda/{name}", "the cleanup Lambda")
+        self.parameters[PARAM_CODE_KEY] = {
+            "Type": "String", "Description": "S3 key (in aws.bucket) of the cleanup Lambda's zip; set by stepkit deploy."}
+        lam = self.p.compute.lambda_
+        self.add("CleanupFunction", "AWS::Lambda::Function", {
+            "FunctionName": name,
+            "Description": f"stepkit cleanup for {self.p.name}: drops tables and deletes their S3 files",
+            "Runtime": "python3.12",
+            "Architectures": [lam.architecture],
+            "Handler": CLEANUP_HANDLER,
+            "Code": {"S3Bucket": self.p.aws.bucket, "S3Key": ref(PARAM_CODE_KEY)},
+            "Role": get_att(ROLE_IDS["lambda"], "Arn"),
+            "MemorySize": lam.memory_mb,
+            "Timeout": lam.timeout_seconds,
+            "Environment": {"Variables": {ROOT_ENV: self.n.root}},
+            "LoggingConfig": {"LogGroup": ref(logs)},
+        }, depends_on=self._policy_of("lambda"))
+        self.output("CleanupFunctionArn", get_att("CleanupFunction", "Arn"), "Cleanup Lambda")
+
+    def state_machine(self) -> None:
+        logs = self.log_group("StateMachineLogGroup", self.n.log_group("statemachine"), "the state machine")
+        self.add(STATE_MACHINE, "AWS::StepFunctions::StateMachine", {
+            "StateMachineName": self.n.state_machine,
+            # `.sync` integrations (ECS, Athena) run only in STANDARD workflows.
+            "StateMachineType": "STANDARD",
+            "RoleArn": get_att(ROLE_IDS["statemachine"], "Arn"),
+            "DefinitionString": sub(self.portable.text(asl.render(self.a.definition))),
+            "LoggingConfiguration": {
+                "Level": "ALL", "IncludeExecutionData": False,
+                "Destinations": [{"CloudWatchLogsLogGroup": {"LogGroupArn": get_att(logs, "Arn")}}]},
+            "TracingConfiguration": {"Enabled": True},
+        }, depends_on=self._policy_of("statemachine"))
+        self.output("StateMachineArn", ref(STATE_MACHINE), "State machine ARN")
+        self.output("StateMachineName", get_att(STATE_MACHINE, "Name"), "State machine name")
+
+    def schedule(self) -> None:
+        s = self.p.schedule
+        self.add("ScheduleRole", "AWS::IAM::Role", {
+            "RoleName": f"{self.p.resource_prefix}-schedule",
+            "AssumeRolePolicyDocument": _trust("events.amazonaws.com"),
+            "Policies": [{"PolicyName": "start-pipeline", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "states:StartExecution", "Resource": ref(STATE_MACHINE)}]}}],
+        })
+        self.add(SCHEDULE, "AWS::Events::Rule", {
+            "Name": self.n.schedule_rule,
+            "Description": f"Starts {self.p.name} ({s.expression}, UTC)",
+            "ScheduleExpression": s.expression,
+            # Created either way so turning it on is a one-line change with no new resources.
+            "State": "ENABLED" if s.enabled else "DISABLED",
+            "Targets": [{"Id": "StartPipeline", "Arn": ref(STATE_MACHINE),
+                         "RoleArn": get_att("ScheduleRole", "Arn"), "Input": "{}"}],
+        }, taggable=False)
+        self.output("ScheduleRuleName", ref(SCHEDULE), "EventBridge schedule rule")
+
+    def catalog(self) -> None:
+        aws = self.p.aws
+        self.add("Database", "AWS::Glue::Database", {
+            "CatalogId": ref("AWS::AccountId"),
+            "DatabaseInput": {"Name": aws.database, "Description": f"Tables of {self.p.name} (stepkit)"},
+        }, taggable=False, retain=True)
+        self.output("DatabaseName", ref("Database"), "Glue/Athena database")
+        if aws.workgroup == "primary":
+            return
+        cutoff_gb = (self.p.cost_alarm or CostAlarm(threshold_usd=1)).athena_bytes_scanned_cutoff_gb
+        self.add("WorkGroup", "AWS::Athena::WorkGroup", {
+            "Name": aws.workgroup,
+            "Description": f"Queries of {self.p.name}; each is cancelled past {cutoff_gb} GB scanned",
+            "RecursiveDeleteOption": False,
+            "WorkGroupConfiguration": {
+                # Cost guard: at $5/TB, one runaway query costs at most cutoff_gb * $0.005.
+                "BytesScannedCutoffPerQuery": cutoff_gb * 1_000_000_000,
+                "EnforceWorkGroupConfiguration": True,
+                "PublishCloudWatchMetricsEnabled": True,
+                "EngineVersion": {"SelectedEngineVersion": "Athena engine version 3"},
+                "ResultConfiguration": {"OutputLocation": self.n.query_results},
+            },
+        })
+        self.output("WorkGroupName", ref("WorkGroup"), "Athena workgroup")
+
+    def cost_guard(self) -> None:
+        alarm = self.p.cost_alarm
+        if alarm is None:
+            return
+        self.add("CostAlertTopic", "AWS::SNS::Topic", {"TopicName": f"{self.p.resource_prefix}-cost-alerts"})
+        self.add("CostAlertTopicPolicy", "AWS::SNS::TopicPolicy", {
+            "Topics": [ref("CostAlertTopic")],
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Sid": "BudgetsPublish", "Effect": "Allow", "Principal": {"Service": "budgets.amazonaws.com"},
+                "Action": "sns:Publish", "Resource": ref("CostAlertTopic"),
+                "Condition": {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}}}]},
+        }, taggable=False)
+        subscribers: list[dict[str, Any]] = [{"SubscriptionType": "SNS", "Address": ref("CostAlertTopic")}]
+        if alarm.email:
+            subscribers.append({"SubscriptionType": "EMAIL", "Address": alarm.email})
+        notify = [
+            {"Notification": {"NotificationType": kind, "ComparisonOperator": "GREATER_THAN",
+                              "Threshold": 100, "ThresholdType": "PERCENTAGE"}, "Subscribers": subscribers}
+            for kind in ("ACTUAL", "FORECASTED")
+        ]
+        self.add("CostBudget", "AWS::Budgets::Budget", {
+            "Budget": {"BudgetName": f"{self.p.resource_prefix}-monthly-cost", "BudgetType": "COST",
+                       "TimeUnit": "MONTHLY", "BudgetLimit": {"Amount": alarm.threshold_usd, "Unit": "USD"}},
+            "NotificationsWithSubscribers": notify,
+        }, taggable=False, depends_on=["CostAlertTopicPolicy"])
+        self.output("CostBudgetName", ref("CostBudget"), "Monthly cost budget")
+        self.output("CostAlertTopicArn", ref("CostAlertTopic"), "SNS topic of cost alerts (subscribe to it)")
+
+    def build(self) -> dict[str, Any]:
+        self.roles()
+        self.tasks()
+        self.function()
+        self.state_machine()
+        self.schedule()
+        self.catalog()
+        self.cost_guard()
+        self.parameters[PARAM_IMAGE_TAG] = {
+            "Type": "String", "Default": "latest", "Description": "Image tag the task definitions run."}
+        return {
+            "AWSTemplateFormatVersion": "2010-09-09",
+            "Description": f"{self.p.name}: {self.p.description}".strip().rstrip(":")[:900]
+                           + " (stepkit; do not edit, recompile)",
+            "Metadata": {"stepkit": {
+                "pipeline": self.p.name,
+                "cost_guard": "AWS::Budgets::Budget: billing metrics (AWS/Billing EstimatedCharges) exist only in "
+                              "us-east-1 and need billing alerts enabled; a budget works from any region.",
+                "workgroup": "created with a bytes-scanned cutoff per query" if self.p.aws.workgroup != "primary"
+                             else "'primary' exists in every account; no workgroup (and no cutoff) is created",
+                "retained": "Glue database, ECR repositories and log groups are kept on delete or replacement",
+            }},
+            "Parameters": self.parameters,
+            "Resources": self.resources,
+            "Outputs": self.outputs,
+        }
+
+
+def build(artifacts: "Artifacts") -> dict[str, Any]:
+    return _Builder(artifacts).build()
+
+
+def render(template: dict[str, Any]) -> str:
+    return json.dumps(template, indent=1, sort_keys=True) + "\n"
