@@ -38,6 +38,9 @@ class Artifacts:
             out[f"iam/{role}.json"] = policy.render()
         for st in self.statements:
             out[f"sql/{st.name}.sql"] = st.sql
+        from stepkit.aws import template  # lazy: pure dicts, no boto3; keeps compile fast
+
+        out["template.json"] = template.render(template.build(self))
         return dict(sorted(out.items()))
 
     def write(self, out_dir: Path) -> list[Path]:
