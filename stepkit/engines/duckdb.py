@@ -1,0 +1,270 @@
+"""The embedded engine: Athena SQL on DuckDB, tables as Parquet folders in a local warehouse.
+
+Statements arrive in Athena's dialect (what the compiler renders for AWS) and are transpiled with
+sqlglot (transpile.py, shims.py). CTAS properties are honoured here, since DuckDB has no such
+clause: Parquet with the asked compression under `external_location`, Hive `col=value/` folders
+for partitions, one file set per bucket. Athena's refusals are reproduced so that a plan that
+passes locally does not fail on AWS for them: a non-empty `external_location`, more than 100
+partition x bucket writers in one statement, INSERT INTO a bucketed table.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Sequence
+
+import duckdb
+
+from stepkit.compiler.sql import MAX_WRITERS
+from stepkit.engines import Columns, QueryError, QueryResult
+from stepkit.engines.catalog import Catalog, Table
+from stepkit.engines.shims import MACROS
+from stepkit.engines.transpile import ATHENA_TYPES, Statement, parse, summary
+from stepkit.errors import DataError
+
+_COMPRESSION = {"snappy": "snappy", "zstd": "zstd", "gzip": "gzip", "none": "uncompressed", "uncompressed": "uncompressed"}
+_BUCKET = "__sk_bucket"
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))) if folder.is_dir() else []
+
+
+class DuckDBEngine:
+    """`stepkit.engines.Engine` on DuckDB. One in-memory connection; the data lives in Parquet."""
+
+    def __init__(self, warehouse: Path, threads: int | None = None):
+        self.warehouse = Path(warehouse).resolve()
+        self.warehouse.mkdir(parents=True, exist_ok=True)
+        self.catalog = Catalog(self.warehouse)
+        self.con = duckdb.connect()
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        # Trino divides integers by truncation; DuckDB's `/` would give a double.
+        self.con.execute("SET integer_division = true")
+        # Athena promises no row order either; keeping it costs memory and time on big writes.
+        self.con.execute("SET preserve_insertion_order = false")
+        self.con.execute(f"SET temp_directory = {_lit(str(self.warehouse / '_tmp' / 'spill'))}")
+        for macro in MACROS:
+            self.con.execute(macro)
+
+    # --- Engine interface
+    def execute(self, sql: str) -> QueryResult:
+        start = time.perf_counter()
+        st = parse(sql)
+        run = {"select": self._select, "ctas": self._ctas, "insert": self._insert,
+               "external": self._external, "drop": self._drop}[st.kind]
+        try:
+            fields = run(st)
+        except duckdb.Error as e:
+            what = st.qualified if st.table else summary(sql)
+            message = str(e).strip().splitlines()[0]
+            raise QueryError(f"{what}: {st.kind.upper()} failed in DuckDB: {message}") from None
+        return QueryResult(kind=st.kind, seconds=time.perf_counter() - start, **fields)
+
+    def register_table(self, database: str, name: str, location: str, columns: Columns | None = None,
+                       partitioned_by: Sequence[str] = ()) -> None:
+        cols = None
+        if columns is not None:
+            cols = [(c.lower(), ATHENA_TYPES.get(t.lower(), t.upper())) for c, t in columns]
+        self.catalog.put(Table(database, name, self._local(location, f"{database}.{name}"), cols,
+                               [p.lower() for p in partitioned_by]))
+
+    def drop_table(self, database: str, name: str) -> bool:
+        self.con.execute(f"DROP VIEW IF EXISTS {_q(database.lower())}.{_q(name.lower())}")
+        return self.catalog.remove(database, name)
+
+    def table_location(self, database: str, name: str) -> str | None:
+        t = self.catalog.get(database, name)
+        return t.location if t else None
+
+    def row_count(self, database: str, name: str) -> int:
+        t = self._table(database, name)
+        self._view(t)
+        return int(self.con.execute(f"SELECT count(*) FROM {_q(t.database)}.{_q(t.name)}").fetchone()[0])
+
+    def close(self) -> None:
+        self.con.close()
+
+    # --- statements
+    def _select(self, st: Statement) -> dict:
+        self._views(st)
+        cur = self.con.execute(st.duckdb_sql())
+        return {"columns": [d[0] for d in cur.description], "rows": cur.fetchall()}
+
+    def _ctas(self, st: Statement) -> dict:
+        if self.catalog.get(st.database, st.table):
+            if st.if_exists:
+                return {"table": st.qualified}
+            raise QueryError(f"{st.qualified}: AlreadyExistsException: table already exists (drop it first)")
+        props = st.properties
+        fmt = str(props.get("format", "parquet")).lower()
+        if fmt != "parquet":
+            raise QueryError(f"{st.qualified}: format {fmt.upper()}: the local engine writes PARQUET only")
+        compression = str(props.get("write_compression", "snappy")).lower()
+        if compression not in _COMPRESSION:
+            raise QueryError(f"{st.qualified}: write_compression {compression.upper()} is not one of "
+                             f"{', '.join(c.upper() for c in _COMPRESSION)}")
+        location = self._local(st.location or str(self.warehouse / "_default" / st.database / st.table), st.qualified)
+        if _files(Path(location)):
+            raise QueryError(f"{st.qualified}: HIVE_PATH_ALREADY_EXISTS: Target directory for table '{st.qualified}' "
+                             f"already exists: {location} (a CTAS external_location must be empty)")
+        partitioned_by = list(props.get("partitioned_by") or [])
+        bucketed_by = [str(c).lower() for c in props.get("bucketed_by") or []]
+        bucket_count = props.get("bucket_count")
+        if bool(bucketed_by) != bool(bucket_count):
+            raise QueryError(f"{st.qualified}: bucketed_by and bucket_count go together")
+        if bucket_count and int(bucket_count) > MAX_WRITERS:
+            raise self._too_many(st.qualified, int(bucket_count), "buckets")
+        self._views(st)
+        query = st.duckdb_sql()
+        columns = self._describe(query)
+        names = [c for c, _ in columns]
+        missing = [c for c in partitioned_by + bucketed_by if c not in names]
+        if missing:
+            raise QueryError(f"{st.qualified}: column {missing[0]} of the table properties is not in the SELECT list "
+                             f"({', '.join(names)})")
+        if partitioned_by and names[-len(partitioned_by):] != partitioned_by:
+            raise QueryError(f"{st.qualified}: HIVE_COLUMN_ORDER_MISMATCH: partition columns "
+                             f"{', '.join(partitioned_by)} must be the last columns of the SELECT list, in that order")
+        table = Table(st.database, st.table, location, columns, partitioned_by, bucketed_by,
+                      int(bucket_count) if bucket_count else None, "parquet", compression,
+                      {k: str(v) for k, v in props.items() if k not in ("partitioned_by", "bucketed_by")})
+        rows, writers = self._write(table, query)
+        self.catalog.put(table)
+        return {"rows_written": rows, "writers": writers, "table": st.qualified}
+
+    def _insert(self, st: Statement) -> dict:
+        table = self._table(st.database, st.table)
+        if table.bucketed_by:
+            raise QueryError(f"{table.key}: NOT_SUPPORTED: INSERT INTO a bucketed table; Athena cannot add rows to "
+                             f"bucketed tables (write the table in one CTAS, or partition it instead)")
+        self._views(st)
+        query = st.duckdb_sql()
+        got = self._describe(query)
+        if table.columns is None:
+            table.columns = self._describe(f"SELECT * FROM {_q(table.database)}.{_q(table.name)}")
+        if len(got) != len(table.columns):
+            raise QueryError(f"{table.key}: TYPE_MISMATCH: insert query has {len(got)} columns, "
+                             f"the table has {len(table.columns)} ({', '.join(table.column_names)})")
+        # Athena matches INSERT INTO columns by position and coerces to the table's types.
+        alias = ", ".join(_q(c) for c, _ in table.columns)
+        casts = ", ".join(f"CAST({_q(c)} AS {t}) AS {_q(c)}" for c, t in table.columns)
+        rows, writers = self._write(table, f"SELECT {casts} FROM ({query}) AS __sk_q({alias})")
+        self.catalog.put(table)
+        return {"rows_written": rows, "writers": writers, "table": table.key}
+
+    def _external(self, st: Statement) -> dict:
+        if self.catalog.get(st.database, st.table):
+            if st.if_exists:
+                return {"table": st.qualified}
+            raise QueryError(f"{st.qualified}: AlreadyExistsException: table already exists (drop it first)")
+        fmt = str(st.properties.get("format", "parquet")).lower()
+        if fmt != "parquet":
+            raise QueryError(f"{st.qualified}: STORED AS {fmt.upper()}: the local engine reads PARQUET only")
+        props = {k: str(v) for k, v in st.properties.items() if k != "format"}
+        self.catalog.put(Table(st.database, st.table, self._local(st.location, st.qualified),
+                               st.columns + st.partition_columns, [c for c, _ in st.partition_columns],
+                               properties=props))
+        return {"table": st.qualified}
+
+    def _drop(self, st: Statement) -> dict:
+        if not self.drop_table(st.database, st.table) and not st.if_exists:
+            raise QueryError(f"{st.qualified}: TABLE_NOT_FOUND: table does not exist (use DROP TABLE IF EXISTS)")
+        return {"table": st.qualified}
+
+    # --- helpers
+    def _table(self, database: str, name: str) -> Table:
+        t = self.catalog.get(database, name)
+        if t is None:
+            raise QueryError(f"{database}.{name}: TABLE_NOT_FOUND: no such table in the local catalog")
+        return t
+
+    def _local(self, location: str | None, what: str) -> str:
+        if not location or not location.startswith("/"):
+            raise QueryError(f"{what}: location {location!r}: the local engine reads and writes local folders only "
+                             "(compile with the warehouse as root)")
+        return location if location.endswith(("/", ".parquet")) else location + "/"
+
+    def _too_many(self, table: str, writers: int, what: str) -> QueryError:
+        return QueryError(f"{table}: HIVE_TOO_MANY_OPEN_PARTITIONS: the statement writes {writers} {what}; "
+                          f"Athena writes at most {MAX_WRITERS} partition x bucket combinations per CTAS or INSERT INTO")
+
+    def _describe(self, query: str) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self.con.execute(f"DESCRIBE {query}").fetchall()]
+
+    def _views(self, st: Statement) -> None:
+        for db, name in st.source_tables():
+            self._view(self._table(db, name))
+
+    def _view(self, t: Table) -> None:
+        """(Re)define the table's view from the files there now: workers add files between statements."""
+        self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(t.database)}")
+        loc = Path(t.location)
+        has_files = loc.is_file() or bool(_files(loc))
+        if not has_files:
+            if t.columns is None:
+                raise DataError(f"{t.key}: no Parquet files under {t.location} (0 rows); the table cannot be read")
+            body = "SELECT " + ", ".join(f"CAST(NULL AS {ty}) AS {_q(c)}" for c, ty in t.columns) + " WHERE false"
+        else:
+            pattern = t.location if loc.is_file() else t.location + "**/*.parquet"
+            types = dict(t.columns or [])
+            hive = ", ".join(f"{_q(c)}: {_lit(types.get(c, 'VARCHAR'))}" for c in t.partitioned_by)
+            options = "hive_partitioning = true, hive_types = {" + hive + "}" if t.partitioned_by else "hive_partitioning = false"
+            select = "*" if t.columns is None else ", ".join(f"CAST({_q(c)} AS {ty}) AS {_q(c)}" for c, ty in t.columns)
+            body = f"SELECT {select} FROM read_parquet({_lit(pattern)}, {options}, union_by_name = true)"
+        self.con.execute(f"CREATE OR REPLACE VIEW {_q(t.database)}.{_q(t.name)} AS {body}")
+
+    def _write(self, table: Table, query: str) -> tuple[int, int]:
+        """Write the query's rows as the table's next file set; return (rows, writers)."""
+        table.writes += 1
+        tmp = self.warehouse / "_tmp" / uuid.uuid4().hex
+        tmp.mkdir(parents=True)
+        try:
+            pattern = f"part{table.writes:05d}_{{i}}"
+            options = f"FORMAT parquet, COMPRESSION {_COMPRESSION[table.compression]}"
+            parts = list(table.partitioned_by)
+            if table.bucketed_by:
+                # Stable bucket of each row: DuckDB's hash of the bucket columns, modulo the count.
+                query = (f"SELECT *, CAST(hash({', '.join(_q(c) for c in table.bucketed_by)}) % {table.bucket_count} "
+                         f"AS INTEGER) AS {_BUCKET} FROM ({query})")
+                parts.append(_BUCKET)
+            if parts:
+                target = str(tmp)
+                options += f", PARTITION_BY ({', '.join(_q(c) for c in parts)}), FILENAME_PATTERN {_lit(pattern)}"
+            else:
+                target = str(tmp / (pattern.format(i=0) + ".parquet"))
+            rows = int(self.con.execute(f"COPY ({query}) TO {_lit(target)} ({options})").fetchone()[0])
+            files = _files(tmp)
+            partitions = {f.parent.relative_to(tmp).parts[: len(table.partitioned_by)] for f in files}
+            writers = max(len(partitions), 1) * (table.bucket_count or 1)
+            if writers > MAX_WRITERS:
+                raise self._too_many(table.key, writers, "partitions" if not table.bucket_count
+                                     else f"partition x bucket combinations ({len(partitions)} x {table.bucket_count})")
+            self._move(files, tmp, Path(table.location))
+            return rows, writers if files else 0
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @staticmethod
+    def _move(files: list[Path], tmp: Path, location: Path) -> None:
+        for f in files:
+            rel = f.relative_to(tmp)
+            folders, name = list(rel.parts[:-1]), rel.name
+            if folders and folders[-1].startswith(_BUCKET + "="):
+                # Bucket k's files sit beside the partition's other buckets, named by bucket (as Trino does).
+                name = f"{int(folders.pop().split('=', 1)[1]):05d}_{name}"
+            dest = location.joinpath(*folders, name)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(f, dest)
