@@ -17,6 +17,7 @@ class Progress:
         self._last: dict[str, int] = {}
         self._inline = False
         self._last_draw = 0.0
+        self.unit = "batches"  # what `done/total` counts for the running stage
 
     def _write(self, text: str) -> None:
         self.stream.write(text)
@@ -40,8 +41,8 @@ class Progress:
         self.log(f"      {name}: done in {seconds:.1f} s{rows_text}{rate}{note}")
 
     def batches(self, stage: str, done: int, total: int) -> None:
-        """Called as batches finish; cheap enough to call 898 times."""
-        if total <= 0:
+        """Called as batches (or a CTAS's statements) finish; cheap enough to call 898 times."""
+        if total <= 1:
             return
         if self.tty:
             now = time.monotonic()
@@ -50,7 +51,7 @@ class Progress:
             self._last_draw = now
             width = 30
             filled = width * done // total
-            self._write(f"\r      {stage}: [{'#' * filled}{'.' * (width - filled)}] batches {done}/{total}")
+            self._write(f"\r      {stage}: [{'#' * filled}{'.' * (width - filled)}] {self.unit} {done}/{total}")
             self._inline = True
             if done >= total:
                 self._end_inline()
@@ -58,4 +59,4 @@ class Progress:
         tenth = 10 * done // total
         if tenth > self._last.get(stage, 0):
             self._last[stage] = tenth
-            self.log(f"      {stage}: batches {done}/{total}")
+            self.log(f"      {stage}: {self.unit} {done}/{total}")

@@ -128,22 +128,27 @@ class Runner:
         order = stage_order(ctx, artifacts.definition)
         old = {s.name: s for s in record.stages}
         record.stages = [old.get(stage.name) or StageRecord(stage.name, stage.type) for stage, _ in order]
-        record.save(run_dir)
-
         lctx = self._local_context(ctx, run_id, run_dir)
         try:
             self._register_source(lctx, source)
+            record.save(run_dir)
             self.out.log(f"run {run_id}: {ctx.p.name}, {len(order)} stages, source {source.path} "
                          f"({source.rows:,} rows), {lctx.concurrency} worker processes")
             self._stages(lctx, artifacts.definition, order, record, run_dir)
             self._finish(lctx, record, run_dir)
+        except BaseException as e:
+            if record.status == "running":  # interrupted, or the report failed: never left looking alive
+                record.status, record.ended = "failed", time.time()
+                record.error = record.error or f"{type(e).__name__}: {e}"
+                record.save(run_dir)
+            raise
         finally:
             lctx.engine.close()
         return Outcome(run_id, run_dir, record)
 
     def _local_context(self, ctx, run_id: str, run_dir: Path):
         from stepkit import config
-        from stepkit.engines import DuckDBEngine
+        from stepkit.engines.duckdb import DuckDBEngine
         from stepkit.local.context import LocalContext
 
         config_path = run_dir / "config.json"
@@ -186,6 +191,7 @@ class Runner:
                 self.out.log(f"[{i}/{total}] {stage.name}: done in an earlier attempt of this run; skipped")
                 continue
             self.out.stage_start(i, total, stage.name, stage.type)
+            self.out.unit = "batches" if stage.type == "fan_out" else "statements"
             rec.status, rec.start, rec.end, rec.error, rec.attempts = "running", time.time(), None, None, 0
             record.save(run_dir)
             try:
@@ -221,7 +227,7 @@ class Runner:
 
     def _absorb(self, lctx, stage, rec: StageRecord, record: RunRecord, result: dict[str, Any]) -> None:
         """Rows out, notes and model metrics from a stage's result."""
-        rows = result.get("rows")
+        rows = result.get("rows", result.get("rows_out"))
         if rows is None and stage.tables_written():
             p = lctx.compile.p
             try:
