@@ -16,6 +16,7 @@ rewritten here:
 - `from_big_endian_64(xxhash64(to_utf8(x)))`: DuckDB has no xxhash64. Its `hash()` is a good
   64-bit hash, deterministic for a given DuckDB version (no per-process seed), so a local run
   picks the same sample and batches every run. It does not equal Athena's values bit for bit.
+- `bitwise_and(a, b)` becomes `(a & b)`: unparenthesised, `% n` after it would bind to `b`.
 - Integer division: the connection runs with `SET integer_division = true`, which gives Trino's
   `integer / integer` truncation; `%` already truncates toward zero in both.
 """
@@ -52,7 +53,7 @@ def rewrite(tree: exp.Expression) -> exp.Expression:
     json_columns = _json_columns(tree)
     for select in list(tree.find_all(exp.Select)):
         _batch_json_extracts(select, json_columns)
-    return tree.transform(_function)
+    return tree.transform(_function).transform(_bitwise)
 
 
 def _json_columns(tree: exp.Expression) -> set[str]:
@@ -139,6 +140,16 @@ def _when_text(x: exp.Expression, text_rule: exp.Expression, other: exp.Expressi
         return text_rule
     is_text = exp.In(this=_fn("typeof", x.copy()), expressions=[exp.Literal.string("VARCHAR"), exp.Literal.string("JSON")])
     return exp.Case(ifs=[exp.If(this=is_text, true=text_rule)], default=other)
+
+
+BITWISE = (exp.BitwiseAnd, exp.BitwiseOr, exp.BitwiseXor, exp.BitwiseLeftShift, exp.BitwiseRightShift)
+
+
+def _bitwise(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, BITWISE) and not isinstance(node.parent, exp.Paren):
+        # sqlglot renders bitwise_and(a, b) % n as `a & b % n`; DuckDB binds % first. Keep the call's grouping.
+        return exp.Paren(this=node.copy())
+    return node
 
 
 def _function(node: exp.Expression) -> exp.Expression:
