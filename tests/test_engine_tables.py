@@ -1,0 +1,204 @@
+"""CTAS properties, Athena's refusals, INSERT INTO, external tables and DROP on the local engine."""
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+
+from stepkit.engines import QueryError
+from stepkit.engines.duckdb import DuckDBEngine
+from stepkit.errors import DataError
+
+
+@pytest.fixture
+def wh(tmp_path):
+    return tmp_path / "warehouse"
+
+
+@pytest.fixture
+def engine(wh):
+    eng = DuckDBEngine(wh, threads=1)
+    yield eng
+    eng.close()
+
+
+def ctas(table, loc, select, **props):
+    with_ = [f"format = 'PARQUET'", f"external_location = '{loc}'"]
+    with_ += [f"{k} = {v}" for k, v in props.items()]
+    return f"CREATE TABLE db.{table} WITH ({', '.join(with_)}) AS {select}"
+
+
+def files(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*.parquet"))
+
+
+def parquet_codecs(folder):
+    rows = duckdb.sql(f"SELECT DISTINCT compression FROM parquet_metadata('{folder}/**/*.parquet')").fetchall()
+    return {r[0] for r in rows}
+
+
+NUMBERS = "SELECT i AS id, CAST(i % 3 AS integer) AS part FROM UNNEST(sequence(0, 29)) AS t(i)"
+
+
+@pytest.mark.parametrize("props, layout, codec", [
+    ({"write_compression": "'SNAPPY'"}, ["part00001_0.parquet"], "SNAPPY"),
+    ({"write_compression": "'ZSTD'"}, ["part00001_0.parquet"], "ZSTD"),
+    ({"write_compression": "'GZIP'", "partitioned_by": "ARRAY['part']"},
+     ["part=0/part00001_0.parquet", "part=1/part00001_0.parquet", "part=2/part00001_0.parquet"], "GZIP"),
+    ({"bucketed_by": "ARRAY['id']", "bucket_count": "2"},
+     ["00000_part00001_0.parquet", "00001_part00001_0.parquet"], "SNAPPY"),
+], ids=["snappy", "zstd", "partitioned-gzip", "bucketed"])
+def test_ctas_honours_its_properties(engine, wh, props, layout, codec):
+    loc = wh / "tables" / "t" / "run1"
+    r = engine.execute(ctas("t", f"{loc}/", NUMBERS, **props))
+    assert (r.kind, r.rows_written, r.table) == ("ctas", 30, "db.t")
+    assert files(loc) == layout
+    assert parquet_codecs(loc) == {codec}
+    assert engine.row_count("db", "t") == 30
+    assert engine.table_location("db", "t") == f"{loc}/"
+    # Read back with Athena's types and column order (partition column last).
+    rows = engine.execute("SELECT id, part FROM db.t WHERE part = 2 ORDER BY id").rows
+    assert rows[:3] == [(2, 2), (5, 2), (8, 2)] and len(rows) == 10
+
+
+def test_bucket_files_hold_only_their_bucket(engine, wh):
+    loc = wh / "b"
+    engine.execute(ctas("b", f"{loc}/", NUMBERS, bucketed_by="ARRAY['id']", bucket_count="3"))
+    ids = [set(duckdb.sql(f"SELECT id FROM '{loc}/{f}'").fetchnumpy()["id"].tolist()) for f in files(loc)]
+    assert len(ids) == 3 and set().union(*ids) == set(range(30)) and sum(map(len, ids)) == 30
+
+
+@pytest.mark.parametrize("select, props, message", [
+    # Athena: at most 100 partition x bucket writers per statement.
+    ("SELECT i AS id, i AS p FROM UNNEST(sequence(1, 101)) AS t(i)", {"partitioned_by": "ARRAY['p']"},
+     "db.t: HIVE_TOO_MANY_OPEN_PARTITIONS: the statement writes 101 partitions"),
+    ("SELECT i AS id FROM UNNEST(sequence(1, 5)) AS t(i)", {"bucketed_by": "ARRAY['id']", "bucket_count": "898"},
+     "db.t: HIVE_TOO_MANY_OPEN_PARTITIONS: the statement writes 898 buckets"),
+    ("SELECT i AS id, i % 30 AS p FROM UNNEST(sequence(1, 90)) AS t(i)",
+     {"partitioned_by": "ARRAY['p']", "bucketed_by": "ARRAY['id']", "bucket_count": "4"},
+     "120 partition x bucket combinations (30 x 4)"),
+    ("SELECT i % 3 AS p, i AS id FROM UNNEST(sequence(1, 9)) AS t(i)", {"partitioned_by": "ARRAY['p']"},
+     "HIVE_COLUMN_ORDER_MISMATCH: partition columns p must be the last columns"),
+    ("SELECT 1 AS id", {"partitioned_by": "ARRAY['nope']"}, "column nope of the table properties is not in the SELECT"),
+    ("SELECT 1 AS id", {"write_compression": "'LZ4'"}, "write_compression LZ4 is not one of"),
+])
+def test_refused_ctas_writes_nothing(engine, wh, select, props, message):
+    loc = wh / "t"
+    with pytest.raises(QueryError) as e:
+        engine.execute(ctas("t", f"{loc}/", select, **props))
+    assert message in str(e.value)
+    assert files(loc) == [] and engine.table_location("db", "t") is None
+    staging = wh / "_tmp"
+    assert not staging.exists() or not any(staging.iterdir())  # a refused write's staging folder is gone
+
+
+def test_ctas_refuses_a_non_empty_location(engine, wh):
+    loc = wh / "t"
+    engine.execute(ctas("t", f"{loc}/", "SELECT 1 AS id"))
+    engine.execute("DROP TABLE db.t")
+    with pytest.raises(QueryError, match=f"HIVE_PATH_ALREADY_EXISTS: .* already exists: {loc}/"):
+        engine.execute(ctas("t", f"{loc}/", "SELECT 2 AS id"))
+
+
+@pytest.mark.parametrize("location", ["s3://bucket/prefix/t/", "relative/t/"])
+def test_ctas_needs_a_local_folder(engine, location):
+    with pytest.raises(QueryError, match="local folders only"):
+        engine.execute(ctas("t", location, "SELECT 1 AS id"))
+
+
+def test_ctas_of_an_existing_table_is_refused(engine, wh):
+    engine.execute(ctas("t", f"{wh}/a/", "SELECT 1 AS id"))
+    with pytest.raises(QueryError, match="db.t: AlreadyExistsException"):
+        engine.execute(ctas("t", f"{wh}/b/", "SELECT 1 AS id"))
+
+
+def test_insert_into_adds_partitions(engine, wh):
+    loc = wh / "p"
+    parts = "SELECT i AS id, CAST(i AS integer) AS p FROM UNNEST(sequence({lo}, {hi})) AS t(i)"
+    engine.execute(ctas("p", f"{loc}/", parts.format(lo=0, hi=99), partitioned_by="ARRAY['p']"))
+    r = engine.execute("INSERT INTO db.p " + parts.format(lo=100, hi=149))
+    assert (r.kind, r.rows_written, r.writers) == ("insert", 50, 50)
+    assert engine.row_count("db", "p") == 150
+    assert len({f.split("/")[0] for f in files(loc)}) == 150
+    # A partition written twice keeps both statements' files (numbered per write).
+    engine.execute("INSERT INTO db.p " + parts.format(lo=0, hi=0))
+    assert files(loc)[:2] == ["p=0/part00001_0.parquet", "p=0/part00003_0.parquet"]
+    assert engine.execute("SELECT count(*) FROM db.p WHERE p = 0").rows == [(2,)]
+
+
+@pytest.mark.parametrize("sql, message", [
+    ("INSERT INTO db.p SELECT i, CAST(i AS integer) FROM UNNEST(sequence(200, 300)) AS t(i)",
+     "db.p: HIVE_TOO_MANY_OPEN_PARTITIONS: the statement writes 101 partitions"),
+    ("INSERT INTO db.p SELECT 1", "db.p: TYPE_MISMATCH: insert query has 1 columns, the table has 2"),
+    ("INSERT INTO db.b SELECT 1", "db.b: NOT_SUPPORTED: INSERT INTO a bucketed table"),
+    ("INSERT INTO db.missing SELECT 1", "db.missing: TABLE_NOT_FOUND"),
+])
+def test_insert_into_refusals(engine, wh, sql, message):
+    engine.execute(ctas("p", f"{wh}/p/", "SELECT 1 AS id, 1 AS p", partitioned_by="ARRAY['p']"))
+    engine.execute(ctas("b", f"{wh}/b/", "SELECT 1 AS id", bucketed_by="ARRAY['id']", bucket_count="2"))
+    before = files(wh)
+    with pytest.raises(QueryError) as e:
+        engine.execute(sql)
+    assert message in str(e.value)
+    assert files(wh) == before
+
+
+EXTERNAL = """CREATE EXTERNAL TABLE db.preds (
+  id string,
+  score double
+)
+PARTITIONED BY (batch_id int)
+STORED AS PARQUET
+LOCATION '{loc}'
+TBLPROPERTIES ('projection.enabled' = 'true', 'projection.batch_id.type' = 'integer')"""
+
+
+def test_external_table_over_a_hive_layout(engine, wh):
+    loc = wh / "preds"
+    r = engine.execute(EXTERNAL.format(loc=f"{loc}/"))
+    assert (r.kind, r.table) == ("external", "db.preds")
+    # Before any worker wrote: an empty table with the declared columns.
+    empty = engine.execute("SELECT * FROM db.preds")
+    assert (empty.columns, empty.rows) == (["id", "score", "batch_id"], [])
+    for batch in (0, 7):  # as prediction workers do: one file per batch folder
+        (loc / f"batch_id={batch}").mkdir(parents=True)
+        duckdb.sql(f"COPY (SELECT 'p' || i AS id, i * 0.5 AS score FROM range(3) t(i)) "
+                   f"TO '{loc}/batch_id={batch}/part.parquet' (FORMAT parquet)")
+    assert engine.execute("SELECT batch_id, count(*), sum(score) FROM db.preds GROUP BY 1 ORDER BY 1").rows == [
+        (0, 3, 1.5), (7, 3, 1.5)]
+    assert engine.row_count("db", "preds") == 6
+    with pytest.raises(QueryError, match="AlreadyExistsException"):
+        engine.execute(EXTERNAL.format(loc=f"{loc}/"))
+    engine.execute(EXTERNAL.format(loc=f"{loc}/").replace("CREATE EXTERNAL TABLE", "CREATE EXTERNAL TABLE IF NOT EXISTS"))
+
+
+def test_drop_forgets_the_table_and_keeps_files(engine, wh):
+    engine.execute(ctas("t", f"{wh}/t/", "SELECT 1 AS id"))
+    assert engine.execute("DROP TABLE db.t").table == "db.t"
+    assert engine.table_location("db", "t") is None and files(wh / "t") == ["part00001_0.parquet"]
+    engine.execute("DROP TABLE IF EXISTS db.t")
+    with pytest.raises(QueryError, match="db.t: TABLE_NOT_FOUND"):
+        engine.execute("DROP TABLE db.t")
+    assert engine.drop_table("db", "t") is False
+
+
+def test_catalog_survives_a_new_engine(engine, wh):
+    engine.execute(ctas("t", f"{wh}/t/", NUMBERS, partitioned_by="ARRAY['part']"))
+    engine.close()
+    again = DuckDBEngine(wh)
+    assert again.row_count("db", "t") == 30
+    saved = json.loads((wh / "_catalog.json").read_text())
+    assert saved["tables"]["db.t"]["partitioned_by"] == ["part"]
+    again.close()
+
+
+def test_source_table_registered_over_parquet(engine, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    duckdb.sql(f"COPY (SELECT 'a' || i AS pid, '{{}}' AS doc FROM range(5) t(i)) TO '{src}/x.parquet' (FORMAT parquet)")
+    engine.register_table("raw", "people", str(src))
+    assert engine.row_count("raw", "people") == 5
+    engine.register_table("raw", "nothing", str(tmp_path / "empty"))
+    with pytest.raises(DataError, match="raw.nothing: no Parquet files under .* \\(0 rows\\)"):
+        engine.execute("SELECT count(*) FROM raw.nothing")
