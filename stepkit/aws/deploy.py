@@ -213,7 +213,11 @@ class Deployer:
     def execute(self, name: str) -> str:
         """Execute the change set, print stack events as they come; returns the final stack status."""
         seen = {e["EventId"] for e in self._events()}
-        self.cfn.execute_change_set(StackName=self.stack, ChangeSetName=name)
+        try:
+            self.cfn.execute_change_set(StackName=self.stack, ChangeSetName=name)
+        except AwsError as e:
+            # Some failures (and every failure in moto, which has no rollback) come back at once.
+            raise AwsError(f"deploy of stack {self.stack} failed: {e}") from None
         deadline = time.monotonic() + self.timeout
         while True:
             for e in reversed([e for e in self._events() if e["EventId"] not in seen]):

@@ -175,3 +175,14 @@ def test_compile_writes_the_template_deterministically(tmp_path):
         outs.append((tmp_path / run / "template.json").read_text())
     assert outs[0] == outs[1]
     assert json.loads(outs[0])["Resources"]["StateMachine"]["Type"] == "AWS::StepFunctions::StateMachine"
+
+
+def test_outputs_name_everything_an_operator_needs(tmp_path, variables):
+    t = tpl.build(compile_variant(tmp_path, variables, NAMED_WORKGROUP))
+    assert set(t["Outputs"]) == {
+        "StateMachineArn", "StateMachineName", "ClusterName", "ClusterArn",
+        "StatemachineRoleArn", "LambdaRoleArn", "TaskRoleArn", "TaskExecutionRoleArn",
+        "TrainingTaskDefinitionArn", "PredictionTaskDefinitionArn", "TrainingRepositoryUri", "PredictionRepositoryUri",
+        "TrainingLogGroupName", "PredictionLogGroupName", "StateMachineLogGroupName", "CleanupFunctionLogGroupName",
+        "CleanupFunctionArn", "ScheduleRuleName", "DatabaseName", "WorkGroupName", "CostBudgetName",
+        "CostAlertTopicArn"}
