@@ -13,7 +13,7 @@ from stepkit.compiler import asl, integrations, sqlcheck
 from stepkit.compiler.context import Context
 from stepkit.compiler.iam import Policy, Statement
 from stepkit.compiler.names import CLEANUP_FUNCTION, ROLES
-from stepkit.compiler.sql import SqlStatement
+from stepkit.compiler.sql import SqlStatement, TemplateError
 from stepkit.errors import Problem, SpecError
 from stepkit.spec.loader import Positions, dotted, load_pipeline
 from stepkit.steps import cleanup as cleanup_block
@@ -57,7 +57,7 @@ class Artifacts:
 
 
 def _locate(ctx: Context, positions: Positions, index: int | None, f: Finding) -> Problem:
-    loc = (("stages", index) if index is not None else ()) + f.loc
+    loc = (("stages", index) if index is not None and not f.root else ()) + f.loc
     line, col = positions.find(loc)
     return Problem(str(ctx.file), line, col, dotted(loc), f.message if f.level == "error" else f"warning: {f.message}")
 
@@ -109,12 +109,20 @@ def build(ctx: Context, positions: Positions | None = None,
     statements: list[SqlStatement] = []
     owners: list[int] = []
     for i, stage in enumerate(p.stages):
-        for st in stage.sql(ctx):
+        try:
+            rendered = stage.sql(ctx)
+        except TemplateError as e:
+            errors.append(_locate(ctx, positions, i, Finding("error", ("template",), e.detail)))
+            continue
+        for st in rendered:
             if checker is not None:
                 # Submitted now, verdicts read at the end: a background checker parses meanwhile.
                 checker.submit(st.text(sqlcheck.SAMPLE_RUN_ID))
             statements.append(st)
             owners.append(i)
+
+    if errors:
+        raise SpecError(problems=errors)
 
     failure_states, failure_iam, on_error = _failure_path(ctx)
     states: dict[str, asl.State] = {}

@@ -8,6 +8,7 @@ from typing import Any
 
 import jinja2
 
+from stepkit.compiler import jinja_cache
 from stepkit.compiler.names import RUN_ID
 from stepkit.errors import SpecError
 
@@ -55,6 +56,8 @@ def template_dirs(extra: list[Path] | None = None) -> list[str]:
 
 @lru_cache(maxsize=8)
 def environment(dirs: tuple[str, ...]) -> jinja2.Environment:
+    settings = {"undefined": "strict", "autoescape": False, "keep_trailing_newline": True,
+                "trim_blocks": True, "lstrip_blocks": True}
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(list(dirs)),
         undefined=jinja2.StrictUndefined,
@@ -62,10 +65,20 @@ def environment(dirs: tuple[str, ...]) -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        bytecode_cache=jinja_cache.bytecode_cache(settings),
     )
     env.filters["sql_string"] = sql_string
     env.filters["sql_number"] = sql_number
     return env
+
+
+class TemplateError(SpecError):
+    """A template that cannot render for this pipeline; `build()` locates it at the stage's `template`."""
+
+    def __init__(self, where: str, detail: str):
+        self.where = where
+        self.detail = detail
+        super().__init__(f"{where}: {detail}")
 
 
 def render(template: str, context: dict[str, Any], dirs: list[str], where: str) -> str:
@@ -73,13 +86,14 @@ def render(template: str, context: dict[str, Any], dirs: list[str], where: str) 
     try:
         text = env.get_template(template).render(**context)
     except jinja2.TemplateNotFound:
-        raise SpecError(f"{where}: template {template!r} not found in {', '.join(dirs) or '(no template folder)'}") from None
+        raise TemplateError(where, f"template {template!r} not found in "
+                            f"{', '.join(dirs) or '(no template folder)'}") from None
     except jinja2.UndefinedError as e:
-        raise SpecError(f"{where}: template {template}: {e.message}") from None
+        raise TemplateError(where, f"template {template}: {e.message}") from None
     except jinja2.TemplateSyntaxError as e:
         raise SpecError(f"{e.filename or template}:{e.lineno}:1: template syntax: {e.message}") from None
     except TypeError as e:
-        raise SpecError(f"{where}: template {template}: {e}") from None
+        raise TemplateError(where, f"template {template}: {e}") from None
     return "\n".join(line.rstrip() for line in text.strip().splitlines()) + "\n"
 
 

@@ -26,16 +26,24 @@ def describe(cpu: float) -> str:
     return f"{cpu:g} vCPU takes {lo}-{hi} GB in {step} GB steps"
 
 
-def check(cpu: float, memory_gb: float) -> str | None:
-    """None when Fargate accepts the pair, else the reason."""
+def check_cpu(cpu: float) -> str | None:
+    """None when Fargate has this vCPU size, else the reason."""
     if cpu not in _EXPLICIT and cpu not in _RANGES:
         return f"{cpu:g} is not a Fargate vCPU size (one of {', '.join(f'{c:g}' for c in VCPUS)})"
+    return None
+
+
+def check(cpu: float, memory_gb: float) -> str | None:
+    """None when Fargate accepts the pair, else the reason."""
+    problem = check_cpu(cpu)
+    if problem:
+        return problem
     if cpu in _EXPLICIT:
         ok = memory_gb in _EXPLICIT[cpu]
     else:
         lo, hi, step = _RANGES[cpu]
         ok = lo <= memory_gb <= hi and float(memory_gb - lo) % step == 0
-    return None if ok else f"{memory_gb:g} is not a Fargate size for {describe(cpu)}"
+    return None if ok else f"{memory_gb:g} GB is not a Fargate size: {describe(cpu)}"
 
 
 def cpu_units(cpu: float) -> int:

@@ -26,7 +26,16 @@ _FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class Positions(dict):
-    """Location tuple -> (line, col), both 1-based."""
+    """Location tuple -> (line, col) of its value, both 1-based; `keys` holds where each key is."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.keys_at: dict[Loc, tuple[int, int]] = {}
+
+    def find_key(self, loc: Loc) -> tuple[int, int]:
+        """Where the key of `loc` is written (an unknown field is its key, not its value)."""
+        loc = tuple(loc)
+        return self.keys_at[loc] if loc in self.keys_at else self.find(loc)
 
     def find(self, loc: Loc) -> tuple[int, int]:
         # pydantic may point below what YAML has (a missing field): fall back to the parent.
@@ -83,7 +92,7 @@ class _Reader:
                     self.problem(key_node, loc, "YAML merge keys are not supported")
                     continue
                 out[key] = self.value(value_node, loc + (key,))
-                self.positions.setdefault(loc + (key,), _mark(key_node))
+                self.positions.keys_at[loc + (key,)] = _mark(key_node)
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.value(item, loc + (i,)) for i, item in enumerate(node.value)]
@@ -158,8 +167,13 @@ def validation_problems(file: str, error: ValidationError, positions: Positions)
         # Tagged unions put the tag in the loc ("stages", 2, "athena_ctas", "table"): drop it.
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("__tag")))
         loc = _strip_union_tags(loc, positions)
-        line, col = positions.find(loc)
-        problems.append(Problem(file, line, col, dotted(loc), _pydantic_message(err)))
+        message = _pydantic_message(err)
+        if err["type"] == "union_tag_invalid":
+            # The stage's `type` is what is wrong, not the whole stage.
+            loc += (err["ctx"]["discriminator"].strip("'"),)
+            message = f"{err['ctx']['tag']!r} is not a stage type (one of {err['ctx']['expected_tags']})"
+        line, col = positions.find_key(loc) if err["type"] == "extra_forbidden" else positions.find(loc)
+        problems.append(Problem(file, line, col, dotted(loc), message))
     return problems
 
 

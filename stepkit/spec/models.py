@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from stepkit.spec import fargate
 from stepkit.spec.names import AthenaIdentifier, BucketName, S3Prefix
@@ -196,12 +196,23 @@ class TaskCompute(Model):
         None, description="Container image; default: the stack's ECR repository for this task, tag `latest`."
     )
 
-    @model_validator(mode="after")
-    def _size(self) -> "TaskCompute":
-        problem = fargate.check(self.cpu, self.memory_gb)
+    # Field validators, not one model validator, so an error points at the value that is wrong.
+    @field_validator("cpu")
+    @classmethod
+    def _cpu(cls, v: float) -> float:
+        problem = fargate.check_cpu(v)
         if problem:
             raise ValueError(problem)
-        return self
+        return v
+
+    @field_validator("memory_gb")
+    @classmethod
+    def _memory(cls, v: float, info: ValidationInfo) -> float:
+        cpu = info.data.get("cpu")  # absent when cpu itself was refused
+        problem = fargate.check(cpu, v) if cpu is not None else None
+        if problem:
+            raise ValueError(problem)
+        return v
 
 
 class Compute(Model):

@@ -30,6 +30,8 @@ class Finding:
     level: Literal["error", "warning"]
     loc: tuple[Any, ...]
     message: str
+    # True: `loc` starts at the top of the file (the value at fault is a pipeline setting, not the stage's).
+    root: bool = False
 
 
 class Stage(Model):

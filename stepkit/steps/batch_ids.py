@@ -23,8 +23,8 @@ class BatchIds(Stage):
     def check(self, ctx: "Context") -> list[Finding]:
         n = ctx.p.batching.batches
         if n > ARRAY_RANGE_MAX:
-            return [Finding("error", ("type",), f"{n} batches: States.ArrayRange makes at most {ARRAY_RANGE_MAX} "
-                            "items; use fewer, larger batches")]
+            return [Finding("error", ("batching", "batches"), f"{n} batches: States.ArrayRange makes at most "
+                            f"{ARRAY_RANGE_MAX} items (stage {self.name}); use fewer, larger batches", root=True)]
         return []
 
     def fragment(self, ctx: "Context") -> Fragment:

@@ -55,15 +55,16 @@ class FanOut(Stage):
             found.append(Finding("error", ("type",), "needs a `batch_ids` stage before it (it maps over its ids)"))
         mode = self.mode(ctx)
         if mode == "inline" and b.max_concurrency > INLINE_MAX_CONCURRENCY:
-            found.append(Finding("error", ("type",), f"max_concurrency {b.max_concurrency} with an inline Map: AWS "
+            found.append(Finding("error", ("batching", "map_mode"), f"max_concurrency {b.max_concurrency} with an inline Map: AWS "
                                  f"runs at most {INLINE_MAX_CONCURRENCY} at once. Set batching.map_mode: distributed "
-                                 "(or auto)"))
+                                 "(or auto)", root=True))
         if mode == "inline" and b.batches * EVENTS_PER_ITERATION > HISTORY_BUDGET:
-            found.append(Finding("error", ("type",), f"{b.batches} inline iterations add ~"
+            found.append(Finding("error", ("batching", "map_mode"), f"{b.batches} inline iterations add ~"
                                  f"{b.batches * EVENTS_PER_ITERATION} history events; an execution fails past "
-                                 f"{HISTORY_LIMIT}. Use batching.map_mode: distributed"))
+                                 f"{HISTORY_LIMIT}. Use batching.map_mode: distributed", root=True))
         if mode == "inline" and b.tolerated_failure_percentage:
-            found.append(Finding("error", ("type",), "tolerated_failure_percentage needs a Distributed Map"))
+            found.append(Finding("error", ("batching", "tolerated_failure_percentage"),
+                                 "tolerated_failure_percentage needs a Distributed Map", root=True))
         vcpu = _ecs.vcpus(ctx, self.task) * min(b.max_concurrency, b.batches)
         if vcpu > 6:
             found.append(Finding("warning", ("task",), f"{min(b.max_concurrency, b.batches)} tasks x "

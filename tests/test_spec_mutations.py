@@ -1,0 +1,158 @@
+"""Broken pipeline files: each gives located lines `FILE:LINE:COL: field: message` and exit 1
+from `stepkit validate`, never a traceback. LINE:COL is computed here from the broken text: the
+place the mutation wrote (`at` names the token inside the replacement the message must point at).
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from stepkit.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+GOOD = (ROOT / "pipelines" / "predict_age.yaml").read_text()
+ENV = str(ROOT / "pipelines" / "example.env")
+LOCATED = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<field>[^ ]*): (?P<message>.+)$")
+
+
+# (case, old text, new text, token in new text the message points at, field, words in the message)
+CASES = [
+    ("unknown field", "  default: 38\n", "  default: 38\n  colour: blue\n", "colour", "target.colour",
+     "unknown field"),
+    ("wrong type", "batches: 898", "batches: many", "many", "batching.batches", "valid integer"),
+    ("illegal fargate size", "prediction: {cpu: 4, memory_gb: 16", "prediction: {cpu: 4, memory_gb: 70", "70",
+     "compute.tasks.prediction.memory_gb", "70 GB is not a Fargate size: 4 vCPU takes 8-30 GB"),
+    ("illegal fargate cpu", "training: {cpu: 16,", "training: {cpu: 3,", "3",
+     "compute.tasks.training.cpu", "3 is not a Fargate vCPU size"),
+    ("undefined variable", "  bucket: ${S3_BUCKET}\n", "  bucket: ${NOPE_BUCKET}\n", "${NOPE_BUCKET}",
+     "aws.bucket", "variable ${NOPE_BUCKET} is not set"),
+    ("table name not an identifier", "  staging: predict_age_staging_parsed_features_2025q3",
+     "  staging: Predict-Age-Staging", "Predict-Age-Staging", "tables.staging", "is not an Athena identifier"),
+    ("inline map at 100", "  max_concurrency: 100\n", "  max_concurrency: 100\n  map_mode: inline\n", "inline",
+     "batching.map_mode", "max_concurrency 100 with an inline Map"),
+    ("duplicate key", "  default: 38\n", "  default: 38\n  default: 40\n", "default: 40", "target.default",
+     "duplicate key"),
+    ("bad json path", "  json_path: $.person.age", "  json_path: person.age", "person.age", "target.json_path",
+     "is not a simple JSON path"),
+    ("batches over 1000", "batches: 898", "batches: 1001", "1001", "batching.batches",
+     "1001 batches: States.ArrayRange makes at most 1000"),
+    ("bucketed over 100 writers", "    template: training_targets.sql.j2\n",
+     "    template: training_targets.sql.j2\n    bucketed_by: [id]\n    bucket_count: 898\n", "898",
+     "stages[3].bucket_count", "898 partition x bucket combinations"),
+    ("unknown stage type", "  - name: GenerateBatchIds\n    type: batch_ids", "  - name: GenerateBatchIds\n    type: batch_idz",
+     "batch_idz", "stages[6].type", "'batch_idz' is not a stage type"),
+    ("unknown table key", "    table: training_targets\n", "    table: training_targetz\n", "training_targetz",
+     "stages[3].table", "'training_targetz' is not a key of `tables`"),
+    ("unknown task key", "    task: prediction\n", "    task: predictor\n", "predictor", "stages[8].task",
+     "'predictor' is not a key of `compute.tasks`"),
+    ("unknown field in a stage", "    seconds: 180\n", "    seconds: 180\n    minutes: 3\n", "minutes",
+     "stages[11].minutes", "unknown field"),
+    ("negative number", "  threshold_usd: 20", "  threshold_usd: -5", "-5", "cost_alarm.threshold_usd",
+     "greater than 0"),
+    ("bad schedule", "  expression: cron(0 6 ? * MON *)", "  expression: cron(0 6 * * MON *)",
+     "cron(0 6 * * MON *)", "schedule.expression", "'?' in day-of-month or day-of-week"),
+]
+
+
+def position(text: str, index: int) -> tuple[int, int]:
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def validate(path: Path) -> tuple[int, list[str]]:
+    result = CliRunner().invoke(main, ["validate", str(path), "--env-file", ENV])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stderr.splitlines()
+
+
+@pytest.mark.parametrize("case,old,new,at,field,words", CASES, ids=[c[0] for c in CASES])
+def test_broken_file_is_located(tmp_path, case, old, new, at, field, words):
+    assert GOOD.count(old) == 1, f"the case's anchor must be unique: {old!r}"
+    text = GOOD.replace(old, new)
+    path = tmp_path / "broken.yaml"
+    path.write_text(text)
+    line, col = position(text, text.index(new) + new.index(at))
+
+    code, lines = validate(path)
+
+    assert code == 1
+    assert lines, "no message"
+    parsed = [LOCATED.match(x) for x in lines]
+    assert all(parsed), lines
+    hits = [m for m in parsed if m["field"] == field]
+    assert hits, lines
+    m = hits[0]
+    assert (m["file"], int(m["line"]), int(m["col"])) == (str(path), line, col), lines
+    assert words in m["message"]
+
+
+def test_missing_template_variable(tmp_path):
+    """A template that uses a name stepkit does not give it (StrictUndefined) is located at `template:`."""
+    (tmp_path / "extra").mkdir()
+    (tmp_path / "extra" / "bad.sql.j2").write_text("SELECT {{ no_such_variable }} AS x\n")
+    text = GOOD.replace("    template: training_targets.sql.j2\n", "    template: bad.sql.j2\n")
+    text = text.replace("state_machine_name:", "templates: extra\nstate_machine_name:")
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    line, col = position(text, text.index("bad.sql.j2"))
+    code, lines = validate(path)
+    assert code == 1
+    assert lines == [f"{path}:{line}:{col}: stages[3].template: template bad.sql.j2: "
+                     "'no_such_variable' is undefined"]
+
+
+@pytest.mark.parametrize("case,text,line,col,words", [
+    ("yaml syntax", GOOD.replace("  percent: 10\n", "  percent: [10\n"), None, None, "YAML syntax"),
+    ("tab indentation", GOOD.replace("  percent: 10\n", "\tpercent: 10\n"), None, None, "YAML syntax"),
+    ("empty file", "", 1, 1, "the file is empty"),
+    ("only a comment", "# nothing here\n", 1, 1, "the file is empty"),
+    ("not a mapping", "- a\n- b\n", 1, 1, "a pipeline file is a mapping of fields"),
+])
+def test_unreadable_files(tmp_path, case, text, line, col, words):
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    code, lines = validate(path)
+    assert code == 1
+    assert len(lines) == 1, lines
+    m = re.match(rf"^{re.escape(str(path))}:(\d+):(\d+): (.+)$", lines[0])
+    assert m, lines
+    if line is not None:
+        assert (int(m[1]), int(m[2])) == (line, col)
+    else:
+        # Syntax errors point at or just after the broken line (where the YAML parser gave up).
+        broken = next(i for i, (a, b) in enumerate(zip(text.splitlines(), GOOD.splitlines()), 1) if a != b)
+        assert broken <= int(m[1]) <= broken + 1
+    assert words in m[3]
+
+
+def test_missing_file(tmp_path):
+    code, lines = validate(tmp_path / "nope.yaml")
+    assert code == 1
+    assert lines == [f"{tmp_path / 'nope.yaml'}: no such file"]
+
+
+def test_every_problem_is_reported_not_just_the_first(tmp_path):
+    text = GOOD.replace("batches: 898", "batches: many").replace("  default: 38\n", "  default: 38\n  colour: b\n")
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    code, lines = validate(path)
+    assert code == 1
+    assert sorted(LOCATED.match(x)["field"] for x in lines) == ["batching.batches", "target.colour"]
+
+
+@pytest.mark.parametrize("case", ["unknown field", "undefined variable", "unknown stage type"])
+def test_real_command_prints_no_traceback(tmp_path, case):
+    """Through the installed entry point, as a user runs it (CliRunner could hide a traceback)."""
+    _, old, new, *_ = next(c for c in CASES if c[0] == case)
+    path = tmp_path / "p.yaml"
+    path.write_text(GOOD.replace(old, new))
+    result = subprocess.run([sys.executable, "-m", "stepkit", "validate", str(path), "--env-file", ENV],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert all(LOCATED.match(x) for x in result.stderr.splitlines()), result.stderr
