@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from stepkit.compiler.asl import Fragment
+from stepkit.compiler.asl import Fragment, one_line
 from stepkit.compiler.iam import Statement
 from stepkit.compiler.sql import SqlStatement
 from stepkit.steps import _athena
@@ -33,7 +33,8 @@ class AthenaQuery(Stage):
 
     def sql(self, ctx: "Context") -> list[SqlStatement]:
         text = ctx.render(self.template, f"stages.{self.name}")
-        kind = "ddl" if text.lstrip().upper().startswith(("CREATE EXTERNAL", "DROP", "ALTER", "MSCK")) else "query"
+        # Classified without the template's leading `--` comments (they hid the DDL before).
+        kind = "ddl" if one_line(text).upper().startswith(("CREATE EXTERNAL", "DROP", "ALTER", "MSCK")) else "query"
         return [SqlStatement(self.name, self.name, kind, text, self.table)]
 
     def fragment(self, ctx: "Context") -> Fragment:

@@ -1,0 +1,271 @@
+"""Each building block as a table: a stage snippet -> the state fields, IAM grants and SQL it compiles to.
+
+Every case is predict_age.yaml (example.env values) with `stages` replaced by the snippet (plus
+what the block needs before it) and, where given, some top-level settings changed.
+"""
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlglot
+from sqlglot import exp
+
+from stepkit.cli import _variables
+from stepkit.compiler.build import Artifacts, build
+from stepkit.compiler.context import Context
+from stepkit.spec.loader import read_yaml
+from stepkit.spec.pipeline import pipeline_model
+
+ROOT = Path(__file__).resolve().parents[1]
+ATHENA = "arn:aws:states:::athena:startQueryExecution.sync"
+ECS = "arn:aws:states:::ecs:runTask.sync"
+LAMBDA = "arn:aws:states:::lambda:invoke"
+ACCOUNT, REGION = "123456789012", "us-east-1"
+PREFIX = "ai-agent-predict-age"
+MACHINE = "fargate-predict-age-pipeline"
+
+
+@lru_cache(maxsize=1)
+def base() -> dict[str, Any]:
+    data, _ = read_yaml(ROOT / "pipelines" / "predict_age.yaml", _variables((), str(ROOT / "pipelines" / "example.env")))
+    return data
+
+
+def compile_stages(stages: list[dict], **settings: dict) -> Artifacts:
+    data = copy.deepcopy(base())
+    data["stages"] = stages
+    for key, value in settings.items():
+        data[key] = {**data[key], **value}
+    pipeline = pipeline_model().model_validate(data)
+    return build(Context(pipeline, ROOT / "pipelines" / "case.yaml"), check_sql=False)
+
+
+def get(obj: Any, path: str) -> Any:
+    """`a.b[0].c` into nested dicts/lists; keys may hold dots when quoted as `'run_id.$'`."""
+    for part in _parts(path):
+        obj = obj[part]
+    return obj
+
+
+def _parts(path: str) -> list:
+    out: list = []
+    for chunk in path.replace("[", ".[").split("."):
+        if not chunk:
+            continue
+        out.append(int(chunk[1:-1]) if chunk.startswith("[") else chunk.replace("~", "."))
+    return out
+
+
+CTAS = {"name": "T", "type": "athena_ctas", "table": "training_targets", "template": "training_targets.sql.j2"}
+IDS = {"name": "Ids", "type": "batch_ids"}
+FAN = {"name": "Fan", "type": "fan_out", "task": "prediction"}
+INLINE = {"batching": {"batches": 200, "max_concurrency": 20}}
+
+# (case, stages, settings, state, {path: expected}). In paths `~` stands for a literal dot.
+STATES = [
+    ("wait", [{"name": "W", "type": "wait", "seconds": 180}], {}, "W",
+     {"Type": "Wait", "Seconds": 180, "End": True}),
+    ("batch_ids", [IDS], {}, "Ids",
+     {"Type": "Pass", "Parameters.ids~$": "States.ArrayRange(0, 897, 1)", "ResultPath": "$.batch_ids"}),
+    ("batch_ids follows batches", [IDS], {"batching": {"batches": 12}}, "Ids",
+     {"Parameters.ids~$": "States.ArrayRange(0, 11, 1)"}),
+    ("lambda by name", [{"name": "L", "type": "lambda_invoke", "function": "notify", "payload": {"a": 1}}], {}, "L",
+     {"Resource": LAMBDA, "Parameters.FunctionName": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{PREFIX}-notify",
+      "Parameters.Payload.a": 1, "Parameters.Payload.run_id~$": "$$.Execution.Name", "TimeoutSeconds": 90,
+      "Retry[0].ErrorEquals[3]": "Lambda.TooManyRequestsException", "Catch[0].Next": "CleanupOnFailure"}),
+    ("lambda by ARN, longer timeout",
+     [{"name": "L", "type": "lambda_invoke", "function": "arn:aws:lambda:us-east-1:111111111111:function:x"}],
+     {"compute": {"lambda": {"timeout_seconds": 300}}}, "L",
+     {"Parameters.FunctionName": "arn:aws:lambda:us-east-1:111111111111:function:x", "TimeoutSeconds": 330}),
+    ("fargate task", [{"name": "Train", "type": "fargate_task", "task": "training", "args": ["--fast"]}], {}, "Train",
+     {"Resource": ECS, "Parameters.LaunchType": "FARGATE", "Parameters.TaskDefinition": f"{PREFIX}-training",
+      "Parameters.Cluster": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{PREFIX}-cluster",
+      "Parameters.NetworkConfiguration.AwsvpcConfiguration.AssignPublicIp": "DISABLED",
+      "Parameters.Overrides.ContainerOverrides[0].Name": "training",
+      "Parameters.Overrides.ContainerOverrides[0].Command~$":
+          "States.Array('--config', 's3://stepkit-example-bucket/predict-age/stepkit/pipeline.json', "
+          "'--run-id', $$.Execution.Name, '--fast')",
+      "Parameters.PropagateTags": "TASK_DEFINITION", "TimeoutSeconds": 2400, "ResultPath": None,
+      "Retry[0].ErrorEquals[0]": "ECS.AmazonECSException", "Retry[0].MaxAttempts": 10,
+      "Retry[0].JitterStrategy": "FULL"}),
+    ("fan_out over inline's 40 -> distributed", [IDS, FAN], {}, "Fan",
+     {"Type": "Map", "ItemProcessor.ProcessorConfig.Mode": "DISTRIBUTED",
+      "ItemProcessor.ProcessorConfig.ExecutionType": "STANDARD", "MaxConcurrency": 100, "Label": "Fan",
+      "ItemsPath": "$.batch_ids.ids", "ItemSelector.batch_id~$": "$$.Map.Item.Value",
+      "ResultWriter.Parameters.Bucket": "stepkit-example-bucket",
+      "ResultWriter.Parameters.Prefix": "predict-age/map-results", "ToleratedFailurePercentage": 0,
+      "ResultPath": None, "ItemProcessor.States.FanBatch.Resource": ECS,
+      "ItemProcessor.States.FanBatch.Retry[1].ErrorEquals": ["States.TaskFailed"]}),
+    ("fan_out small -> inline", [IDS, FAN], INLINE, "Fan",
+     {"ItemProcessor.ProcessorConfig": {"Mode": "INLINE"}, "MaxConcurrency": 20, "ResultPath": None}),
+    ("fan_out label and tolerance", [IDS, {**FAN, "label": "Score"}],
+     {"batching": {"tolerated_failure_percentage": 5}}, "Fan",
+     {"Label": "Score", "ToleratedFailurePercentage": 5}),
+    ("athena_ctas", [CTAS], {}, "T",
+     {"Resource": ATHENA, "Parameters.WorkGroup": "primary",
+      "Parameters.QueryExecutionContext.Database": "ai_agent_kb_predict_age",
+      "Parameters.ResultConfiguration.OutputLocation": "s3://stepkit-example-bucket/predict-age/athena-results/",
+      "TimeoutSeconds": 1800, "ResultPath": None, "Retry[0].ErrorEquals[0]": "Athena.TooManyRequestsException"}),
+    ("athena_ctas timeout", [{**CTAS, "timeout_minutes": 5}], {}, "T", {"TimeoutSeconds": 300}),
+    ("athena_query", [{"name": "Q", "type": "athena_query", "table": "predictions",
+                       "template": "predictions_table.sql.j2"}], {}, "Q",
+     {"Resource": ATHENA, "TimeoutSeconds": 600}),
+    ("cleanup", [{"name": "C", "type": "cleanup", "delete_data": ["staging"], "drop_tables": ["human_qa"]}], {}, "C",
+     {"Resource": LAMBDA, "Parameters.FunctionName": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{PREFIX}-cleanup",
+      "Parameters.Payload.scope": "run", "Parameters.Payload.tables[0].name": "predict_age_human_qa",
+      "Parameters.Payload.tables[0].delete_data": False, "Parameters.Payload.tables[1].delete_data": True,
+      "Parameters.Payload.tables[1].location":
+          "s3://stepkit-example-bucket/predict-age/tables/predict_age_staging_parsed_features_2025q3/"}),
+    ("failure path cleans up, then fails", [CTAS], {}, "CleanupOnFailure",
+     {"Parameters.Payload.scope": "run", "Next": "Failed", "Catch[0].Next": "Failed"}),
+    ("failure path is a Fail state", [CTAS], {}, "Failed",
+     {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}),
+]
+
+
+@pytest.mark.parametrize("case,stages,settings,state,expected", STATES, ids=[c[0] for c in STATES])
+def test_state_fields(case, stages, settings, state, expected):
+    definition = compile_stages(stages, **settings).definition
+    got = {path: get(definition["States"][state], path) for path in expected}
+    assert got == expected
+
+
+@pytest.mark.parametrize("case,stages,settings,absent", [
+    ("inline map has no label or writer", [IDS, FAN], INLINE, ["Label", "ResultWriter", "ToleratedFailurePercentage"]),
+    ("wait takes no retry or catch", [{"name": "W", "type": "wait", "seconds": 1}], {}, ["Retry", "Catch"]),
+], ids=["inline map", "wait"])
+def test_fields_left_out(case, stages, settings, absent):
+    states = compile_stages(stages, **settings).definition["States"]
+    state = states[stages[-1]["name"]]
+    assert [k for k in absent if k in state] == []
+
+
+def test_chunked_ctas_states_chain_in_order():
+    ctas = {"name": "Eval", "type": "athena_ctas", "table": "evaluation_features",
+            "template": "evaluation_features.sql.j2", "partitioned_by": ["batch_id"], "partitions": "batches"}
+    states = compile_stages([ctas]).definition["States"]
+    names = [n for n in states if n.startswith("Eval")]
+    assert names == ["Eval"] + [f"Eval_Insert{i:02d}" for i in range(1, 9)]
+    assert [states[n].get("Next") for n in names] == names[1:] + [None]
+    assert states[names[-1]]["End"] is True
+
+
+# --- IAM ----------------------------------------------------------------------------------
+
+def grants(a: Artifacts, role: str) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for st in a.policies[role].document()["Statement"]:
+        res = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+        for action in st["Action"]:
+            out.setdefault(action, set()).update(res)
+    return out
+
+
+ARN = f"{REGION}:{ACCOUNT}"
+TASK_ROLES = {f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-task", f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-task-execution"}
+# (case, stages, settings, role, action, resources granted; None = not granted at all)
+IAM = [
+    ("fargate: run its task definition", [{"name": "T", "type": "fargate_task", "task": "training"}], {},
+     "statemachine", "ecs:RunTask", {f"arn:aws:ecs:{ARN}:task-definition/{PREFIX}-training:*"}),
+    ("fargate: pass the two task roles", [{"name": "T", "type": "fargate_task", "task": "training"}], {},
+     "statemachine", "iam:PassRole", TASK_ROLES),
+    ("fargate: the managed rule", [{"name": "T", "type": "fargate_task", "task": "training"}], {},
+     "statemachine", "events:PutRule", {f"arn:aws:events:{ARN}:rule/StepFunctionsGetEventsForECSTaskRule"}),
+    ("fargate: tag its tasks", [{"name": "T", "type": "fargate_task", "task": "training"}], {},
+     "statemachine", "ecs:TagResource", {f"arn:aws:ecs:{ARN}:task/{PREFIX}-cluster/*"}),
+    ("fargate: pull its image", [{"name": "T", "type": "fargate_task", "task": "training"}], {},
+     "task_execution", "ecr:BatchGetImage", {f"arn:aws:ecr:{ARN}:repository/{PREFIX}-training"}),
+    ("fargate: task writes under the prefix", [{"name": "T", "type": "fargate_task", "task": "training"}], {},
+     "task", "s3:PutObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/*"}),
+    ("distributed map: start itself", [IDS, FAN], {}, "statemachine", "states:StartExecution",
+     {f"arn:aws:states:{ARN}:stateMachine:{MACHINE}"}),
+    ("distributed map: its children", [IDS, FAN], {}, "statemachine", "states:DescribeExecution",
+     {f"arn:aws:states:{ARN}:execution:{MACHINE}/*", f"arn:aws:states:{ARN}:execution:{MACHINE}:*"}),
+    ("inline map: no child executions", [IDS, FAN], INLINE, "statemachine", "states:StartExecution", None),
+    ("athena: its workgroup", [CTAS], {}, "statemachine", "athena:StartQueryExecution",
+     {f"arn:aws:athena:{ARN}:workgroup/primary"}),
+    ("athena: writes only its own database", [CTAS], {}, "statemachine", "glue:CreateTable",
+     {f"arn:aws:glue:{ARN}:catalog", f"arn:aws:glue:{ARN}:database/ai_agent_kb_predict_age",
+      f"arn:aws:glue:{ARN}:table/ai_agent_kb_predict_age/*"}),
+    ("athena: reads the source", [CTAS], {}, "statemachine", "s3:GetObject",
+     {"arn:aws:s3:::stepkit-example-bucket/predict-age/*",
+      "arn:aws:s3:::stepkit-example-bucket/kb/person_profiles_2025q3/*"}),
+    ("athena: no PassRole", [CTAS], {}, "statemachine", "iam:PassRole", None),
+    ("lambda: the function and its versions", [{"name": "L", "type": "lambda_invoke", "function": "notify"}], {},
+     "statemachine", "lambda:InvokeFunction",
+     {f"arn:aws:lambda:{ARN}:function:{PREFIX}-notify", f"arn:aws:lambda:{ARN}:function:{PREFIX}-notify:*",
+      # the failure path's cleanup function
+      f"arn:aws:lambda:{ARN}:function:{PREFIX}-cleanup", f"arn:aws:lambda:{ARN}:function:{PREFIX}-cleanup:*"}),
+    ("cleanup: deletes only table files", [{"name": "C", "type": "cleanup", "delete_data": ["staging"]}], {},
+     "lambda", "s3:DeleteObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/tables/*"}),
+    ("cleanup: drops only its own tables", [{"name": "C", "type": "cleanup", "delete_data": ["staging"]}], {},
+     "lambda", "glue:DeleteTable", {f"arn:aws:glue:{ARN}:catalog", f"arn:aws:glue:{ARN}:database/ai_agent_kb_predict_age",
+                                    f"arn:aws:glue:{ARN}:table/ai_agent_kb_predict_age/*"}),
+    ("wait: no task permissions", [{"name": "W", "type": "wait", "seconds": 1}], {"on_failure": {"delete_data": []}},
+     "statemachine", "ecs:RunTask", None),
+]
+
+
+@pytest.mark.parametrize("case,stages,settings,role,action,resources", IAM, ids=[c[0] for c in IAM])
+def test_iam_grants(case, stages, settings, role, action, resources):
+    assert grants(compile_stages(stages, **settings), role).get(action) == resources
+
+
+# --- SQL ------------------------------------------------------------------------------------
+
+def ctas_props(sql: str) -> dict[str, Any]:
+    tree = sqlglot.parse_one(sql.replace("${run_id}", "r"), read="athena")
+    out: dict[str, Any] = {}
+    for p in tree.args["properties"].expressions:
+        key = {exp.FileFormatProperty: "format", exp.PartitionedByProperty: "partitioned_by"}.get(type(p)) or p.name
+        value = p.args.get("value") or p.this
+        out[key] = [v.name for v in value.expressions] if isinstance(value, exp.Array) else (
+            int(value.this) if isinstance(value, exp.Literal) and not value.is_string else value.name)
+    return out
+
+
+LOCATION = "s3://stepkit-example-bucket/predict-age/tables/predict_age_real_training_targets_14m/r/"
+EVAL = {"name": "Eval", "type": "athena_ctas", "table": "evaluation_features", "template": "evaluation_features.sql.j2"}
+# (case, stage, settings, statement kinds, properties of the first statement)
+SQL = [
+    ("defaults", CTAS, {}, ["ctas"],
+     {"format": "PARQUET", "write_compression": "SNAPPY", "external_location": LOCATION}),
+    ("orc + zstd", {**CTAS, "format": "orc", "compression": "zstd"}, {}, ["ctas"],
+     {"format": "ORC", "write_compression": "ZSTD", "external_location": LOCATION}),
+    ("bucketed", {**CTAS, "bucketed_by": ["id"], "bucket_count": 10}, {}, ["ctas"],
+     {"format": "PARQUET", "write_compression": "SNAPPY", "external_location": LOCATION,
+      "bucketed_by": ["id"], "bucket_count": 10}),
+    ("898 partitions -> CTAS + 8 INSERTs", {**EVAL, "partitioned_by": ["batch_id"], "partitions": "batches"}, {},
+     ["ctas"] + ["insert"] * 8, {"partitioned_by": ["batch_id"]}),
+    ("100 partitions -> one CTAS", {**EVAL, "partitioned_by": ["batch_id"], "partitions": "batches"},
+     {"batching": {"batches": 100}}, ["ctas"], {"partitioned_by": ["batch_id"]}),
+    ("101 partitions -> CTAS + 1 INSERT", {**EVAL, "partitioned_by": ["batch_id"], "partitions": "batches"},
+     {"batching": {"batches": 101}}, ["ctas", "insert"], {"partitioned_by": ["batch_id"]}),
+    ("external table", {"name": "Q", "type": "athena_query", "table": "predictions",
+                        "template": "predictions_table.sql.j2"}, {}, ["ddl"], None),
+]
+
+
+@pytest.mark.parametrize("case,stage,settings,kinds,props", SQL, ids=[c[0] for c in SQL])
+def test_sql(case, stage, settings, kinds, props):
+    statements = compile_stages([stage], **settings).statements
+    assert [s.kind for s in statements] == kinds
+    if props is None:
+        return
+    got = ctas_props(statements[0].sql)
+    assert {k: got.get(k) for k in props} == props
+
+
+def test_insert_chunks_read_disjoint_groups():
+    stage = {**EVAL, "partitioned_by": ["batch_id"], "partitions": "batches"}
+    statements = compile_stages([stage]).statements
+    groups = []
+    for st in statements:
+        where = sqlglot.parse_one(st.sql.replace("${run_id}", "r"), read="athena").find(exp.Where)
+        (eq,) = [e for e in where.find_all(exp.EQ) if e.left.name == "batch_group"]
+        groups.append(int(eq.right.this))
+    assert groups == list(range(9))
