@@ -1,0 +1,236 @@
+"""One interface for files on S3 (`s3://bucket/key`) and on local disk (absolute paths).
+
+Workers and the demo-data generator use only these functions, so the same code runs in a
+container against S3 and in a local run against the warehouse folder. pyarrow.fs does the
+work for both; it honours AWS_ENDPOINT_URL (moto in tests) like boto3 does.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from stepkit.errors import AwsError, DataError
+
+# Float features compress poorly with dictionaries and write 4x slower with them (tooling.md):
+# dictionary-encode only string columns.
+_COMPRESSION = "zstd"
+
+
+def _split(uri: str) -> tuple[pafs.FileSystem, str]:
+    if uri.startswith("s3://"):
+        try:
+            fs, path = pafs.FileSystem.from_uri(uri)
+        except (OSError, pa.ArrowException) as e:
+            raise AwsError(f"{uri}: cannot open S3 location: {e}") from None
+        return fs, path.rstrip("/") if uri.endswith("/") else path
+    if uri.startswith("file://"):
+        uri = uri[len("file://"):]
+    return pafs.LocalFileSystem(), os.path.abspath(uri)
+
+
+def join(folder: str, name: str) -> str:
+    return folder if not name else (folder if folder.endswith("/") else folder + "/") + name
+
+
+def _uri(fs: pafs.FileSystem, path: str) -> str:
+    return f"s3://{path}" if isinstance(fs, pafs.S3FileSystem) else path
+
+
+def _hidden(rel: str) -> bool:
+    # Athena/Hive/Spark markers (_SUCCESS, _temporary/, .crc, our own .tmp- files) are not data.
+    return any(part.startswith(("_", ".")) for part in rel.split("/"))
+
+
+def _io(action: str, uri: str, e: Exception) -> Exception:
+    if uri.startswith("s3://"):
+        return AwsError(f"s3 {action} {uri}: {e}")
+    return DataError(f"{uri}: cannot {action}: {e}")
+
+
+def exists(uri: str) -> bool:
+    fs, path = _split(uri)
+    try:
+        return fs.get_file_info(path).type != pafs.FileType.NotFound
+    except OSError as e:
+        raise _io("stat", uri, e) from None
+
+
+def list_parquet(folder: str, missing_ok: bool = False) -> list[str]:
+    """Data files under `folder`, recursively, sorted; names starting with `_` or `.` are skipped."""
+    fs, path = _split(folder)
+    try:
+        info = fs.get_file_info(path)
+        if info.type == pafs.FileType.NotFound:
+            if missing_ok:
+                return []
+            raise DataError(f"{folder}: no such folder (no table data written there)")
+        if info.type == pafs.FileType.File:
+            return [_uri(fs, path)]
+        infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+    except OSError as e:
+        raise _io("list", folder, e) from None
+    out = []
+    for i in infos:
+        rel = i.path[len(path):].lstrip("/")
+        if i.type == pafs.FileType.File and not _hidden(rel) and i.size > 0:
+            out.append(_uri(fs, i.path))
+    return sorted(out)
+
+
+def _dataset(folder: str, missing_ok: bool = False) -> ds.Dataset | None:
+    files = list_parquet(folder, missing_ok=missing_ok)
+    if not files:
+        return None
+    fs, _ = _split(folder)
+    paths = [_split(f)[1] for f in files]
+    try:
+        # Hive partition folders (batch_id=3/) are read as plain files: the columns we need are in them.
+        return ds.dataset(paths, format="parquet", filesystem=fs)
+    except (OSError, pa.ArrowInvalid) as e:
+        raise _io("read", folder, e) from None
+
+
+def _check_columns(folder: str, schema: pa.Schema, columns: list[str] | None) -> None:
+    missing = [c for c in columns or [] if c not in schema.names]
+    if missing:
+        raise DataError(f"{folder}: missing column(s) {', '.join(missing)} (has {', '.join(schema.names)})")
+
+
+def read_table(folder: str, columns: list[str] | None = None, missing_ok: bool = False) -> pa.Table | None:
+    """All Parquet under `folder` as one table (None when missing_ok and there is no data)."""
+    d = _dataset(folder, missing_ok=missing_ok)
+    if d is None:
+        if missing_ok:
+            return None
+        raise DataError(f"{folder}: no Parquet files (0 rows)")
+    _check_columns(folder, d.schema, columns)
+    try:
+        return d.to_table(columns=columns)
+    except (OSError, pa.ArrowInvalid) as e:
+        raise _io("read", folder, e) from None
+
+
+def iter_batches(folder: str, columns: list[str] | None = None, batch_size: int = 262_144,
+                 missing_ok: bool = False) -> Iterator[pa.RecordBatch]:
+    """Stream the rows under `folder` in record batches (bounded memory)."""
+    d = _dataset(folder, missing_ok=missing_ok)
+    if d is None:
+        if missing_ok:
+            return
+        raise DataError(f"{folder}: no Parquet files (0 rows)")
+    _check_columns(folder, d.schema, columns)
+    try:
+        yield from d.to_batches(columns=columns, batch_size=batch_size)
+    except (OSError, pa.ArrowInvalid) as e:
+        raise _io("read", folder, e) from None
+
+
+def schema_of(folder: str, missing_ok: bool = False) -> pa.Schema | None:
+    d = _dataset(folder, missing_ok=missing_ok)
+    return None if d is None else d.schema
+
+
+def _tmp_path(path: str) -> str:
+    head, _, name = path.rpartition("/")
+    return f"{head}/.tmp-{uuid.uuid4().hex[:12]}-{name}"
+
+
+@contextmanager
+def _atomic_stream(uri: str) -> Iterator[Any]:
+    """An output stream whose content appears at `uri` only when the block ends without error.
+
+    The bytes go to a hidden temp file first (local: in the target's folder, then renamed over
+    the target, which is atomic and lets a retry overwrite; S3: on local disk, then uploaded in
+    one go, since an S3 object appears only when its upload completes). A failure leaves nothing.
+    """
+    fs, path = _split(uri)
+    local = isinstance(fs, pafs.LocalFileSystem)
+    try:
+        if local:
+            fs.create_dir(path.rpartition("/")[0], recursive=True)
+            tmp = _tmp_path(path)
+        else:
+            fd, tmp = tempfile.mkstemp(prefix=".stepkit-upload-")
+            os.close(fd)
+        stream = pafs.LocalFileSystem().open_output_stream(tmp)
+    except OSError as e:
+        raise _io("write", uri, e) from None
+    try:
+        try:
+            yield stream
+        finally:
+            stream.close()
+        if local:
+            os.replace(tmp, path)
+        else:
+            pafs.copy_files(tmp, path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    try:
+        with _atomic_stream(uri) as stream:
+            stream.write(data)
+    except OSError as e:
+        raise _io("write", uri, e) from None
+
+
+def read_bytes(uri: str) -> bytes:
+    fs, path = _split(uri)
+    try:
+        with fs.open_input_stream(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        raise DataError(f"{uri}: no such file") from None
+    except OSError as e:
+        if "not found" in str(e).lower() or "NoSuchKey" in str(e):
+            raise DataError(f"{uri}: no such file") from None
+        raise _io("read", uri, e) from None
+
+
+def write_json(uri: str, value: Any) -> None:
+    write_bytes(uri, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(uri: str) -> Any:
+    data = read_bytes(uri)
+    try:
+        return json.loads(data)
+    except ValueError as e:
+        raise DataError(f"{uri}: not JSON: {e}") from None
+
+
+def _writer_options(schema: pa.Schema, dictionary: bool) -> dict[str, Any]:
+    # Dictionaries pay off for repeated strings (model names, run ids), not for ids or documents.
+    strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    return {"compression": _COMPRESSION, "use_dictionary": (strings or False) if dictionary else False}
+
+
+@contextmanager
+def parquet_writer(uri: str, schema: pa.Schema, dictionary: bool = True) -> Iterator[pq.ParquetWriter]:
+    """Write a Parquet file batch by batch; it appears at `uri` atomically when the block ends."""
+    try:
+        with _atomic_stream(uri) as stream:
+            writer = pq.ParquetWriter(stream, schema, **_writer_options(schema, dictionary))
+            try:
+                yield writer
+            finally:
+                writer.close()
+    except OSError as e:
+        raise _io("write", uri, e) from None
+
+
+def write_table(uri: str, table: pa.Table) -> None:
+    with parquet_writer(uri, table.schema) as w:
+        w.write_table(table)

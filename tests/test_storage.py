@@ -1,0 +1,122 @@
+"""stepkit.storage: the same calls on a local folder and on S3 (moto in server mode)."""
+from __future__ import annotations
+
+import logging
+import socket
+import uuid
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from stepkit import storage
+from stepkit.errors import DataError
+
+BUCKET = "stepkit-storage-test"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def moto_url():
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def root(request, tmp_path, monkeypatch):
+    """A fresh folder: a local absolute path or an s3:// prefix, both ending in '/'."""
+    if request.param == "local":
+        return f"{tmp_path}/"
+    url = request.getfixturevalue("moto_url")
+    for k, v in {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
+                 "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}.items():
+        monkeypatch.setenv(k, v)
+    import boto3
+
+    s3 = boto3.client("s3")
+    if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=BUCKET)
+    return f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}/"
+
+
+def _table(start: int, n: int) -> pa.Table:
+    return pa.table({"id": [f"p{i}" for i in range(start, start + n)], "x": [float(i) for i in range(start, start + n)]})
+
+
+def test_bytes_and_json_round_trip(root):
+    storage.write_bytes(root + "a/b.bin", b"\x00\x01data")
+    storage.write_json(root + "m.json", {"b": 1, "a": [1.5, "x"]})
+    assert storage.read_bytes(root + "a/b.bin") == b"\x00\x01data"
+    assert storage.read_json(root + "m.json") == {"a": [1.5, "x"], "b": 1}
+    assert storage.exists(root + "m.json") and not storage.exists(root + "nope.json")
+
+
+def test_folder_listing_skips_markers_and_reads_recursively(root):
+    storage.write_table(root + "t/batch_id=1/part-0.parquet", _table(0, 3))
+    storage.write_table(root + "t/batch_id=2/part-0.parquet", _table(3, 2))
+    storage.write_bytes(root + "t/_SUCCESS", b"")
+    storage.write_bytes(root + "t/_temporary/x.parquet", b"junk")
+    storage.write_bytes(root + "t/.hidden.parquet", b"junk")
+    files = storage.list_parquet(root + "t/")
+    assert [f.rsplit("/", 2)[-2] for f in files] == ["batch_id=1", "batch_id=2"]
+    table = storage.read_table(root + "t/", columns=["id"])
+    assert table.column_names == ["id"] and sorted(table.column("id").to_pylist()) == [f"p{i}" for i in range(5)]
+    assert sum(b.num_rows for b in storage.iter_batches(root + "t/", batch_size=2)) == 5
+
+
+@pytest.mark.parametrize("call", [
+    lambda f: storage.list_parquet(f),
+    lambda f: storage.read_table(f),
+    lambda f: list(storage.iter_batches(f)),
+])
+def test_missing_folder_is_a_data_error_naming_it(root, call):
+    with pytest.raises(DataError, match=r"nothere/: no such folder"):
+        call(root + "nothere/")
+
+
+def test_missing_ok_means_empty(root):
+    assert storage.list_parquet(root + "nothere/", missing_ok=True) == []
+    assert storage.read_table(root + "nothere/", missing_ok=True) is None
+    assert list(storage.iter_batches(root + "nothere/", missing_ok=True)) == []
+
+
+def test_missing_column_names_folder_and_columns(root):
+    storage.write_table(root + "t/p.parquet", _table(0, 2))
+    with pytest.raises(DataError, match=r"t/: missing column\(s\) y \(has id, x\)"):
+        storage.read_table(root + "t/", columns=["id", "y"])
+
+
+def test_rewrite_overwrites_and_a_failed_write_leaves_the_old_file(root):
+    uri = root + "out/part-00000.parquet"
+    storage.write_table(uri, _table(0, 4))
+    storage.write_table(uri, _table(10, 2))  # a retry: replaces, never appends
+    assert storage.read_table(root + "out/").column("id").to_pylist() == ["p10", "p11"]
+    with pytest.raises(RuntimeError):
+        with storage.parquet_writer(uri, _table(0, 1).schema) as w:
+            w.write_table(_table(20, 5))
+            raise RuntimeError("worker died mid-write")
+    assert storage.read_table(root + "out/").column("id").to_pylist() == ["p10", "p11"]
+    assert len(storage.list_parquet(root + "out/")) == 1
+
+
+def test_local_write_leaves_no_temp_files(tmp_path):
+    storage.write_table(f"{tmp_path}/d/f.parquet", _table(0, 3))
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["f.parquet"]
+    assert pq.read_table(tmp_path / "d" / "f.parquet").num_rows == 3
+
+
+def test_missing_file_is_a_data_error(root):
+    with pytest.raises(DataError, match=r"model.joblib: no such file"):
+        storage.read_bytes(root + "model.joblib")
