@@ -31,13 +31,28 @@ def _label(name: str, state: dict[str, Any]) -> str:
     return text.replace('"', "'")
 
 
+def _nodes(states: dict[str, Any], indent: str) -> list[str]:
+    """One node per state; a Map's own states go in a subgraph beside it, run once per item."""
+    out = []
+    for name, state in states.items():
+        left, right = _SHAPES.get(state["Type"], ("[", "]"))
+        out.append(f'{indent}{_id(name)}{left}"{_label(name, state)}"{right}')
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            inner = processor["States"]
+            out.append(f"{indent}subgraph {_id(name)}_each [{name} - each item]")
+            out += _nodes(inner, indent + "  ")
+            out += [f"{indent}  {_id(n)} --> {_id(s['Next'])}" for n, s in inner.items() if "Next" in s]
+            out.append(f"{indent}end")
+            out.append(f"{indent}{_id(name)} -.-> {_id(processor['StartAt'])}")
+    return out
+
+
 def mermaid(definition: dict[str, Any]) -> str:
     lines = ["flowchart TD"]
     states = definition["States"]
     lines.append(f"  start((start)) --> {_id(definition['StartAt'])}")
-    for name, state in states.items():
-        left, right = _SHAPES.get(state["Type"], ("[", "]"))
-        lines.append(f'  {_id(name)}{left}"{_label(name, state)}"{right}')
+    lines += _nodes(states, "  ")
     for name, state in states.items():
         if "Next" in state:
             lines.append(f"  {_id(name)} --> {_id(state['Next'])}")
