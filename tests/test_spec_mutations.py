@@ -106,6 +106,25 @@ def test_missing_template_variable(tmp_path):
                      "'no_such_variable' is undefined"]
 
 
+@pytest.mark.parametrize("body,words", [
+    ("SELECT FROM WHERE (\n", "sql/TrainingTargets.sql does not parse as Athena SQL"),
+    ("SELECT 1 AS a; SELECT 2 AS b\n", "sql/TrainingTargets.sql holds 2 statements"),
+    ("SELECT 'unclosed\n", "sql/TrainingTargets.sql does not parse as Athena SQL"),
+])
+def test_template_that_renders_bad_sql(tmp_path, body, words):
+    """sqlglot reads every rendered statement; a failure points at the stage's `template`."""
+    (tmp_path / "extra").mkdir()
+    (tmp_path / "extra" / "bad.sql.j2").write_text(body)
+    text = GOOD.replace("    template: training_targets.sql.j2\n", "    template: bad.sql.j2\n")
+    text = text.replace("state_machine_name:", "templates: extra\nstate_machine_name:")
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    line, col = position(text, text.index("bad.sql.j2"))
+    code, lines = validate(path)
+    assert code == 1
+    assert len(lines) == 1 and lines[0].startswith(f"{path}:{line}:{col}: stages[3].template: {words}"), lines
+
+
 @pytest.mark.parametrize("case,text,line,col,words", [
     ("yaml syntax", GOOD.replace("  percent: 10\n", "  percent: [10\n"), None, None, "YAML syntax"),
     ("tab indentation", GOOD.replace("  percent: 10\n", "\tpercent: 10\n"), None, None, "YAML syntax"),

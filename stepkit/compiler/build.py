@@ -161,7 +161,8 @@ def build(ctx: Context, positions: Positions | None = None,
     if checker is not None:
         for st, i, why in zip(statements, owners, checker.results()):
             if why:
-                errors.append(_locate(ctx, positions, i, Finding("error", (), f"sql/{st.name}.sql {why}")))
+                # The SQL comes from the stage's template: point there.
+                errors.append(_locate(ctx, positions, i, Finding("error", ("template",), f"sql/{st.name}.sql {why}")))
     # No validator reads integration ARNs or their Parameters: stepkit's own allow-list does.
     for issue in integrations.check(definition):
         index = stage_of.get(issue.state)  # None: the failure path, made from `on_failure`

@@ -44,8 +44,8 @@ class DiskCache(jinja2.BytecodeCache):
                 bucket.load_bytecode(f)  # resets itself on a checksum or version mismatch
         except FileNotFoundError:
             pass
-        except (OSError, EOFError, ValueError, TypeError):
-            bucket.reset()  # truncated or foreign: compile again
+        except Exception:  # truncated or foreign (pickle, marshal and OS errors alike): compile again
+            bucket.reset()
 
     def dump_bytecode(self, bucket: Bucket) -> None:
         target = self._file(bucket)

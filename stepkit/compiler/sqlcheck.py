@@ -23,13 +23,15 @@ CHILD_TIMEOUT_SECONDS = 120
 def check(text: str) -> str | None:
     """None when sqlglot reads exactly one Athena statement from `text`, else why not."""
     import sqlglot  # imported here: only the checker pays for it
-    from sqlglot.errors import ParseError
+    from sqlglot.errors import ParseError, SqlglotError
 
     try:
         trees = [t for t in sqlglot.parse(text, read="athena") if t is not None]
     except ParseError as e:
         first = e.errors[0] if e.errors else {}
         return f"does not parse as Athena SQL: {first.get('description', str(e))} (line {first.get('line', '?')})"
+    except SqlglotError as e:  # the tokenizer's (an unclosed quote), which is not a ParseError
+        return f"does not parse as Athena SQL: {str(e).splitlines()[0]}"
     if len(trees) != 1:
         return f"holds {len(trees)} statements; Athena runs exactly one per query"
     return None
