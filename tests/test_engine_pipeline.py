@@ -11,6 +11,7 @@ import pytest
 
 from stepkit.compiler.context import Context
 from stepkit.engines.duckdb import DuckDBEngine
+from stepkit.engines.transpile import parse
 from stepkit.local.context import LocalContext
 from stepkit.spec.loader import load_pipeline
 
@@ -100,6 +101,13 @@ def table(run, key):
 
 def q(run, sql):
     return run["engine"].execute(sql).rows
+
+
+def test_staging_reads_each_document_twice_at_most(run):
+    # One validation (try(json_parse)) and one list extraction of the 22 paths: no per-path parse.
+    (statement,) = run["stages"]["StagingFeatures"].sql(run["ctx"].compile)
+    sql = parse(statement.text(RUN)).duckdb_sql().lower()
+    assert sql.count("json_valid(") == 1 and sql.count("json_extract(") == 1
 
 
 def test_staging_has_one_row_per_distinct_id(run):

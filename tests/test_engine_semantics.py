@@ -134,6 +134,8 @@ def test_hash_spreads_ids_evenly(engine):
     ("SELECT 1; SELECT 2", "holds 2 statements"),
     ("SELECT * FROM nowhere.t", "nowhere.t: TABLE_NOT_FOUND"),
     ("SELECT no_such_function(1)", "SELECT failed in DuckDB"),
+    ("SELECT 'unterminated", "does not parse as Athena SQL"),
+    ("VACUUM db.t", "the local engine runs CREATE TABLE AS"),
 ])
 def test_bad_statements_are_one_clear_error(engine, sql, message):
     with pytest.raises(QueryError) as e:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError
+from sqlglot.errors import ParseError, SqlglotError
 
 from stepkit.engines import QueryError
 from stepkit.engines.shims import rewrite
@@ -76,6 +76,8 @@ def parse(sql: str, default_database: str | None = None) -> Statement:
         first = e.errors[0] if e.errors else {}
         raise QueryError(f"{summary(sql)}: does not parse as Athena SQL: "
                          f"{first.get('description', str(e))} (line {first.get('line', '?')})") from None
+    except SqlglotError as e:  # e.g. an unterminated string literal
+        raise QueryError(f"{summary(sql)}: does not parse as Athena SQL: {str(e).splitlines()[0]}") from None
     if len(trees) != 1:
         raise QueryError(f"{summary(sql)}: holds {len(trees)} statements; Athena runs exactly one per query")
     tree = trees[0]
