@@ -1,0 +1,128 @@
+"""The one feature encoding, shared by training and prediction (no train/serve skew).
+
+Input: Arrow columns as the feature tables hold them (numeric, boolean, category text already
+lower-cased and mapped to a known category, 'other' or NULL by the SQL). Output: a float32
+matrix, one column per numeric/boolean feature and one per category value (+ 'other').
+
+- Tree models get NaN for a missing numeric/boolean value (XGBoost learns where to send it).
+- The linear model gets every NaN filled per the feature's `missing` policy: `zero`, or the
+  median learned on training rows (`median`, and `keep`, which only trees can honour).
+A missing category is all zeros in its one-hot block for both.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+OTHER = "other"
+
+
+@dataclass
+class Encoder:
+    """Everything needed to encode rows the same way later: stored in the model artifact."""
+
+    features: list[dict[str, Any]]  # name, type, categories, missing (from the spec)
+    medians: dict[str, float] = field(default_factory=dict)  # learned on training rows
+
+    @classmethod
+    def from_spec(cls, features: list[Any]) -> "Encoder":
+        out = []
+        for f in features:
+            cats = [c.lower() for c in f.categories] if f.categories else None
+            out.append({"name": f.name, "type": f.type, "categories": cats, "missing": f.missing})
+        return cls(out)
+
+    @property
+    def input_columns(self) -> list[str]:
+        return [f["name"] for f in self.features]
+
+    @property
+    def columns(self) -> list[str]:
+        """Names of the encoded matrix's columns, in order."""
+        out = []
+        for f in self.features:
+            if f["type"] == "category":
+                out += [f"{f['name']}={c}" for c in [*f["categories"], OTHER]]
+            else:
+                out.append(f["name"])
+        return out
+
+    def raw(self, data: pa.Table | pa.RecordBatch) -> np.ndarray:
+        """The tree models' matrix: NaN where a numeric/boolean value is missing."""
+        n = data.num_rows
+        out = np.empty((n, len(self.columns)), dtype=np.float32)
+        j = 0
+        for f in self.features:
+            col = data.column(f["name"])
+            if f["type"] == "category":
+                for c in [*f["categories"], OTHER]:
+                    out[:, j] = _to_numpy(pc.fill_null(pc.equal(col, c), False))
+                    j += 1
+            else:
+                if pa.types.is_boolean(col.type):
+                    col = pc.cast(col, pa.int8())
+                out[:, j] = _to_numpy(pc.fill_null(pc.cast(col, pa.float32()), np.nan))
+                j += 1
+        return out
+
+    def fit(self, data: pa.Table) -> "Encoder":
+        """Learn the medians the linear model fills missing values with."""
+        x = self.raw(data)
+        self.medians = {}
+        for j, name in self._numeric_columns():
+            values = x[:, j]
+            values = values[~np.isnan(values)]
+            self.medians[name] = float(np.median(values)) if values.size else 0.0
+        return self
+
+    def fill(self, x: np.ndarray) -> np.ndarray:
+        """The linear model's matrix: the raw matrix with NaN filled per policy (in place)."""
+        by_name = {f["name"]: f for f in self.features}
+        for j, name in self._numeric_columns():
+            value = 0.0 if by_name[name]["missing"] == "zero" else self.medians.get(name, 0.0)
+            col = x[:, j]
+            col[np.isnan(col)] = value
+        return x
+
+    def _numeric_columns(self) -> list[tuple[int, str]]:
+        out, j = [], 0
+        for f in self.features:
+            if f["type"] == "category":
+                j += len(f["categories"]) + 1
+            else:
+                out.append((j, f["name"]))
+                j += 1
+        return out
+
+    def missing_indicators(self, x: np.ndarray) -> np.ndarray:
+        """0/1 per input feature: is it unknown on this row (NaN, or no category at all)?"""
+        out = np.zeros((x.shape[0], len(self.features)), dtype=np.float32)
+        j = 0
+        for i, f in enumerate(self.features):
+            if f["type"] == "category":
+                k = len(f["categories"]) + 1
+                # 'other' carries no more than a missing value about the target's known categories.
+                known = x[:, j:j + k - 1].sum(axis=1)
+                out[:, i] = known == 0
+                j += k
+            else:
+                out[:, i] = np.isnan(x[:, j])
+                j += 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"features": self.features, "medians": self.medians, "columns": self.columns}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Encoder":
+        return cls(d["features"], dict(d["medians"]))
+
+
+def _to_numpy(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    return arr.to_numpy(zero_copy_only=False)

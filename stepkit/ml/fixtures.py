@@ -1,0 +1,104 @@
+"""Feature tables from source documents without Athena, for the ML tests and benchmarks.
+
+A plain-Python reading of what templates/sql/staging.sql.j2 and the training/evaluation
+templates make of a source (json_extract_scalar + try_cast + range/category cleaning, duplicates
+dropped, malformed JSON skipped), written where the workers look for their input. The pipeline's
+own SQL runs in the local engine; this exists so the ML parts can be tested and measured alone.
+Buckets use blake2b instead of Athena's xxhash64: any stable hash of the id serves the split.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from stepkit import storage
+
+_ARROW = {"double": pa.float64(), "integer": pa.int32(), "boolean": pa.bool_(), "category": pa.string()}
+
+
+def _scalar(doc: Any, path: list[str]) -> str | None:
+    """json_extract_scalar: the scalar's text; None when absent, null, an object or an array."""
+    for key in path:
+        if not isinstance(doc, dict) or key not in doc:
+            return None
+        doc = doc[key]
+    if doc is None or isinstance(doc, (dict, list)):
+        return None
+    if isinstance(doc, bool):
+        return "true" if doc else "false"
+    return str(doc)
+
+
+def _typed(text: str | None, f: Any) -> Any:
+    if text is None:
+        return None
+    if f.type == "category":
+        v = text.lower()
+        return v if v in [c.lower() for c in f.categories] else "other"
+    if f.type == "boolean":
+        return {"true": True, "false": False}.get(text.lower())
+    try:
+        v = float(text)
+        if f.type == "integer":
+            if not v.is_integer() or "." in text or "e" in text.lower():
+                return None  # Trino's try_cast('4.7' AS integer) is NULL
+            v = int(v)
+    except ValueError:
+        return None
+    if (f.min is not None and v < f.min) or (f.max is not None and v > f.max):
+        return None
+    return v
+
+
+def bucket(key: str, salt: str, mod: int) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{key}{salt}".encode(), digest_size=8).digest(), "big") % mod
+
+
+def staging(pipeline: Any, source: pa.Table) -> pa.Table:
+    """One row per distinct id with parseable JSON: id, features, target, sample_bucket, batch_id."""
+    s = pipeline.source
+    best: dict[Any, str] = {}
+    for i, d in zip(source.column(s.id_column).to_pylist(), source.column(s.document_column).to_pylist()):
+        if i is not None and (i not in best or d < best[i]):
+            best[i] = d  # min(doc) per id, as the SQL
+    fields = [*pipeline.features, pipeline.target]
+    cols: dict[str, list] = {"id": [], **{f.name: [] for f in fields}, "sample_bucket": [], "batch_id": []}
+    paths = {f.name: f.json_path[2:].split(".") for f in fields}
+    for i in sorted(best):
+        try:
+            doc = json.loads(best[i])
+        except ValueError:
+            continue
+        cols["id"].append(i)
+        for f in fields:
+            cols[f.name].append(_typed(_scalar(doc, paths[f.name]), f))
+        cols["sample_bucket"].append(bucket(str(i), f"sample:{pipeline.sample.seed}", 10_000))
+        cols["batch_id"].append(bucket(str(i), "batch", pipeline.batching.batches))
+    types = {f.name: _ARROW[f.type] for f in pipeline.features}
+    types[pipeline.target.name] = _ARROW[pipeline.target.type]
+    id_type = pa.int64() if s.id_type == "bigint" else pa.string()
+    return pa.table({k: pa.array(v, type=types.get(k, id_type if k == "id" else pa.int32())) for k, v in cols.items()})
+
+
+def write_tables(pipeline: Any, names: Any, run_id: str, source: pa.Table, files: int = 2) -> dict[str, int]:
+    """Training features/targets and evaluation features (one folder per batch) for `run_id`."""
+    st = staging(pipeline, source)
+    target = pipeline.target.name
+    feats = [f.name for f in pipeline.features]
+    labelled = st.filter(pa.array(~np.isnan(st.column(target).to_numpy(zero_copy_only=False).astype(float))))
+    train = labelled.filter(pa.array(labelled.column("sample_bucket").to_numpy() < pipeline.sample.percent * 100))
+    # Several files per table, as Athena writes them: readers must take the whole folder.
+    for key, table in (("training_features", train.select(["id", *feats, "sample_bucket"])),
+                       ("training_targets", train.select(["id", target]))):
+        step = -(-table.num_rows // files)
+        for k in range(files):
+            storage.write_table(f"{names.table_location(key, run_id)}part-{k:05d}.parquet", table.slice(k * step, step))
+    batch_ids = st.column("batch_id").to_numpy()
+    for b in np.unique(batch_ids):
+        part = st.filter(pa.array(batch_ids == b)).select(["id", *feats])
+        storage.write_table(f"{names.table_location('evaluation_features', run_id)}batch_id={b}/data.parquet", part)
+    return {"staging": st.num_rows, "training": train.num_rows, "batches": int(np.unique(batch_ids).size)}
