@@ -33,16 +33,27 @@ class TaskFailed(StepkitError):
     """A local task failed after its retries (the ASL's States.TaskFailed)."""
 
 
+# The heavy libraries stepkit's workers use: imported once, into the forkserver, so each worker
+# process (and each one restarted after a crash) starts with them loaded. A missing one is skipped.
+PRELOAD = ["numpy", "pyarrow.parquet", "xgboost"]
+
+
 def _context(module: str):
     ctx = multiprocessing.get_context("forkserver")
-    # Preloaded into the forkserver: every worker process starts with the module imported.
-    ctx.set_forkserver_preload([module])
+    # Takes effect when the forkserver starts (the first pool of this process).
+    ctx.set_forkserver_preload([*PRELOAD, module])
     return ctx
 
 
 def _warm(module: str, env: dict[str, str]) -> None:
     os.environ.update(env)
     importlib.import_module(module)
+
+
+def _env(extra: dict[str, str] | None) -> dict[str, str]:
+    # The forkserver keeps the environment of the moment it started (once per process); hand each
+    # new worker the environment of now, so a later run's settings (and fault injection) reach it.
+    return {**os.environ, **(extra or {})}
 
 
 def _arm_fault(module: str, batch: int | None, attempt: int) -> bool:
@@ -94,12 +105,13 @@ def run_batches(module: str, config_uri: str, run_id: str, batch_ids: list[int],
                 progress: Callable[[str, int, int], None] = lambda s, d, t: None,
                 log: Callable[[str], None] = print, env: dict[str, str] | None = None) -> FanOutResult:
     """`module.run(config_uri, run_id, batch_id)` for every batch, `concurrency` processes at once."""
-    env = dict(env or {})
+    env = _env(env)
     out = FanOutResult()
     tries = {b: Attempts(policy) for b in batch_ids}
     pending = deque(batch_ids)
-    # Submit at most two batches per process ahead: a broken pool then fails few innocent batches.
-    window = 2 * concurrency
+    # One batch queued beyond the running ones keeps every process busy (as the pool's own call
+    # queue does); more would only widen what a broken pool fails along with the dead batch.
+    window = concurrency + 1
     total = len(batch_ids)
 
     def make() -> ProcessPoolExecutor:
@@ -162,7 +174,7 @@ def run_task(module: str, args: tuple[Any, ...], policy: RetryPolicy, stage: str
     while True:
         attempt = tries.start()
         with ProcessPoolExecutor(1, mp_context=_context(module), initializer=_warm,
-                                 initargs=(module, dict(env or {}))) as pool:
+                                 initargs=(module, _env(env))) as pool:
             future = pool.submit(_call, module, args, None, attempt)
             try:
                 return future.result(), attempt

@@ -111,12 +111,12 @@ def _charts(run_dir: Path, record: RunRecord, qa: dict[str, Any] | None, target:
         for d, (s, w) in enumerate(zip(share, width), 1):
             if not np.isnan(s):
                 ax.text(d, s + 0.02, f"±{w / 2:.1f}", ha="center", fontsize=8)
-        ax.set_ylim(0, 1.1)
+        ax.set_ylim(0, 1.25)
         ax.set_xticks(range(1, 11))
         ax.set_xlabel(f"decile of predicted {target} (label: mean half-width of the interval)")
         ax.set_ylabel("coverage")
         ax.set_title(f"Interval coverage by predicted decile (overall {inside.mean():.1%})")
-        ax.legend(loc="lower right")
+        ax.legend(loc="upper center", ncol=2, fontsize=8)
         save(fig, "interval_coverage.png", "Interval coverage")
 
     stages = [s for s in record.stages if s.start is not None and s.end is not None]
@@ -165,7 +165,7 @@ def write(lctx, record: RunRecord, run_dir: Path) -> Path:
     summary = [
         ["run", record.run_id], ["pipeline", f"{p.name} ({record.pipeline})"], ["status", record.status],
         ["source", f"{record.source} ({lctx.extra.get('source_rows', 0):,} rows)"],
-        ["wall time", f"{seconds:.1f} s"], ["selected model", record.training.get("selected_model")],
+        ["wall time", f"{seconds:.1f} s"], ["chosen model", record.training.get("chosen_model")],
     ]
     if qa is not None:
         summary += [["labelled QA rows", qa["labelled"]], ["QA MAE (all labelled rows)", qa["mae"]],

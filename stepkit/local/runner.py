@@ -228,18 +228,22 @@ class Runner:
     def _absorb(self, lctx, stage, rec: StageRecord, record: RunRecord, result: dict[str, Any]) -> None:
         """Rows out, notes and model metrics from a stage's result."""
         rows = result.get("rows", result.get("rows_out"))
+        if isinstance(rows, dict):  # the training worker counts its train/calibration/test rows
+            rows = rows.get("total")
         if rows is None and stage.tables_written():
             p = lctx.compile.p
             try:
                 rows = lctx.engine.row_count(p.aws.database, p.tables.names()[stage.tables_written()[-1]])
-            except Exception:
+            except StepkitError:
                 rows = None
         rec.rows_out = int(rows) if rows is not None else None
         rec.detail = {k: v for k, v in result.items() if k in ("note", "batches", "retried", "pool_restarts",
                                                                   "attempts", "statements", "dropped", "deleted")}
-        if "metrics" in result:
-            record.metrics = _metrics(result["metrics"])
-            record.training = {k: v for k, v in result.items() if k != "metrics" and _plain(v)}
+        models = result.get("metrics") or result.get("models")
+        if isinstance(models, dict) and models:
+            record.metrics = _metrics(models)
+            record.training = {k: result[k] for k in ("chosen_model", "selection_metric", "model_version", "gate",
+                                                      "rows", "data_fingerprint", "seconds") if k in result}
 
     def _fail(self, lctx, record: RunRecord, rec: StageRecord, run_dir: Path, message: str) -> None:
         rec.end, rec.status, rec.error = time.time(), "failed", message

@@ -1,0 +1,216 @@
+"""`stepkit run --local` end to end, against the floor of the same work measured in the same run.
+
+For each source size (default 1M and 10M rows of demo data, generated once into .work/bench/):
+  1. the whole pipeline: `stepkit run pipelines/predict_age.yaml --local` in a child process;
+     wall time, per-stage seconds and rows/s (from run.json), and peak memory of the process
+     tree (the runner, DuckDB, the forkserver and every worker), sampled from /proc;
+  2. the floor: only the engines doing the same work, no orchestration, no files in between:
+     DuckDB parsing the same source into Parquet (dedupe + every JSON field + casts),
+     training the same models with the same parameters on a sample of the same size, and
+     xgboost predicting every parseable row (mean and quantile models);
+  3. the ratio end-to-end / floor (target <= 1.3) and the peak RSS (target <= 4 GB at 10M).
+
+    .venv/bin/python benchmarks/e2e_local.py [--rows 1000000 10000000]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINE = ROOT / "pipelines" / "predict_age.yaml"
+BENCH = ROOT / ".work" / "bench"
+sys.path.insert(0, str(ROOT))
+
+
+def _pipeline():
+    from stepkit.local.source import PLACEHOLDERS
+    from stepkit.spec.loader import load_pipeline
+
+    return load_pipeline(PIPELINE, dict(PLACEHOLDERS))[0]
+
+
+def source(rows: int) -> Path:
+    from stepkit import demo_data
+
+    path = BENCH / f"predict_age-{rows}.parquet"
+    if not path.exists():
+        t = time.perf_counter()
+        demo_data.write(str(path), _pipeline(), rows=rows)
+        print(f"  generated {rows:,} demo rows in {time.perf_counter() - t:.1f} s (not timed below)", flush=True)
+    return path
+
+
+# --- memory of a process tree, from /proc (no psutil needed)
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                ppid = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+def _rss(pid: int) -> tuple[int, int]:
+    rss = hwm = 0
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) * 1024
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return rss, hwm
+
+
+class TreeMemory(threading.Thread):
+    """Peak of the summed RSS of a process and all its descendants, sampled every 0.1 s."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak_total, self.peak_single, self.stop = pid, 0, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            kids, todo, total = _children(), [self.pid], 0
+            while todo:
+                p = todo.pop()
+                rss, hwm = _rss(p)
+                total += rss
+                self.peak_single = max(self.peak_single, hwm)
+                todo += kids.get(p, [])
+            self.peak_total = max(self.peak_total, total)
+            self.stop.wait(0.1)
+
+
+def end_to_end(rows: int, src: Path) -> dict:
+    work = BENCH / f"work-{rows}"
+    cmd = [sys.executable, "-m", "stepkit", "run", str(PIPELINE), "--local", "--source", str(src),
+           "--workdir", str(work)]
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    mem = TreeMemory(proc.pid)
+    mem.start()
+    out, _ = proc.communicate()
+    wall = time.perf_counter() - t
+    mem.stop.set()
+    mem.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"stepkit run failed ({proc.returncode}):\n{out}")
+    run_json = next(line.split(":", 1)[1].strip() for line in out.splitlines() if "run record:" in line)
+    record = json.loads(Path(run_json).read_text())
+    return {"wall": wall, "record": record, "peak_tree_rss": mem.peak_total, "peak_process_rss": mem.peak_single}
+
+
+def floor(src: Path, sample_rows: int, tmp: Path) -> dict:
+    """The engines alone on the same work: parse, train, predict."""
+    import duckdb
+    import numpy as np
+    import xgboost as xgb
+
+    p = _pipeline()
+    fields = [*p.features, p.target]
+    paths = ", ".join("'" + f.json_path + "'" for f in fields)
+    cols = []
+    for i, f in enumerate(fields, 1):
+        v = f"v[{i}]"
+        if f.type == "category":
+            cats = ", ".join(f"'{c}'" for c in f.categories)
+            cols.append(f"CAST(list_position([{cats}], lower({v})) AS DOUBLE) AS {f.name}")
+        elif f.type == "boolean":
+            cols.append(f"CAST(TRY_CAST({v} AS BOOLEAN) AS DOUBLE) AS {f.name}")
+        else:
+            cols.append(f"TRY_CAST({v} AS DOUBLE) AS {f.name}")
+    parsed = tmp / "floor_parsed.parquet"
+    con = duckdb.connect()
+    t = time.perf_counter()
+    con.execute(f"""
+        COPY (
+          WITH d AS (SELECT {p.source.id_column} AS id, min({p.source.document_column}) AS doc
+                     FROM read_parquet('{src}') GROUP BY 1),
+          e AS (SELECT id, json_extract_string(CASE WHEN json_valid(doc) THEN doc END, [{paths}]) AS v FROM d)
+          SELECT id, {', '.join(cols)} FROM e
+        ) TO '{parsed}' (FORMAT parquet, COMPRESSION zstd)""")
+    t_parse = time.perf_counter() - t
+
+    names = [f.name for f in p.features]
+    t = time.perf_counter()
+    data = con.execute(f"SELECT {', '.join(names)}, {p.target.name} FROM read_parquet('{parsed}')").fetchnumpy()
+    x_all = np.column_stack([np.asarray(data[n], dtype=np.float32) for n in names])
+    y_all = np.asarray(data[p.target.name], dtype=np.float32)
+    labelled = np.flatnonzero(~np.isnan(y_all))[:sample_rows]
+    x, y = x_all[labelled], y_all[labelled]
+    t_read = time.perf_counter() - t
+
+    threads = os.cpu_count() or 1
+    t = time.perf_counter()
+    boosters = []
+    for m in p.training.models:
+        params = {"tree_method": "hist", "seed": 0, "max_bin": 256, "nthread": threads}
+        rounds = int(m.params.get("n_estimators", 100))
+        params.update({("eta" if k == "learning_rate" else k): v for k, v in m.params.items()
+                       if k not in ("n_estimators", "alpha")})
+        if m.kind == "ridge":
+            xc = x.astype(np.float64) - x.astype(np.float64).mean(axis=0)
+            xc = np.nan_to_num(xc)
+            np.linalg.solve(xc.T @ xc + float(m.params.get("alpha", 1.0)) * np.eye(x.shape[1]), xc.T @ (y - y.mean()))
+            continue
+        if m.kind == "xgboost_quantile":
+            params.update({"objective": "reg:quantileerror", "quantile_alpha": np.array(m.quantiles)})
+        dm = xgb.QuantileDMatrix(x, y, max_bin=256, nthread=threads)
+        boosters.append(xgb.train(params, dm, num_boost_round=rounds))
+    t_train = time.perf_counter() - t
+
+    t = time.perf_counter()
+    for b in boosters:
+        b.inplace_predict(x_all)
+    t_predict = time.perf_counter() - t
+    con.close()
+    return {"parse": t_parse, "read_sample": t_read, "train": t_train, "predict": t_predict,
+            "total": t_parse + t_train + t_predict, "rows_parsed": int(len(y_all)), "sample_rows": int(len(y))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    args = ap.parse_args()
+    BENCH.mkdir(parents=True, exist_ok=True)
+    results = []
+    for rows in args.rows:
+        print(f"== {rows:,} source rows", flush=True)
+        src = source(rows)
+        e2e = end_to_end(rows, src)
+        stages = {s["name"]: s for s in e2e["record"]["stages"]}
+        sample = stages["TrainingFeatures"]["rows_out"] or 0
+        fl = floor(src, sample, BENCH)
+        ratio = e2e["wall"] / fl["total"]
+        print(f"  end to end: {e2e['wall']:.1f} s  ({rows / e2e['wall']:,.0f} source rows/s)")
+        for s in e2e["record"]["stages"]:
+            rate = f"{s['rows_out'] / s['seconds']:>12,.0f} rows/s" if s["rows_out"] and s["seconds"] else ""
+            rows_out = f"{s['rows_out']:>12,}" if s["rows_out"] is not None else " " * 12
+            print(f"    {s['name']:<24} {s['seconds']:>7.2f} s {rows_out} {rate}")
+        print(f"  floor: parse {fl['parse']:.1f} s + train {fl['train']:.1f} s ({fl['sample_rows']:,} rows) "
+              f"+ predict {fl['predict']:.1f} s ({fl['rows_parsed']:,} rows) = {fl['total']:.1f} s")
+        print(f"  ratio end-to-end / floor: {ratio:.2f}x (target <= 1.3x)")
+        print(f"  peak RSS: process tree {e2e['peak_tree_rss'] / 2**30:.2f} GiB, largest process "
+              f"{e2e['peak_process_rss'] / 2**30:.2f} GiB (target <= 4 GB at 10M)", flush=True)
+        results.append({"rows": rows, "wall": e2e["wall"], "floor": fl, "ratio": ratio,
+                        "peak_tree_rss": e2e["peak_tree_rss"], "peak_process_rss": e2e["peak_process_rss"],
+                        "stages": [{k: s[k] for k in ("name", "seconds", "rows_out")} for s in e2e["record"]["stages"]]})
+    out = BENCH / "e2e_local.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
