@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -141,3 +143,12 @@ def test_bad_statements_are_one_clear_error(engine, sql, message):
     with pytest.raises(QueryError) as e:
         engine.execute(sql)
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_hash_is_the_same_in_another_process(engine, tmp_path):
+    # Sample and batch membership must not change between runs: no per-process seed.
+    sql = "SELECT from_big_endian_64(xxhash64(to_utf8('p000000001batch'))) AS h"
+    code = ("import sys; from stepkit.engines.duckdb import DuckDBEngine; "
+            f"print(DuckDBEngine(sys.argv[1]).execute({sql!r}).rows[0][0])")
+    other = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert int(other.stdout) == engine.execute(sql).rows[0][0]
