@@ -102,3 +102,28 @@ def write_tables(pipeline: Any, names: Any, run_id: str, source: pa.Table, files
         part = st.filter(pa.array(batch_ids == b)).select(["id", *feats])
         storage.write_table(f"{names.table_location('evaluation_features', run_id)}batch_id={b}/data.parquet", part)
     return {"staging": st.num_rows, "training": train.num_rows, "batches": int(np.unique(batch_ids).size)}
+
+
+def warehouse(pipeline: Any, root: str, run_id: str, rows: int, seed: int = 0, files: int = 2) -> tuple[Any, str, dict]:
+    """Demo source -> feature tables -> worker config under `root` (a local folder or s3:// prefix
+    ending in '/'). Returns (names, config URI, demo meta)."""
+    from stepkit import config, demo_data
+    from stepkit.compiler.names import Names
+
+    names = Names(pipeline, root)
+    source_uri = f"{root}demo/source.parquet"
+    meta = demo_data.write(source_uri, pipeline, rows=rows, seed=seed)
+    write_tables(pipeline, names, run_id, storage.read_table(source_uri), files=files)
+    config_uri = f"{root}stepkit/pipeline.json"
+    storage.write_bytes(config_uri, config.render(config.worker_config(pipeline, root)).encode())
+    return names, config_uri, meta
+
+
+def variant(pipeline: Any, **changes: Any) -> Any:
+    """A validated copy of `pipeline` with top-level sections replaced or updated (dicts merge)."""
+    from stepkit.spec.pipeline import pipeline_model
+
+    data = pipeline.model_dump(mode="json", by_alias=True)
+    for key, value in changes.items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
+    return pipeline_model().model_validate(data)

@@ -1,0 +1,126 @@
+"""Prediction: one batch of evaluation features in, one Parquet file of predictions out.
+
+The output path is fixed per batch (`.../batch_id=N/part-00000.parquet`) and written atomically,
+so a retried batch overwrites its file and never duplicates rows. Rows are streamed in record
+batches (bounded memory at any batch size) through the same `Encoder` training used.
+
+confidence_score = 1 - (upper_bound - lower_bound) / reference_width, clipped to [0, 1], where
+reference_width is the width of the central interval (at the spec's coverage) of the training
+targets themselves. 0: the model narrows the range no more than knowing nothing about the
+record would; 1: a point. Comparable across records of one model version.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from stepkit import storage
+from stepkit.ml import artifacts, conformal
+from stepkit.ml.encoding import Encoder
+from stepkit.ml.models import Fitted
+
+PART = "part-00000.parquet"
+READ_BATCH = 131_072
+
+
+def output_schema(pipeline: Any) -> pa.Schema:
+    id_type = pa.int64() if pipeline.source.id_type == "bigint" else pa.string()
+    return pa.schema([
+        ("id", id_type),
+        (f"predicted_{pipeline.target.name}", pa.float64()),
+        ("lower_bound", pa.float64()),
+        ("upper_bound", pa.float64()),
+        ("confidence_score", pa.float64()),
+        ("model_name", pa.string()),
+        ("model_version", pa.string()),
+        ("run_id", pa.string()),
+    ])
+
+
+class Scorer:
+    """A loaded artifact, ready to score encoded record batches."""
+
+    def __init__(self, loaded: artifacts.Loaded):
+        a = loaded.artifact
+        self.version = loaded.version
+        self.name = a["name"]
+        self.encoder = Encoder.from_dict(a["encoder"])
+        self.fitted = Fitted(a["name"], a["kind"], a["model"], a["quantiles"])
+        self.interval = a["interval"]
+        self.lo, self.hi = a["target"]["min"], a["target"]["max"]
+        self.reference_width = a["reference_width"]
+        self.scale = None
+        if self.interval["method"] == "normalised":
+            self.scale = conformal.ScaleModel(np.asarray(self.interval["scale_coef"]), self.interval["scale_floor"])
+
+    def score(self, batch: pa.RecordBatch | pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(prediction, lower, upper, confidence), all float64, clipped to the target's range."""
+        raw = self.encoder.raw(batch)
+        filled = self.encoder.fill(raw.copy()) if self.fitted.needs_filled else None
+        point, q3 = self.fitted.predict(raw, filled)
+        q = self.interval["q"]
+        if q3 is not None:
+            lower, upper = q3[:, 0] - q, q3[:, 2] + q
+        else:
+            half = q * self.scale(self.encoder.missing_indicators(raw))
+            lower, upper = point - half, point + half
+        point = np.clip(point.astype(np.float64), self.lo, self.hi)
+        lower = np.clip(lower.astype(np.float64), self.lo, self.hi)
+        upper = np.clip(upper.astype(np.float64), self.lo, self.hi)
+        # Clipping can cross a bound over the point at the range's edge: keep lower <= point <= upper.
+        lower, upper = np.minimum(lower, point), np.maximum(upper, point)
+        confidence = np.clip(1.0 - (upper - lower) / self.reference_width, 0.0, 1.0)
+        return point, lower, upper, confidence
+
+
+def scorer(models_location: str) -> Scorer:
+    loaded = artifacts.load(models_location)
+    cached = _SCORERS.get(loaded.version)
+    if cached is None:
+        _SCORERS.clear()
+        cached = _SCORERS[loaded.version] = Scorer(loaded)
+    return cached
+
+
+_SCORERS: dict[str, Scorer] = {}
+
+
+def batch_paths(names: Any, run_id: str, batch_id: int) -> tuple[str, str]:
+    src = f"{names.table_location('evaluation_features', run_id)}batch_id={batch_id}/"
+    out = f"{names.table_location('predictions', run_id)}batch_id={batch_id}/{PART}"
+    return src, out
+
+
+def _batches(src: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    # Athena writes no folder for a batch without rows: that is an empty batch, not an error.
+    yield from storage.iter_batches(src, columns=columns, batch_size=READ_BATCH, missing_ok=True)
+
+
+def run(pipeline: Any, names: Any, run_id: str, batch_id: int) -> dict[str, Any]:
+    src, out = batch_paths(names, run_id, batch_id)
+    s = scorer(names.models_location(run_id))
+    schema = output_schema(pipeline)
+    columns = ["id", *s.encoder.input_columns]
+    rows = 0
+    with storage.parquet_writer(out, schema) as writer:
+        for batch in _batches(src, columns):
+            if batch.num_rows == 0:
+                continue
+            point, lower, upper, confidence = s.score(batch)
+            n = batch.num_rows
+            ids = batch.column(0)
+            if ids.type != schema.field("id").type:
+                ids = ids.cast(schema.field("id").type)
+            writer.write_batch(pa.RecordBatch.from_arrays([
+                ids, pa.array(point), pa.array(lower), pa.array(upper), pa.array(confidence),
+                _repeat(s.name, n), _repeat(s.version, n), _repeat(run_id, n),
+            ], schema=schema))
+            rows += n
+    return {"rows": rows, "path": out, "model_name": s.name, "model_version": s.version}
+
+
+def _repeat(value: str, n: int) -> pa.Array:
+    # A one-entry dictionary decoded to string: no Python list of n strings.
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value])).cast(pa.string())
