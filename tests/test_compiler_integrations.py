@@ -83,3 +83,47 @@ def test_typos_are_found_and_located(case, state, path, words):
     issues = integrations.check({"StartAt": "S", "States": {"S": state}})
     assert [(i.state, i.path) for i in issues][:1] == [("S", path)]
     assert words in issues[0].message
+
+
+# --- called from build(): a typo in a block fails compile, located at its stage ----------------
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def compile_age():
+    from stepkit.cli import _variables
+    from stepkit.compiler.build import compile_file
+
+    return compile_file(ROOT / "pipelines" / "predict_age.yaml", _variables((), str(ROOT / "pipelines" / "example.env")),
+                        check_sql=False)
+
+
+def stage_line(name: str) -> int:
+    lines = (ROOT / "pipelines" / "predict_age.yaml").read_text().splitlines()
+    return lines.index(f"  - name: {name}") + 1
+
+
+def test_a_block_typo_fails_compile(monkeypatch):
+    from stepkit.errors import SpecError
+    from stepkit.steps import _ecs
+
+    original = _ecs.task
+
+    def typo(*args, **kwargs):
+        state = original(*args, **kwargs)
+        state["Parameters"]["LaunchTyp"] = state["Parameters"].pop("LaunchType")
+        return state
+
+    monkeypatch.setattr(_ecs, "task", typo)
+    with pytest.raises(SpecError) as e:
+        compile_age()
+    lines = str(e.value).splitlines()
+    assert len(lines) == 2  # the training task and the fan-out's child
+    assert lines[0].startswith(f"{ROOT / 'pipelines' / 'predict_age.yaml'}:{stage_line('Training')}:5: stages[4]: "
+                               "state States.Training.Parameters.LaunchTyp: 'LaunchTyp' is not a parameter of "
+                               "arn:aws:states:::ecs:runTask.sync")
+    assert f":{stage_line('ParallelPrediction')}:5: stages[8]: state States.ParallelPrediction.ItemProcessor" in lines[1]
+
+
+def test_the_compiled_pipeline_uses_only_known_integrations():
+    assert integrations.check(compile_age().definition) == []

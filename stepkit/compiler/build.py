@@ -140,7 +140,8 @@ def build(ctx: Context, positions: Positions | None = None,
             if state["Type"] in ("Task", "Map", "Parallel"):
                 state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": on_error}]
             if name in states:
-                raise SpecError(f"{ctx.file}: two stages make a state named {name!r}")
+                raise SpecError(problems=[_locate(ctx, positions, i, Finding(
+                    "error", ("name",), f"two stages make a state named {name!r}; rename one"))])
             states[name] = state
             stage_of[name] = i
     states.update(failure_states)
