@@ -152,3 +152,15 @@ def test_hash_is_the_same_in_another_process(engine, tmp_path):
             f"print(DuckDBEngine(sys.argv[1]).execute({sql!r}).rows[0][0])")
     other = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
     assert int(other.stdout) == engine.execute(sql).rows[0][0]
+
+
+@pytest.mark.parametrize("sql, expected", [
+    ("SELECT json_extract_scalar(doc, '$.c') AS c, count(*) FROM {src} "
+     "GROUP BY json_extract_scalar(doc, '$.c') ORDER BY 1 NULLS LAST", [("Ios", 1), (None, 4)]),
+    ("SELECT id FROM {src} WHERE try_cast(json_extract_scalar(doc, '$.p.age') AS integer) > 41", [("r2",)]),
+    ("SELECT count(*) FROM {src} WHERE try(json_parse(doc)) IS NULL", [(1,)]),
+    ("SELECT max(json_extract_scalar(s.doc, '$.p.age')) FROM (SELECT * FROM {src}) AS s", [("42",)]),
+], ids=["group-by", "where", "parse-filter", "aggregate-over-aliased-subquery"])
+def test_json_extraction_in_other_clauses(engine, sql, expected):
+    values = ", ".join(f"('{i}', '{d}')" for i, d, *_ in ROWS)
+    assert engine.execute(sql.format(src=f"(VALUES {values}) AS t(id, doc)")).rows == expected
