@@ -1,0 +1,47 @@
+"""Container entrypoints: `python -m workers.<task> --config URI --run-id ID [...]`.
+
+Each task module also exposes `run(...)`, which the local runner calls in long-lived worker
+processes. What they share is here: reading the worker config and the command-line contract
+(one JSON summary line on stdout and exit 0; a user-facing error as one line on stderr and
+exit 2, or 3 for a missed quality gate).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable
+
+
+def load_config(config_uri: str) -> tuple[Any, Any]:
+    """(pipeline, names) from the worker config at a local path or s3:// URI."""
+    from stepkit import config, storage
+    from stepkit.errors import DataError
+
+    text = storage.read_bytes(config_uri).decode()
+    try:
+        return config.parse(text)
+    except (ValueError, KeyError) as e:
+        raise DataError(f"{config_uri}: not a stepkit worker config: {str(e).splitlines()[0]}") from None
+
+
+def main(prog: str, run: Callable[..., dict[str, Any]], batch: bool = False, argv: list[str] | None = None) -> int:
+    from stepkit.errors import QualityGateError, StepkitError
+
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--config", required=True, help="Worker config (local path or s3:// URI).")
+    parser.add_argument("--run-id", required=True, help="The execution name; selects the run's tables.")
+    if batch:
+        parser.add_argument("--batch-id", required=True, type=int, help="The batch to score.")
+    args = parser.parse_args(argv)
+    extra = (args.batch_id,) if batch else ()
+    try:
+        summary = run(args.config, args.run_id, *extra)
+    except QualityGateError as e:
+        print(str(e), file=sys.stderr)
+        return 3
+    except StepkitError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    print(json.dumps(summary, sort_keys=True, default=str))
+    return 0
