@@ -8,6 +8,7 @@ name the IAM action (`states:StartExecution`), so a missing permission is fixabl
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -40,6 +41,12 @@ def explain(error: Exception, action: str) -> AwsError | None:
     if isinstance(error, bx.ClientError):
         err = error.response.get("Error", {})
         code, message = str(err.get("Code", "")), str(err.get("Message", "")).strip()
+        if message.startswith("<"):
+            # An XML error body under a JSON protocol (some endpoints, moto): read its code and message.
+            inner_code, inner_msg = re.search(r"<Code>(.*?)</Code>", message), re.search(r"<Message>(.*?)</Message>", message)
+            code = inner_code.group(1) if inner_code else code
+            message = inner_msg.group(1) if inner_msg else ""
+        message = " ".join(message.split())  # always one line
         if code in EXPIRED:
             return AwsError(f"{action}: AWS credentials expired ({code}): refresh them (`aws sso login`, or new "
                             "session credentials) and retry")
@@ -121,7 +128,7 @@ class Session:
         self.region = region or self._s.region_name
         if not self.region:
             raise AwsError(NO_REGION)
-        self._config = Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        self._config = Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
                               user_agent_extra="stepkit")
         self._clients: dict[str, Client] = {}
 

@@ -91,29 +91,31 @@ def test_deploy_again_unchanged_changes_nothing(aws):
         s["ExecutionStatus"] == "EXECUTE_COMPLETE" for s in stacks.list_change_sets(StackName="ai-agent-predict-age")["Summaries"])
 
 
-@pytest.mark.parametrize("changes, expected", [
-    ({"compute.tasks.prediction.memory_gb": 20}, {"PredictionTaskDefinition"}),
-    ({"stages+": ADDED_STAGE}, {"StateMachine"}),
-    ({"schedule.enabled": True}, {"Schedule"}),
-])
-def test_a_changed_spec_updates_only_the_affected_resources(aws, tmp_path, changes, expected):
+def _memory(): return client("ecs").describe_task_definition(taskDefinition="ai-agent-predict-age-prediction")[
+    "taskDefinition"]["memory"]
+
+
+def _states(): return list(json.loads(client("stepfunctions").describe_state_machine(
+    stateMachineArn="arn:aws:states:us-east-1:123456789012:stateMachine:fargate-predict-age-pipeline")["definition"])["States"])
+
+
+def _rule(): return client("events").describe_rule(Name="ai-agent-predict-age-schedule")["State"]
+
+
+@pytest.mark.parametrize("changes, expected, read, value", [
+    ({"compute.tasks.prediction.memory_gb": 20}, {"PredictionTaskDefinition"}, _memory, "20480"),
+    ({"stages+": ADDED_STAGE}, {"StateMachine"}, lambda: "ExtraWait" in _states(), True),
+    ({"schedule.enabled": True}, {"Schedule"}, _rule, "ENABLED"),
+], ids=["compute-size", "stage-added", "schedule-on"])
+def test_a_changed_spec_updates_only_the_affected_resources(aws, tmp_path, changes, expected, read, value):
     assert deploy()[0] == 0
+    assert read() != value
     code, out = deploy(pipeline=write_variant(tmp_path, changes))
     assert code == 0, out
     assert "UPDATE_COMPLETE" in out
     changed = {line.split()[1] for line in out.splitlines() if line.startswith("  ~ ") or line.startswith("  + ")}
     assert changed == expected
-
-
-def test_update_really_changes_the_resource(aws, tmp_path):
-    assert deploy()[0] == 0
-    assert deploy(pipeline=write_variant(tmp_path, {"compute.tasks.prediction.memory_gb": 20}))[0] == 0
-    td = client("ecs").describe_task_definition(taskDefinition="ai-agent-predict-age-prediction")["taskDefinition"]
-    assert td["memory"] == "20480"
-    assert deploy(pipeline=write_variant(tmp_path, {"stages+": ADDED_STAGE}, "v2.yaml"))[0] == 0
-    sm = client("stepfunctions").describe_state_machine(
-        stateMachineArn="arn:aws:states:us-east-1:123456789012:stateMachine:fargate-predict-age-pipeline")
-    assert "ExtraWait" in json.loads(sm["definition"])["States"]
+    assert read() == value
 
 
 def test_dry_run_shows_the_change_set_and_creates_nothing(aws):
