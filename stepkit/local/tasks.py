@@ -29,9 +29,8 @@ def worker_module(stage_name: str, task: str) -> str:
 
 
 def _worker_env(ctx) -> dict[str, str]:
-    # One process per core: each worker's libraries use one thread, or they fight over the cores.
-    threads = "1" if ctx.concurrency > 1 else ""
-    return {k: threads for k in ("OMP_NUM_THREADS", "STEPKIT_THREADS") if threads}
+    # One process per core: each worker's model uses one thread, or they fight over the cores.
+    return {"STEPKIT_THREADS": "1"} if ctx.concurrency > 1 else {}
 
 
 def fargate_task(ctx, stage) -> dict[str, Any]:
