@@ -176,9 +176,9 @@ def main() -> None:
         engine.close()
         f, e = statistics.median(floors), statistics.median(engines)
         print(f"rows: {args.rows:,} source, {result.rows_written:,} staged; threads: {args.threads}")
-        print(f"floor  (bare DuckDB): " + ", ".join(f"{x:.2f}" for x in floors) + f" s; median {f:.2f} s "
+        print("floor  (bare DuckDB): " + ", ".join(f"{x:.2f}" for x in floors) + f" s; median {f:.2f} s "
               f"({args.rows / f / 1e6:.2f} M rows/s)")
-        print(f"engine (Athena SQL):  " + ", ".join(f"{x:.2f}" for x in engines) + f" s; median {e:.2f} s "
+        print("engine (Athena SQL):  " + ", ".join(f"{x:.2f}" for x in engines) + f" s; median {e:.2f} s "
               f"({args.rows / e / 1e6:.2f} M rows/s)")
         print(f"ratio engine / floor: {e / f:.2f} (target <= 1.3); best-of ratio {min(engines) / min(floors):.2f}")
     finally:

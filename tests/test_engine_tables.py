@@ -24,7 +24,7 @@ def engine(wh):
 
 
 def ctas(table, loc, select, **props):
-    with_ = [f"format = 'PARQUET'", f"external_location = '{loc}'"]
+    with_ = ["format = 'PARQUET'", f"external_location = '{loc}'"]
     with_ += [f"{k} = {v}" for k, v in props.items()]
     return f"CREATE TABLE db.{table} WITH ({', '.join(with_)}) AS {select}"
 

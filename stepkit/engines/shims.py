@@ -42,6 +42,13 @@ MACROS = [
 ]
 
 
+_TYPES = {t: exp.DataType.build(t) for t in ("VARCHAR", "HUGEINT", "BIGINT")}
+
+
+def _type(name: str) -> exp.DataType:
+    return _TYPES[name].copy()
+
+
 def _fn(name: str, *args: exp.Expression) -> exp.Expression:
     """A DuckDB function call, kept as written (sqlglot must not map it to another dialect's)."""
     return exp.Anonymous(this=name, expressions=list(args))
@@ -53,7 +60,8 @@ def rewrite(tree: exp.Expression) -> exp.Expression:
     json_columns = _json_columns(tree)
     for select in list(tree.find_all(exp.Select)):
         _batch_json_extracts(select, json_columns)
-    return tree.transform(_function).transform(_bitwise)
+    # One copy up front; the transforms then edit it in place (sqlglot would copy per pass).
+    return tree.transform(_function, copy=False).transform(_bitwise, copy=False)
 
 
 def _json_columns(tree: exp.Expression) -> set[str]:
@@ -86,10 +94,10 @@ def _batch_json_extracts(select: exp.Select, json_columns: set[str]) -> None:
     ]
     if not calls:
         return
+    keys = [(c.this.sql("duckdb"), c.expression.sql("duckdb")) for c in calls]  # (document, quoted path)
     groups: dict[str, tuple[exp.Expression, list[str]]] = {}
-    for c in calls:
-        doc, paths = groups.setdefault(c.this.sql("duckdb"), (c.this, []))
-        path = c.expression.sql("duckdb")
+    for c, (key, path) in zip(calls, keys):
+        doc, paths = groups.setdefault(key, (c.this, []))
         if path not in paths:
             paths.append(path)
     from_ = select.args.get("from_")
@@ -105,7 +113,7 @@ def _batch_json_extracts(select: exp.Select, json_columns: set[str]) -> None:
     for i, (key, (doc, paths)) in enumerate(groups.items()):
         call = _fn(
             "json_extract", _valid_or_null(doc, json_columns),
-            exp.Array(expressions=[exp.maybe_parse(p, dialect="duckdb") for p in paths]),
+            exp.Array(expressions=[exp.Literal.string(p[1:-1].replace("''", "'")) for p in paths]),
         )
         if wrap:
             name = f"{LIST_PREFIX}{i}"
@@ -113,9 +121,8 @@ def _batch_json_extracts(select: exp.Select, json_columns: set[str]) -> None:
             lists[key] = exp.column(name)
         else:
             lists[key] = call
-    for c in calls:
-        key = c.this.sql("duckdb")
-        index = groups[key][1].index(c.expression.sql("duckdb")) + 1
+    for c, (key, path) in zip(calls, keys):
+        index = groups[key][1].index(path) + 1
         element = exp.Anonymous(this="list_extract", expressions=[lists[key].copy(), exp.Literal.number(index)])
         c.replace(exp.Anonymous(this=JSON_SCALAR, expressions=[element]))
     if wrap:
@@ -158,7 +165,7 @@ def _function(node: exp.Expression) -> exp.Expression:
         return exp.Case(ifs=[exp.If(this=_fn("json_valid", doc.copy()), true=doc.copy())])
     if isinstance(node, exp.TryCast) and node.to.this in INT_TYPES:
         x = node.this
-        as_text = exp.cast(x.copy(), exp.DataType.build("VARCHAR"))
+        as_text = exp.cast(x.copy(), _type("VARCHAR"), copy=False)
         plain = exp.TryCast(this=x.copy(), to=node.to.copy())
         parsed = exp.Case(
             ifs=[exp.If(this=_fn("regexp_full_match", as_text, exp.Literal.string(INT_PATTERN)), true=plain.copy())]
@@ -166,7 +173,7 @@ def _function(node: exp.Expression) -> exp.Expression:
         return _when_text(x, parsed, plain)
     if isinstance(node, exp.TryCast) and node.to.this == exp.DataType.Type.BOOLEAN:
         x = node.this
-        low = exp.Lower(this=exp.cast(x.copy(), exp.DataType.build("VARCHAR")))
+        low = exp.Lower(this=exp.cast(x.copy(), _type("VARCHAR"), copy=False))
         words = exp.Case(ifs=[
             exp.If(this=exp.In(this=low.copy(), expressions=[exp.Literal.string(s) for s in ("true", "t", "1")]),
                    true=exp.true()),
@@ -190,8 +197,8 @@ def _hash64(node: exp.Anonymous) -> exp.Expression | None:
     x = inner.this
     # hash() is unsigned; shifting by 2^63 maps it one-to-one onto the signed range.
     signed = exp.cast(
-        exp.Sub(this=exp.cast(_fn("hash", x.copy()), exp.DataType.build("HUGEINT")),
+        exp.Sub(this=exp.cast(_fn("hash", x.copy()), _type("HUGEINT"), copy=False),
                 expression=exp.Literal.number(2**63)),
-        exp.DataType.build("BIGINT"),
+        _type("BIGINT"), copy=False,
     )
     return exp.Case(ifs=[exp.If(this=exp.Is(this=x.copy(), expression=exp.null()), true=exp.null())], default=signed)
