@@ -121,3 +121,64 @@ def test_progress_is_short_in_logs_and_live_on_terminals(tty, expected):
     assert all(e in text for e in expected)
     if not tty:
         assert len(text.splitlines()) == 10
+
+
+def _local_ctx(tmp_path, pipeline_ctx):
+    from stepkit.engines.duckdb import DuckDBEngine
+    from stepkit.local.context import LocalContext
+
+    warehouse = tmp_path / "warehouse"
+    ctx = Context(pipeline_ctx.p, PIPELINE, root=warehouse.as_posix() + "/")
+    return LocalContext(compile=ctx, run_id="local-20250101-000000-abcd", workdir=tmp_path, run_dir=tmp_path / "run",
+                        config_path=tmp_path / "config.json", engine=DuckDBEngine(warehouse), concurrency=1,
+                        log=lambda line: None)
+
+
+def _table_with_runs(lctx, key: str, runs: list[str]) -> Path:
+    p = lctx.compile.p
+    for run in runs:
+        folder = Path(lctx.names.table_location(key, run))
+        folder.mkdir(parents=True)
+        pq.write_table(pa.table({"id": ["a"]}), folder / "part-0.parquet")
+    lctx.engine.register_table(p.aws.database, p.tables.names()[key], lctx.names.table_location(key, runs[0]))
+    return Path(lctx.names.table_root(key))
+
+
+@pytest.mark.parametrize("stage, kept_runs, dropped", [
+    # Cleanup of this run: its folder goes, another run's stays.
+    ("Cleanup", ["local-other"], True),
+    # PreCleanup (scope all): every run's files of delete_data tables go.
+    ("PreCleanup", [], True),
+])
+def test_cleanup_runs_the_shared_plan_on_the_local_catalog(tmp_path, compiled, stage, kept_runs, dropped):
+    ctx, _ = compiled
+    lctx = _local_ctx(tmp_path, ctx)
+    root = _table_with_runs(lctx, "staging", [lctx.run_id, "local-other"])
+    block = next(s for s in ctx.p.stages if s.name == stage)
+    done = block.run_local(lctx)
+    assert (sorted(p.name for p in root.iterdir()) if root.exists() else []) == kept_runs
+    assert (lctx.engine.table_location(ctx.p.aws.database, ctx.p.tables.staging) is None) == dropped
+    assert ctx.p.tables.staging in done["dropped"]
+
+
+@pytest.mark.parametrize("function, outcome", [
+    ("cleanup", "runs the cleanup plan"),
+    ("score-things", "stages.Notify.function: score-things: a local run has no Lambda functions"),
+])
+def test_lambda_invoke_runs_only_stepkits_cleanup_function_locally(tmp_path, compiled, function, outcome):
+    from stepkit.errors import StepkitError
+    from stepkit.steps.lambda_invoke import LambdaInvoke
+
+    ctx, _ = compiled
+    lctx = _local_ctx(tmp_path, ctx)
+    root = _table_with_runs(lctx, "staging", [lctx.run_id])
+    payload = {"database": ctx.p.aws.database, "scope": "run", "tables": [
+        {"name": ctx.p.tables.staging, "location": lctx.names.table_root("staging"), "delete_data": True}]}
+    block = LambdaInvoke(name="Notify", function=function, payload=payload)
+    if function == "cleanup":
+        block.run_local(lctx)
+        assert list(root.iterdir()) == []
+    else:
+        with pytest.raises(StepkitError, match=outcome):
+            block.run_local(lctx)
+        assert list(root.iterdir()) != []

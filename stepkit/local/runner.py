@@ -154,7 +154,7 @@ class Runner:
         config_path = run_dir / "config.json"
         write_atomic(config_path, config.render(config.worker_config(ctx.p, ctx.names.root)))
         engine = DuckDBEngine(self.warehouse)
-        concurrency = max(1, min(ctx.p.batching.max_concurrency, os.cpu_count() or 1))
+        concurrency = max(1, min(ctx.p.batching.max_concurrency, len(os.sched_getaffinity(0))))
         return LocalContext(compile=ctx, run_id=run_id, workdir=self.workdir, run_dir=run_dir,
                             config_path=config_path, engine=engine, concurrency=concurrency,
                             progress=self.out.batches, log=self.out.log)
