@@ -98,7 +98,7 @@ def compile_(pipeline: str, out: str | None, var: tuple[str, ...], env_file: str
     # Started first: the child imports sqlglot on the other core while this process loads the spec.
     from stepkit.compiler.sqlcheck import Background
 
-    with Background() as checker:
+    with Background(name=str(Path(pipeline).resolve())) as checker:
         from stepkit.compiler.build import compile_file
 
         artifacts = compile_file(pipeline, _variables(var, env_file), check_sql=checker)

@@ -1,5 +1,5 @@
-"""The speed-ups change nothing: the background SQL check gives the in-process verdicts, and the
-on-disk template cache never serves a stale or broken template."""
+"""The speed-ups change nothing: the background SQL check and the remembered verdicts give the
+in-process verdicts, and the on-disk template cache never serves a stale or broken template."""
 from __future__ import annotations
 
 import pytest
@@ -15,29 +15,6 @@ STATEMENTS = [
 ]
 
 
-def verdicts(checker: sqlcheck.InProcess) -> list[str | None]:
-    for _, text, _ in STATEMENTS:
-        checker.submit(text)
-    return checker.results()
-
-
-def test_background_gives_the_in_process_verdicts():
-    here = verdicts(sqlcheck.InProcess())
-    with sqlcheck.Background() as child:
-        assert child._proc is not None, "the child did not start"
-        there = verdicts(child)
-    assert there == here
-    for (case, _, words), got in zip(STATEMENTS, here):
-        assert (got is None) if words is None else (words in got), case
-
-
-def test_background_falls_back_when_the_child_dies():
-    with sqlcheck.Background() as child:
-        child._proc.kill()
-        child._proc.wait()
-        assert verdicts(child) == verdicts(sqlcheck.InProcess())
-
-
 @pytest.fixture
 def cache_home(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -47,29 +24,102 @@ def cache_home(tmp_path, monkeypatch):
     sql.environment.cache_clear()
 
 
+@pytest.fixture
+def parses(monkeypatch) -> list[str]:
+    """Texts that `check()` really parsed in this process."""
+    seen: list[str] = []
+    real = sqlcheck.check
+    monkeypatch.setattr(sqlcheck, "check", lambda text: seen.append(text) or real(text))
+    return seen
+
+
+def verdicts(checker: sqlcheck.InProcess, statements=STATEMENTS) -> list[str | None]:
+    for _, text, _ in statements:
+        checker.submit(text)
+    return checker.results()
+
+
+def expected_ok(got: list[str | None]) -> None:
+    for (case, _, words), verdict in zip(STATEMENTS, got):
+        assert (verdict is None) if words is None else (words in verdict), case
+
+
+def test_in_process_verdicts(cache_home):
+    expected_ok(verdicts(sqlcheck.InProcess()))
+
+
+def test_background_gives_the_in_process_verdicts(cache_home, monkeypatch):
+    monkeypatch.setenv("STEPKIT_NO_CACHE", "1")
+    here = verdicts(sqlcheck.InProcess())
+    with sqlcheck.Background("p.yaml") as child:
+        assert child._proc is not None, "the child did not start"
+        there = verdicts(child)
+    assert there == here
+
+
+def test_background_falls_back_when_the_child_dies(cache_home, monkeypatch):
+    monkeypatch.setenv("STEPKIT_NO_CACHE", "1")
+    with sqlcheck.Background("p.yaml") as child:
+        child._proc.kill()
+        child._proc.wait()
+        expected_ok(verdicts(child))
+
+
+def test_passes_are_remembered_failures_are_not(cache_home, parses):
+    expected_ok(verdicts(sqlcheck.InProcess()))
+    assert len(parses) == 5
+    parses.clear()
+    expected_ok(verdicts(sqlcheck.InProcess()))  # a later compile
+    assert parses == [text for _, text, words in STATEMENTS if words is not None]
+
+
+def test_no_cache_parses_everything(cache_home, parses, monkeypatch):
+    verdicts(sqlcheck.InProcess())
+    monkeypatch.setenv("STEPKIT_NO_CACHE", "1")
+    parses.clear()
+    expected_ok(verdicts(sqlcheck.InProcess()))
+    assert len(parses) == 5
+
+
+def test_a_compile_whose_sql_was_all_checked_starts_no_child(cache_home):
+    good = [s for s in STATEMENTS if s[2] is None]
+    with sqlcheck.Background("p.yaml") as first:
+        assert verdicts(first, good) == [None, None]
+    with sqlcheck.Background("p.yaml") as second:
+        assert second._proc is None  # nothing to parse expected
+        assert verdicts(second, good) == [None, None]
+    with sqlcheck.Background("p.yaml") as third:
+        assert third._proc is None
+        third.submit("SELECT 2 AS y")  # new SQL after all: a child is started for it
+        assert third._proc is not None
+        third.submit("SELECT FROM")
+        out = third.results()
+    assert out[0] is None and "does not parse" in out[1]
+
+
 def render(folder, name="t.sql.j2", **ctx) -> str:
     sql.environment.cache_clear()  # a new process, as far as Jinja's in-memory cache goes
     return sql.render(name, ctx, [str(folder)], "test")
 
 
-def test_cache_is_used_and_follows_template_changes(cache_home):
+def test_template_cache_is_used_and_follows_changes(cache_home):
     templates = cache_home / "templates"
     templates.mkdir()
     (templates / "t.sql.j2").write_text("SELECT {{ x }} AS a\n")
     assert render(templates, x=1) == "SELECT 1 AS a\n"
-    entries = list((cache_home / "cache" / "stepkit").rglob("*.cache"))
+    entries = list((cache_home / "cache" / "stepkit").glob("jinja-*/*.cache"))
     assert len(entries) == 1
     assert render(templates, x=2) == "SELECT 2 AS a\n"  # from the cache
     (templates / "t.sql.j2").write_text("SELECT {{ x }} AS b\n")
     assert render(templates, x=3) == "SELECT 3 AS b\n"  # changed source: recompiled
 
 
-def test_broken_cache_entry_is_recompiled(cache_home):
+def test_broken_template_cache_entry_is_recompiled(cache_home):
     templates = cache_home / "templates"
     templates.mkdir()
     (templates / "t.sql.j2").write_text("SELECT {{ x }} AS a\n")
     render(templates, x=1)
-    (entry,) = (cache_home / "cache" / "stepkit").rglob("*.cache")
+    (entry,) = (cache_home / "cache" / "stepkit").glob("jinja-*/*.cache")
     entry.write_bytes(entry.read_bytes()[:40])  # truncated, as by a crash mid-write
     assert render(templates, x=5) == "SELECT 5 AS a\n"
 

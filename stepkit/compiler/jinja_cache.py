@@ -9,7 +9,6 @@ parallel compiles (pytest -n, CI) never read half a file. STEPKIT_NO_CACHE=1 tur
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from pathlib import Path
@@ -18,17 +17,12 @@ from typing import Any
 import jinja2
 from jinja2.bccache import Bucket
 
+from stepkit.compiler import cache
+
 
 def folder(settings: dict[str, Any]) -> Path | None:
     """Where compiled templates with these settings live, or None when caching is off or impossible."""
-    if os.environ.get("STEPKIT_NO_CACHE"):
-        return None
-    try:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    except RuntimeError:  # no home directory
-        return None
-    key = hashlib.sha256(repr((jinja2.__version__, sys.version, sorted(settings.items()))).encode()).hexdigest()
-    return base / "stepkit" / f"jinja-{key[:16]}"
+    return cache.folder("jinja", jinja2.__version__, sys.version, sorted(settings.items()))
 
 
 class DiskCache(jinja2.BytecodeCache):

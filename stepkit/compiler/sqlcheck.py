@@ -1,18 +1,27 @@
 """Every rendered statement must parse as exactly one Athena statement (sqlglot).
 
-Importing sqlglot's Athena dialect costs ~0.15 s and the parses ~0.04 s: a third of a
-compile. `Background` runs the same check in a child interpreter, started before the spec is
-loaded, so the import happens on the second core while this one loads pydantic and the spec;
-statements stream to the child as they are rendered and the verdicts come back at the end.
-The verdicts are those of `check()`, which is also the fallback whenever the child cannot
-start or answer: no check is skipped, only moved.
+Importing sqlglot's Athena dialect costs ~0.15 s and the parses ~0.05 s: a third of a compile.
+Two things keep that off a compile's critical path without skipping any statement:
+
+- `Verdicts`: a statement sqlglot has read once is remembered on disk. A verdict depends only
+  on the text, sqlglot's version and `check()` (this file), so entries are keyed by a hash of
+  the text in a folder named for the other two. Only passes are kept: a failing statement is
+  parsed again every time, for its message.
+- `Background`: the statements not remembered are parsed in a child interpreter, started when
+  compile starts, so sqlglot loads on the second core while this one loads the spec. When the
+  last compile of the same file needed no parse, the child is started only at the first
+  statement not remembered (a guess that is only about speed: nothing is skipped either way).
+
+`check()` is also the fallback whenever the child cannot start or answer.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import subprocess
 import sys
-from typing import Protocol
+from pathlib import Path
 
 # What `${run_id}` becomes while parsing: any plain identifier-like text would do.
 SAMPLE_RUN_ID = "run_0000"
@@ -37,66 +46,139 @@ def check(text: str) -> str | None:
     return None
 
 
-class Checker(Protocol):
-    def submit(self, text: str) -> None: ...
+class Verdicts:
+    """Statements that passed `check()` before (see the module docstring)."""
 
-    def results(self) -> list[str | None]: ...
+    def __init__(self) -> None:
+        from importlib.metadata import version
 
-    def close(self) -> None: ...
+        from stepkit.compiler import cache
+
+        self.path = cache.folder("sqlcheck", version("sqlglot"), Path(__file__).read_bytes())
+
+    @staticmethod
+    def key(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def passed(self, key: str) -> bool:
+        return self.path is not None and (self.path / key[:2] / key).exists()
+
+    def remember(self, keys: list[str]) -> None:
+        if self.path is None:
+            return
+        try:
+            for key in keys:
+                (self.path / key[:2]).mkdir(parents=True, exist_ok=True)
+                (self.path / key[:2] / key).touch()  # an empty marker: nothing to read half-written
+        except OSError:
+            pass  # a read-only cache: the next compile parses again
+
+    def hint(self, name: str) -> Path | None:
+        return self.path / "last" / self.key(name) if self.path is not None else None
 
 
 class InProcess:
-    """Parse here, when the verdicts are asked for."""
+    """Parse here, when the verdicts are asked for; remembered passes are not parsed again."""
 
     def __init__(self) -> None:
-        self.texts: list[str] = []
+        self.verdicts = Verdicts()
+        self.keys: list[str] = []
+        self.known: list[bool] = []
+        self.pending: list[str] = []  # texts not remembered, in order
 
     def submit(self, text: str) -> None:
-        self.texts.append(text)
+        key = Verdicts.key(text)
+        self.keys.append(key)
+        self.known.append(self.verdicts.passed(key))
+        if not self.known[-1]:
+            self.pending.append(text)
+
+    def _parse_pending(self) -> list[str | None]:
+        return [check(t) for t in self.pending]
 
     def results(self) -> list[str | None]:
-        return [check(t) for t in self.texts]
+        parsed = iter(self._parse_pending())
+        out = [None if known else next(parsed) for known in self.known]
+        self.verdicts.remember([k for k, known, v in zip(self.keys, self.known, out) if not known and v is None])
+        return out
 
     def close(self) -> None:
         pass
 
 
-class Background(InProcess):
-    """Parse in a child interpreter started now (see the module docstring)."""
+Checker = InProcess  # what `build()` accepts: an InProcess or a Background
 
-    def __init__(self) -> None:
+
+class Background(InProcess):
+    """Parse what is not remembered in a child interpreter (see the module docstring).
+
+    `name` identifies what is compiled (the pipeline file): it keys the guess whether a child
+    will be needed at all."""
+
+    def __init__(self, name: str | None = None) -> None:
         super().__init__()
-        self._proc: subprocess.Popen[str] | None
+        self._proc: subprocess.Popen[str] | None = None
+        self._failed = False
+        self._hint = self.verdicts.hint(name) if name else None
+        if not self._all_remembered_last_time():
+            self._start()
+
+    def _all_remembered_last_time(self) -> bool:
+        try:
+            keys = self._hint.read_text().split() if self._hint else []
+        except OSError:
+            return False
+        return bool(keys) and all(self.verdicts.passed(k) for k in keys)
+
+    def _start(self) -> None:
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL, text=True, encoding="utf-8",
             )
         except OSError:
-            self._proc = None
+            self._failed = True
 
     def submit(self, text: str) -> None:
         super().submit(text)
-        if self._proc is None:
+        if self.known[-1] or self._failed:
             return
+        if self._proc is None:
+            self._start()
         try:
             self._proc.stdin.write(json.dumps(text) + "\n")  # type: ignore[union-attr]
             self._proc.stdin.flush()  # type: ignore[union-attr]
-        except OSError:
+        except (OSError, AttributeError):
+            self._failed = True
             self.close()
 
-    def results(self) -> list[str | None]:
+    def _parse_pending(self) -> list[str | None]:
         proc, self._proc = self._proc, None
-        if proc is not None:
+        if proc is not None and not self._failed:
             try:
                 out, _ = proc.communicate(timeout=CHILD_TIMEOUT_SECONDS)
                 verdicts = json.loads(out) if proc.returncode == 0 else None
-                if isinstance(verdicts, list) and len(verdicts) == len(self.texts):
+                if isinstance(verdicts, list) and len(verdicts) == len(self.pending):
                     return verdicts
             except (OSError, ValueError, subprocess.TimeoutExpired):
                 proc.kill()
                 proc.wait()
-        return super().results()
+        elif proc is not None:
+            proc.kill()
+            proc.wait()
+        return super()._parse_pending()
+
+    def results(self) -> list[str | None]:
+        out = super().results()
+        if self._hint is not None:
+            try:
+                self._hint.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self._hint.with_name(f"{self._hint.name}.{os.getpid()}.tmp")
+                tmp.write_text("\n".join(self.keys) + "\n")
+                tmp.replace(self._hint)
+            except OSError:
+                pass
+        return out
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
