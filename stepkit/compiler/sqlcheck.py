@@ -50,11 +50,16 @@ class Verdicts:
     """Statements that passed `check()` before (see the module docstring)."""
 
     def __init__(self) -> None:
-        from importlib.metadata import version
+        from importlib.metadata import PackageNotFoundError, version
 
         from stepkit.compiler import cache
 
-        self.path = cache.folder("sqlcheck", version("sqlglot"), Path(__file__).read_bytes())
+        try:
+            sqlglot_version = version("sqlglot")
+        except PackageNotFoundError:  # no version to key on: remember nothing
+            self.path = None
+            return
+        self.path = cache.folder("sqlcheck", sqlglot_version, Path(__file__).read_bytes())
 
     @staticmethod
     def key(text: str) -> str:
