@@ -26,7 +26,7 @@ _FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class Positions(dict):
-    """Location tuple -> (line, col) of its value, both 1-based; `keys` holds where each key is."""
+    """Location tuple -> (line, col) of its value, both 1-based; `keys_at` holds where each key is."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
