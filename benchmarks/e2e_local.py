@@ -76,12 +76,21 @@ def _rss(pid: int) -> tuple[int, int]:
     return rss, hwm
 
 
+def _name(pid: int) -> str:
+    try:
+        cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+    except OSError:
+        return "?"
+    return "worker" if "forkserver" in cmd or "multiprocessing" in cmd else "runner" if " run " in cmd else cmd[:40]
+
+
 class TreeMemory(threading.Thread):
     """Peak of the summed RSS of a process and all its descendants, sampled every 0.1 s."""
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
         self.pid, self.peak_total, self.peak_single, self.stop = pid, 0, 0, threading.Event()
+        self.peak_who = ""
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -90,7 +99,8 @@ class TreeMemory(threading.Thread):
                 p = todo.pop()
                 rss, hwm = _rss(p)
                 total += rss
-                self.peak_single = max(self.peak_single, hwm)
+                if hwm > self.peak_single:
+                    self.peak_single, self.peak_who = hwm, _name(p)
                 todo += kids.get(p, [])
             self.peak_total = max(self.peak_total, total)
             self.stop.wait(0.1)
@@ -113,7 +123,8 @@ def end_to_end(rows: int, src: Path) -> dict:
         raise SystemExit(f"stepkit run failed ({proc.returncode}):\n{out}")
     run_json = next(line.split(":", 1)[1].strip() for line in out.splitlines() if "run record:" in line)
     record = json.loads(Path(run_json).read_text())
-    return {"wall": wall, "record": record, "peak_tree_rss": mem.peak_total, "peak_process_rss": mem.peak_single}
+    return {"wall": wall, "record": record, "peak_tree_rss": mem.peak_total, "peak_process_rss": mem.peak_single,
+            "peak_process": mem.peak_who}
 
 
 def floor(src: Path, sample_rows: int, tmp: Path) -> dict:
@@ -208,9 +219,10 @@ def main() -> None:
               f"+ predict {fl['predict']:.1f} s ({fl['rows_parsed']:,} rows) = {fl['total']:.1f} s")
         print(f"  ratio end-to-end / floor: {ratio:.2f}x (target <= 1.3x)")
         print(f"  peak RSS: process tree {e2e['peak_tree_rss'] / 2**30:.2f} GiB, largest process "
-              f"{e2e['peak_process_rss'] / 2**30:.2f} GiB (target <= 4 GB at 10M)", flush=True)
+              f"{e2e['peak_process_rss'] / 2**30:.2f} GiB ({e2e['peak_process']}) (target <= 4 GB at 10M)", flush=True)
         results.append({"rows": rows, "load_average_after": os.getloadavg()[0], "wall": e2e["wall"], "floor": fl, "ratio": ratio,
                         "peak_tree_rss": e2e["peak_tree_rss"], "peak_process_rss": e2e["peak_process_rss"],
+                        "peak_process": e2e["peak_process"],
                         "stages": [{k: s[k] for k in ("name", "seconds", "rows_out")} for s in e2e["record"]["stages"]]})
     out = BENCH / "e2e_local.json"
     out.write_text(json.dumps(results, indent=2) + "\n")

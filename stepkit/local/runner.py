@@ -19,6 +19,7 @@ from stepkit.local.retry import TASK_FAILED, Attempts, RetryPolicy
 from stepkit.local.runs import RunRecord, StageRecord, check_writable, new_run_id, write_atomic
 from stepkit.local.source import check_source, fill_placeholders
 
+ENGINE_MEMORY = os.environ.get("STEPKIT_ENGINE_MEMORY", "2GB")
 # Stages whose work lives only in memory: cheap, always run again on --resume.
 RERUN_ON_RESUME = {"batch_ids"}
 # Stages that must not run again on --resume once done (they delete things).
@@ -154,6 +155,10 @@ class Runner:
         config_path = run_dir / "config.json"
         write_atomic(config_path, config.render(config.worker_config(ctx.p, ctx.names.root)))
         engine = DuckDBEngine(self.warehouse)
+        # DuckDB would take up to 80% of the RAM before it spills; a local run keeps the whole
+        # process tree within a few GB (workers run beside it), so DuckDB spills to disk sooner.
+        # (Until the engine takes a memory limit itself.)
+        engine.con.execute(f"SET memory_limit = '{ENGINE_MEMORY}'")
         concurrency = max(1, min(ctx.p.batching.max_concurrency, len(os.sched_getaffinity(0))))
         return LocalContext(compile=ctx, run_id=run_id, workdir=self.workdir, run_dir=run_dir,
                             config_path=config_path, engine=engine, concurrency=concurrency,
