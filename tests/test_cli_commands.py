@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -75,6 +76,20 @@ def test_compile_is_byte_identical_across_runs(path, tmp_path):
     assert run("compile", str(path), "--env-file", ENV, "--out", str(first)).exit_code == 0
     assert files(first) == once == files(second)
     assert {"statemachine.asl.json", "iam/statemachine.json", "iam/task.json"} <= set(once)
+
+
+def test_compile_rewrites_only_what_changed(tmp_path):
+    out = tmp_path / "out"
+    assert run("compile", str(PIPELINES[0]), "--env-file", ENV, "--out", str(out)).exit_code == 0
+    asl, policy = out / "statemachine.asl.json", out / "iam" / "task.json"
+    right = asl.read_bytes()
+    asl.write_text("edited by hand\n")
+    old = 1_000_000_000_000_000_000  # an mtime no write could give
+    os.utime(policy, ns=(old, old))
+    assert run("compile", str(PIPELINES[0]), "--env-file", ENV, "--out", str(out)).exit_code == 0
+    assert asl.read_bytes() == right  # restored
+    assert policy.stat().st_mtime_ns == old  # same content: not touched
+    assert not list(out.rglob("*.tmp"))
 
 
 def test_compile_removes_stale_files(tmp_path):
