@@ -363,7 +363,7 @@ def write(path: str, pipeline: Any, rows: int, seed: int = 0, labelled_share: fl
                      dups[i], labelled_share)
 
     done = 0
-    with storage.parquet_writer(path, schema, dictionary=False) as w, ThreadPoolExecutor(2) as pool:
+    with storage.parquet_writer(path, schema, dictionary=False, compression="zstd") as w, ThreadPoolExecutor(2) as pool:
         # At most a few chunks in flight: bounded memory at any row count.
         pending = [pool.submit(make, i) for i in range(min(3, len(sizes)))]
         for i in range(len(sizes)):

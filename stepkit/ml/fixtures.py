@@ -58,8 +58,9 @@ def bucket(key: str, salt: str, mod: int) -> int:
     return int.from_bytes(hashlib.blake2b(f"{key}{salt}".encode(), digest_size=8).digest(), "big") % mod
 
 
-def staging(pipeline: Any, source: pa.Table) -> pa.Table:
-    """One row per distinct id with parseable JSON: id, features, target, sample_bucket, batch_id."""
+def staging(pipeline: Any, source: pa.Table, sample_only: bool = False) -> pa.Table:
+    """One row per distinct id with parseable JSON: id, features, target, sample_bucket, batch_id.
+    `sample_only`: only rows in the training sample's buckets (parses a tenth of a 10% sample)."""
     s = pipeline.source
     best: dict[Any, str] = {}
     for i, d in zip(source.column(s.id_column).to_pylist(), source.column(s.document_column).to_pylist()):
@@ -68,7 +69,11 @@ def staging(pipeline: Any, source: pa.Table) -> pa.Table:
     fields = [*pipeline.features, pipeline.target]
     cols: dict[str, list] = {"id": [], **{f.name: [] for f in fields}, "sample_bucket": [], "batch_id": []}
     paths = {f.name: f.json_path[2:].split(".") for f in fields}
+    limit = pipeline.sample.percent * 100 if sample_only else 10_000
     for i in sorted(best):
+        sample_bucket = bucket(str(i), f"sample:{pipeline.sample.seed}", 10_000)
+        if sample_bucket >= limit:
+            continue
         try:
             doc = json.loads(best[i])
         except ValueError:
@@ -76,7 +81,7 @@ def staging(pipeline: Any, source: pa.Table) -> pa.Table:
         cols["id"].append(i)
         for f in fields:
             cols[f.name].append(_typed(_scalar(doc, paths[f.name]), f))
-        cols["sample_bucket"].append(bucket(str(i), f"sample:{pipeline.sample.seed}", 10_000))
+        cols["sample_bucket"].append(sample_bucket)
         cols["batch_id"].append(bucket(str(i), "batch", pipeline.batching.batches))
     types = {f.name: _ARROW[f.type] for f in pipeline.features}
     types[pipeline.target.name] = _ARROW[pipeline.target.type]
@@ -84,9 +89,10 @@ def staging(pipeline: Any, source: pa.Table) -> pa.Table:
     return pa.table({k: pa.array(v, type=types.get(k, id_type if k == "id" else pa.int32())) for k, v in cols.items()})
 
 
-def write_tables(pipeline: Any, names: Any, run_id: str, source: pa.Table, files: int = 2) -> dict[str, int]:
-    """Training features/targets and evaluation features (one folder per batch) for `run_id`."""
-    st = staging(pipeline, source)
+def write_tables(pipeline: Any, names: Any, run_id: str, source: pa.Table, files: int = 2,
+                 training_only: bool = False) -> dict[str, int]:
+    """Training features/targets and (unless training_only) evaluation features, one folder per batch."""
+    st = staging(pipeline, source, sample_only=training_only)
     target = pipeline.target.name
     feats = [f.name for f in pipeline.features]
     labelled = st.filter(pa.array(~np.isnan(st.column(target).to_numpy(zero_copy_only=False).astype(float))))
@@ -98,13 +104,14 @@ def write_tables(pipeline: Any, names: Any, run_id: str, source: pa.Table, files
         for k in range(files):
             storage.write_table(f"{names.table_location(key, run_id)}part-{k:05d}.parquet", table.slice(k * step, step))
     batch_ids = st.column("batch_id").to_numpy()
-    for b in np.unique(batch_ids):
+    for b in [] if training_only else np.unique(batch_ids):
         part = st.filter(pa.array(batch_ids == b)).select(["id", *feats])
         storage.write_table(f"{names.table_location('evaluation_features', run_id)}batch_id={b}/data.parquet", part)
     return {"staging": st.num_rows, "training": train.num_rows, "batches": int(np.unique(batch_ids).size)}
 
 
-def warehouse(pipeline: Any, root: str, run_id: str, rows: int, seed: int = 0, files: int = 2) -> tuple[Any, str, dict]:
+def warehouse(pipeline: Any, root: str, run_id: str, rows: int, seed: int = 0, files: int = 2,
+              training_only: bool = False) -> tuple[Any, str, dict]:
     """Demo source -> feature tables -> worker config under `root` (a local folder or s3:// prefix
     ending in '/'). Returns (names, config URI, demo meta)."""
     from stepkit import config, demo_data
@@ -113,7 +120,7 @@ def warehouse(pipeline: Any, root: str, run_id: str, rows: int, seed: int = 0, f
     names = Names(pipeline, root)
     source_uri = f"{root}demo/source.parquet"
     meta = demo_data.write(source_uri, pipeline, rows=rows, seed=seed)
-    write_tables(pipeline, names, run_id, storage.read_table(source_uri), files=files)
+    write_tables(pipeline, names, run_id, storage.read_table(source_uri), files=files, training_only=training_only)
     config_uri = f"{root}stepkit/pipeline.json"
     storage.write_bytes(config_uri, config.render(config.worker_config(pipeline, root)).encode())
     return names, config_uri, meta

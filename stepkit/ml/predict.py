@@ -11,6 +11,9 @@ record would; 1: a point. Comparable across records of one model version.
 """
 from __future__ import annotations
 
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator
 
 import numpy as np
@@ -55,9 +58,10 @@ class Scorer:
         if self.interval["method"] == "normalised":
             self.scale = conformal.ScaleModel(np.asarray(self.interval["scale_coef"]), self.interval["scale_floor"])
 
-    def score(self, batch: pa.RecordBatch | pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def score(self, batch: pa.RecordBatch | pa.Table, raw: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(prediction, lower, upper, confidence), all float64, clipped to the target's range."""
-        raw = self.encoder.raw(batch)
+        raw = self.encoder.raw(batch) if raw is None else raw
         filled = self.encoder.fill(raw.copy()) if self.fitted.needs_filled else None
         point, q3 = self.fitted.predict(raw, filled)
         q = self.interval["q"]
@@ -93,9 +97,44 @@ def batch_paths(names: Any, run_id: str, batch_id: int) -> tuple[str, str]:
     return src, out
 
 
-def _batches(src: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
+def _encoded(src: str, columns: list[str], encoder: Encoder) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
     # Athena writes no folder for a batch without rows: that is an empty batch, not an error.
-    yield from storage.iter_batches(src, columns=columns, batch_size=READ_BATCH, missing_ok=True)
+    for batch in storage.iter_batches(src, columns=columns, batch_size=READ_BATCH, missing_ok=True):
+        if batch.num_rows:
+            yield batch, encoder.raw(batch)
+
+
+def _ahead(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """Produce `items` in a background thread, `depth` ahead: reading and encoding the next record
+    batch overlaps the model's work on this one (Arrow and xgboost release the GIL)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                q.put(item)
+            q.put(done)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
+            q.put(e)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while (item := q.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.01)
 
 
 def run(pipeline: Any, names: Any, run_id: str, batch_id: int) -> dict[str, Any]:
@@ -104,23 +143,39 @@ def run(pipeline: Any, names: Any, run_id: str, batch_id: int) -> dict[str, Any]
     schema = output_schema(pipeline)
     columns = ["id", *s.encoder.input_columns]
     rows = 0
-    with storage.parquet_writer(out, schema) as writer:
-        for batch in _batches(src, columns):
-            if batch.num_rows == 0:
-                continue
-            point, lower, upper, confidence = s.score(batch)
+    with storage.parquet_writer(out, schema, dictionary=["model_name", "model_version", "run_id"],
+                                statistics=["id"]) as writer, \
+            ThreadPoolExecutor(1) as write_pool:
+        pending = None  # one write in flight: it overlaps the next batch's prediction, in order
+        for batch, raw in _ahead(_encoded(src, columns, s.encoder)):
+            point, lower, upper, confidence = s.score(batch, raw)
             n = batch.num_rows
             ids = batch.column(0)
             if ids.type != schema.field("id").type:
                 ids = ids.cast(schema.field("id").type)
-            writer.write_batch(pa.RecordBatch.from_arrays([
+            result = pa.RecordBatch.from_arrays([
                 ids, pa.array(point), pa.array(lower), pa.array(upper), pa.array(confidence),
                 _repeat(s.name, n), _repeat(s.version, n), _repeat(run_id, n),
-            ], schema=schema))
+            ], schema=schema)
+            if pending is not None:
+                pending.result()
+            pending = write_pool.submit(writer.write_batch, result)
             rows += n
+        if pending is not None:
+            pending.result()
     return {"rows": rows, "path": out, "model_name": s.name, "model_version": s.version}
 
 
 def _repeat(value: str, n: int) -> pa.Array:
-    # A one-entry dictionary decoded to string: no Python list of n strings.
-    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value])).cast(pa.string())
+    # A one-entry dictionary decoded to string (no Python list of n strings); record batches are
+    # mostly READ_BATCH rows, so the last few are kept.
+    key = (value, n)
+    if key not in _REPEATS:
+        if len(_REPEATS) > 8:
+            _REPEATS.clear()
+        _REPEATS[key] = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)),
+                                                       pa.array([value])).cast(pa.string())
+    return _REPEATS[key]
+
+
+_REPEATS: dict[tuple[str, int], pa.Array] = {}
