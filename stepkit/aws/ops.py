@@ -42,10 +42,14 @@ def start_run(pipeline_path: str | Path, variables: dict[str, str] | None = None
     if not 1 <= len(name) <= 80 or set(name) - RUN_NAME_CHARS:
         raise StepkitError(f"run name {name!r}: 1-80 letters, digits, '-' or '_' (it names S3 folders too)")
     sfn = (session or Session(region=pipeline.aws.region)).client("stepfunctions")
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         sfn.raw.start_execution(stateMachineArn=names.state_machine_arn, name=name, input="{}")
+    except BotoCoreError as e:  # no credentials, no endpoint...: not a ClientError, same one-line mapping
+        from stepkit.aws.session import explain
+
+        raise explain(e, "states:StartExecution") or e from None
     except ClientError as e:
         code = e.response.get("Error", {}).get("Code", "")
         if code == "StateMachineDoesNotExist":

@@ -23,11 +23,19 @@ def one_line(out: str) -> str:
     return lines[0]
 
 
-def test_no_credentials(aws, monkeypatch):
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"):
+@pytest.mark.parametrize("args", [
+    ("runs",),
+    # start_run calls the raw client: NoCredentialsError is not a ClientError and once escaped as a traceback.
+    ("run", str(PIPELINE), "--env-file", str(ENV_FILE)),
+])
+def test_no_credentials(aws, monkeypatch, args):
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE"):
         monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    code, out = cli("runs")
+    code, out = cli(*args)
     assert code == 1 and one_line(out).startswith("no AWS credentials found")
 
 
