@@ -202,3 +202,52 @@ def test_source_table_registered_over_parquet(engine, tmp_path):
     engine.register_table("raw", "nothing", str(tmp_path / "empty"))
     with pytest.raises(DataError, match="raw.nothing: no Parquet files under .* \\(0 rows\\)"):
         engine.execute("SELECT count(*) FROM raw.nothing")
+
+
+# What writers leave beside the data; Athena skips every name that starts with `_` or `.`.
+LEFTOVERS = {
+    "torn temp file (killed worker)": ("batch_id=0/.tmp-3f2a-part.parquet", b"PAR1 torn: no footer"),
+    "_SUCCESS marker": ("_SUCCESS", b""),
+    "hidden folder of whole files": (".staging/batch_id=9/part.parquet", None),
+    "_temporary folder": ("_temporary/0/batch_id=8/part.parquet", None),
+    "marker inside a partition": ("batch_id=7/_committed_123", b"{}"),
+}
+
+
+@pytest.mark.parametrize("rel, content", LEFTOVERS.values(), ids=LEFTOVERS.keys())
+def test_reads_skip_hidden_files_and_folders(engine, wh, rel, content):
+    loc = wh / "preds"
+    engine.execute(EXTERNAL.format(loc=f"{loc}/"))
+    for batch in (0, 7):
+        (loc / f"batch_id={batch}").mkdir(parents=True)
+        duckdb.sql(f"COPY (SELECT 'p' || i AS id, i * 0.5 AS score FROM range(3) t(i)) "
+                   f"TO '{loc}/batch_id={batch}/part.parquet' (FORMAT parquet)")
+    query = "SELECT batch_id, count(*), sum(score) FROM db.preds GROUP BY 1 ORDER BY 1"
+    before = engine.execute(query).rows
+    path = loc / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if content is None:  # a complete, readable file: skipped all the same, its rows must not count
+        duckdb.sql(f"COPY (SELECT 'x' AS id, 100.0 AS score) TO '{path}' (FORMAT parquet)")
+    else:
+        path.write_bytes(content)
+    assert engine.execute(query).rows == before == [(0, 3, 1.5), (7, 3, 1.5)]
+    assert engine.row_count("db", "preds") == 6
+    # A CTAS reading the table, into a partitioned table holding the same kind of leftover.
+    engine.execute(ctas("copy", f"{wh}/copy/", "SELECT id, score, batch_id FROM db.preds",
+                        partitioned_by="ARRAY['batch_id']"))
+    (wh / "copy" / "batch_id=0" / ".tmp-torn.parquet").write_bytes(b"PAR1")
+    assert engine.execute(query.replace("db.preds", "db.copy")).rows == before
+
+
+@pytest.mark.parametrize("limit, shown", [("64MB", "61.0 MiB"), ("1GB", "953.6 MiB"), (None, None)])
+def test_memory_limit(wh, limit, shown):
+    eng = DuckDBEngine(wh, memory_limit=limit)
+    default = duckdb.connect().execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert eng.con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == (shown or default)
+    eng.close()
+
+
+def test_memory_limit_refused_in_one_line(wh):
+    with pytest.raises(QueryError, match=r"^memory_limit 'lots': DuckDB refused it: .*") as e:
+        DuckDBEngine(wh, memory_limit="lots")
+    assert "\n" not in str(e.value)

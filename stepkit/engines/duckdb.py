@@ -37,20 +37,40 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))) if folder.is_dir() else []
+def _hidden(name: str) -> bool:
+    # Athena (Hive) skips files and folders named `_...` or `.…`: _SUCCESS markers, temporary
+    # files of a writer that died. DuckDB's globs do not, and one torn file fails every read.
+    return name.startswith((".", "_"))
+
+
+def _files(folder: Path, suffix: str = "") -> list[Path]:
+    """The table's data files under `folder`, as Athena sees them (nothing hidden, at any depth)."""
+    out: list[Path] = []
+    for top, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not _hidden(d)]  # pruned: a hidden folder is not walked at all
+        out += [Path(top, n) for n in names if not _hidden(n) and n.endswith(suffix)]
+    return sorted(out)
 
 
 class DuckDBEngine:
     """`stepkit.engines.Engine` on DuckDB. One in-memory connection; the data lives in Parquet."""
 
-    def __init__(self, warehouse: Path, threads: int | None = None):
+    def __init__(self, warehouse: Path, threads: int | None = None, memory_limit: str | None = None):
+        """`memory_limit` (DuckDB's syntax, e.g. "2GB"): beyond it DuckDB spills to disk instead of
+        growing; None keeps DuckDB's default (80% of the RAM)."""
         self.warehouse = Path(warehouse).resolve()
         self.warehouse.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(self.warehouse)
         self.con = duckdb.connect()
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
+        if memory_limit:
+            try:
+                self.con.execute(f"SET memory_limit = {_lit(str(memory_limit))}")
+            except duckdb.Error as e:
+                self.con.close()
+                raise QueryError(f"memory_limit {memory_limit!r}: DuckDB refused it: "
+                                 f"{str(e).strip().splitlines()[0]}") from None
         # Trino divides integers by truncation; DuckDB's `/` would give a double.
         self.con.execute("SET integer_division = true")
         # Athena promises no row order either; keeping it costs memory and time on big writes.
@@ -212,18 +232,19 @@ class DuckDBEngine:
         """(Re)define the table's view from the files there now: workers add files between statements."""
         self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(t.database)}")
         loc = Path(t.location)
-        has_files = loc.is_file() or bool(_files(loc))
-        if not has_files:
+        files = [loc] if loc.is_file() else _files(loc, ".parquet")
+        if not files:
             if t.columns is None:
                 raise DataError(f"{t.key}: no Parquet files under {t.location} (0 rows); the table cannot be read")
             body = "SELECT " + ", ".join(f"CAST(NULL AS {ty}) AS {_q(c)}" for c, ty in t.columns) + " WHERE false"
         else:
-            pattern = t.location if loc.is_file() else t.location + "**/*.parquet"
+            # The files listed, not globbed: a glob would also read hidden ones (see _hidden).
+            pattern = "[" + ", ".join(_lit(str(f)) for f in files) + "]"
             types = dict(t.columns or [])
             hive = ", ".join(f"{_q(c)}: {_lit(types.get(c, 'VARCHAR'))}" for c in t.partitioned_by)
             options = "hive_partitioning = true, hive_types = {" + hive + "}" if t.partitioned_by else "hive_partitioning = false"
             select = "*" if t.columns is None else ", ".join(f"CAST({_q(c)} AS {ty}) AS {_q(c)}" for c, ty in t.columns)
-            body = f"SELECT {select} FROM read_parquet({_lit(pattern)}, {options}, union_by_name = true)"
+            body = f"SELECT {select} FROM read_parquet({pattern}, {options}, union_by_name = true)"
         self.con.execute(f"CREATE OR REPLACE VIEW {_q(t.database)}.{_q(t.name)} AS {body}")
 
     def _write(self, table: Table, query: str) -> tuple[int, int]:
@@ -246,7 +267,8 @@ class DuckDBEngine:
             else:
                 target = str(tmp / (pattern.format(i=0) + ".parquet"))
             rows = int(self.con.execute(f"COPY ({query}) TO {_lit(target)} ({options})").fetchone()[0])
-            files = _files(tmp)
+            # Not _files(): the staging folder's bucket folders (`__sk_bucket=k/`) look hidden.
+            files = sorted(f for f in tmp.rglob("*") if f.is_file())
             partitions = {f.parent.relative_to(tmp).parts[: len(table.partitioned_by)] for f in files}
             writers = max(len(partitions), 1) * (table.bucket_count or 1)
             if writers > MAX_WRITERS:

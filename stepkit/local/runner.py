@@ -154,11 +154,9 @@ class Runner:
 
         config_path = run_dir / "config.json"
         write_atomic(config_path, config.render(config.worker_config(ctx.p, ctx.names.root)))
-        engine = DuckDBEngine(self.warehouse)
         # DuckDB would take up to 80% of the RAM before it spills; a local run keeps the whole
         # process tree within a few GB (workers run beside it), so DuckDB spills to disk sooner.
-        # (Until the engine takes a memory limit itself.)
-        engine.con.execute(f"SET memory_limit = '{ENGINE_MEMORY}'")
+        engine = DuckDBEngine(self.warehouse, memory_limit=ENGINE_MEMORY)
         concurrency = max(1, min(ctx.p.batching.max_concurrency, len(os.sched_getaffinity(0))))
         return LocalContext(compile=ctx, run_id=run_id, workdir=self.workdir, run_dir=run_dir,
                             config_path=config_path, engine=engine, concurrency=concurrency,

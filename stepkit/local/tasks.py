@@ -55,8 +55,6 @@ def fan_out(ctx, stage) -> dict[str, Any]:
     out = pool.run_batches(module, str(ctx.config_path), ctx.run_id, ids, ctx.concurrency, RetryPolicy.of(child),
                            tolerated=tolerated, stage=stage.name, progress=ctx.progress, log=ctx.log,
                            env=_worker_env(ctx))
-    if out.retried:
-        _sweep_torn_files(ctx)
     rows = [r.get("rows") for r in out.results.values() if isinstance(r, dict)]
     return {
         "rows": sum(int(r) for r in rows if r is not None) if rows else None,
@@ -67,20 +65,6 @@ def fan_out(ctx, stage) -> dict[str, Any]:
         "note": f", {len(ids)} batches on {ctx.concurrency} processes"
         + (f", {len(out.retried)} retried" if out.retried else ""),
     }
-
-
-def _sweep_torn_files(ctx) -> None:
-    """Remove what killed attempts left half-written: hidden `.tmp-*` files in this run's tables.
-
-    On S3 an interrupted upload leaves no object; on a local disk the temporary file stays
-    beside the retried batch's complete file, where a reader globbing `*.parquet` would trip on
-    it (Athena skips hidden files; not every local reader does).
-    """
-    for key in ctx.compile.p.tables.names():
-        folder = Path(ctx.names.table_location(key, ctx.run_id))
-        if folder.is_dir():
-            for torn in folder.rglob(".tmp-*"):
-                torn.unlink(missing_ok=True)
 
 
 def cleanup(ctx, payload: dict[str, Any]) -> dict[str, Any]:
