@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 from stepkit import storage
 from stepkit.errors import StepkitError
 
-CHUNK = 200_000
+CHUNK = 100_000  # rows per chunk: ~250 MB of intermediate strings each at most
 # Per feature and row, one of these happens (exclusive); the rest is a clean value.
 MESS = {"absent": 0.03, "null": 0.015, "wrong_type": 0.005, "out_of_range": 0.005}
 CATEGORY_MESS = {"upper_case": 0.02, "unknown_value": 0.01}  # upper case survives lower(); unknown -> 'other'
@@ -190,35 +190,36 @@ def _feature_text(p: FeaturePlan, x: np.ndarray, rng: np.random.Generator) -> tu
     return text, usable & (mess == len(kinds))
 
 
-def _objects(leaves: dict[tuple[str, ...], pa.Array]) -> pa.Array:
-    """Nested JSON objects from {path: value text (null = absent)}, keys in first-seen order.
+def _members(leaves: dict[tuple[str, ...], pa.Array], prefix: tuple[str, ...], n: int, pieces: list[Any]) -> None:
+    """Append the pieces of the object at `prefix`: '"key":value' with a leading ',' when an
+    earlier member of the object is present, '' when absent; nested objects recursively.
+    (A module-level function, not a closure: a recursive closure is a reference cycle that kept
+    every chunk's arrays alive until the garbage collector ran.)"""
+    seen: list[str] = []
+    for path in leaves:
+        if path[: len(prefix)] == prefix and len(path) > len(prefix) and path[len(prefix)] not in seen:
+            seen.append(path[len(prefix)])
+    before = np.zeros(n, dtype=bool)  # some earlier member of this object is present
+    for key in seen:
+        sub = prefix + (key,)
+        if sub in leaves:
+            value = leaves[sub]
+            lead = pc.if_else(pa.array(before), pa.scalar(f',"{key}":'), pa.scalar(f'"{key}":'))
+            pieces.append(pc.fill_null(pc.binary_join_element_wise(lead, value, ""), ""))
+            before |= value.is_valid().to_numpy(zero_copy_only=False)
+        else:  # a nested object: always written, possibly as {}
+            pieces.append(pc.if_else(pa.array(before), pa.scalar(f',"{key}":{{'), pa.scalar(f'"{key}":{{')))
+            _members(leaves, sub, n, pieces)
+            pieces.append("}")
+            before[:] = True
 
-    One join over literal pieces and member fragments: a member is '"key":value', with a leading
-    ',' when an earlier member of its object is present, or '' when absent.
-    """
+
+def _objects(leaves: dict[tuple[str, ...], pa.Array]) -> pa.Array:
+    """Nested JSON objects from {path: value text (null = absent)}, keys in first-seen order:
+    one join over literal pieces and member fragments."""
     n = len(next(iter(leaves.values())))
     pieces: list[Any] = []
-
-    def build(prefix: tuple[str, ...]) -> None:
-        seen: list[str] = []
-        for path in leaves:
-            if path[: len(prefix)] == prefix and len(path) > len(prefix) and path[len(prefix)] not in seen:
-                seen.append(path[len(prefix)])
-        before = np.zeros(n, dtype=bool)  # some earlier member of this object is present
-        for key in seen:
-            sub = prefix + (key,)
-            if sub in leaves:
-                value = leaves[sub]
-                lead = pc.if_else(pa.array(before), pa.scalar(f',"{key}":'), pa.scalar(f'"{key}":'))
-                pieces.append(pc.fill_null(pc.binary_join_element_wise(lead, value, ""), ""))
-                before |= value.is_valid().to_numpy(zero_copy_only=False)
-            else:  # a nested object: always written, possibly as {}
-                pieces.append(pc.if_else(pa.array(before), pa.scalar(f',"{key}":{{'), pa.scalar(f'"{key}":{{')))
-                build(sub)
-                pieces.append("}")
-                before[:] = True
-
-    build(())
+    _members(leaves, (), n, pieces)
     # Adjacent literals merge; a join needs at least one array to know the length.
     merged: list[Any] = ["{"]
     for piece in [*pieces, "}"]:
@@ -364,13 +365,15 @@ def write(path: str, pipeline: Any, rows: int, seed: int = 0, labelled_share: fl
 
     done = 0
     with storage.parquet_writer(path, schema, dictionary=False, compression="zstd") as w, ThreadPoolExecutor(2) as pool:
-        # At most a few chunks in flight: bounded memory at any row count.
-        pending = [pool.submit(make, i) for i in range(min(3, len(sizes)))]
+        # Two chunks in flight (one a thread) and the one being written: bounded memory at any size.
+        pending = [pool.submit(make, i) for i in range(min(2, len(sizes)))]
         for i in range(len(sizes)):
             table, f, c = pending.pop(0).result()
-            if i + 3 < len(sizes):
-                pending.append(pool.submit(make, i + 3))
+            if i + 2 < len(sizes):
+                pending.append(pool.submit(make, i + 2))
             w.write_table(table)
+            # mimalloc keeps freed pages per thread; hand them back so RSS tracks what is in use.
+            pa.default_memory_pool().release_unused()
             floor.merge(f)
             counts.merge(c)
             done += table.num_rows

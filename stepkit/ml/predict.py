@@ -107,6 +107,11 @@ def _encoded(src: str, columns: list[str], encoder: Encoder) -> Iterator[tuple[p
 def _ahead(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
     """Produce `items` in a background thread, `depth` ahead: reading and encoding the next record
     batch overlaps the model's work on this one (Arrow and xgboost release the GIL)."""
+    items = iter(items)
+    first = next(items, None)
+    if first is None:
+        return
+    yield first  # a batch of one record batch (the common small case) starts no thread
     q: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
     stop = threading.Event()
@@ -144,26 +149,52 @@ def run(pipeline: Any, names: Any, run_id: str, batch_id: int) -> dict[str, Any]
     columns = ["id", *s.encoder.input_columns]
     rows = 0
     with storage.parquet_writer(out, schema, dictionary=["model_name", "model_version", "run_id"],
-                                statistics=["id"]) as writer, \
-            ThreadPoolExecutor(1) as write_pool:
-        pending = None  # one write in flight: it overlaps the next batch's prediction, in order
+                                statistics=["id"]) as writer, _Writes(writer) as writes:
         for batch, raw in _ahead(_encoded(src, columns, s.encoder)):
             point, lower, upper, confidence = s.score(batch, raw)
             n = batch.num_rows
             ids = batch.column(0)
             if ids.type != schema.field("id").type:
                 ids = ids.cast(schema.field("id").type)
-            result = pa.RecordBatch.from_arrays([
+            writes.write(pa.RecordBatch.from_arrays([
                 ids, pa.array(point), pa.array(lower), pa.array(upper), pa.array(confidence),
                 _repeat(s.name, n), _repeat(s.version, n), _repeat(run_id, n),
-            ], schema=schema)
-            if pending is not None:
-                pending.result()
-            pending = write_pool.submit(writer.write_batch, result)
+            ], schema=schema))
             rows += n
-        if pending is not None:
-            pending.result()
     return {"rows": rows, "path": out, "model_name": s.name, "model_version": s.version}
+
+
+class _Writes:
+    """Record batch writes, in order, one in flight in a thread so it overlaps the next batch's
+    prediction. The first write runs inline: a one-batch file starts no thread."""
+
+    def __init__(self, writer: Any):
+        self.writer = writer
+        self.pool: ThreadPoolExecutor | None = None
+        self.pending = None
+        self.count = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.writer.write_batch(batch)
+            return
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(1)
+        if self.pending is not None:
+            self.pending.result()
+        self.pending = self.pool.submit(self.writer.write_batch, batch)
+
+    def __enter__(self) -> "_Writes":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if self.pending is not None and exc[0] is None:
+                self.pending.result()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
 
 
 def _repeat(value: str, n: int) -> pa.Array:
