@@ -176,6 +176,8 @@ def test_results_summarise_the_final_table_through_athena(aws):
                                       for n in ("total_predictions", "avg_age", "avg_confidence", "null_predictions")]}]})
     urllib.request.urlopen(urllib.request.Request(f"{aws}/moto-api/static/athena/query-results", data=body.encode(),
                                                   method="POST", headers={"Content-Type": "application/json"})).read()
+    # The stack creates the pipeline's workgroup; moto's CloudFormation skips AWS::Athena::WorkGroup.
+    boto3.client("athena", region_name=REGION).create_work_group(Name="ai-agent-predict-age")
     code, out = cli("results", str(PIPELINE), "--env-file", str(ENV_FILE))
     assert code == 0, out
     assert [l.split() for l in out.splitlines()] == [["total_predictions", "378000000"], ["avg_age", "41.7"],
@@ -186,4 +188,4 @@ def test_results_summarise_the_final_table_through_athena(aws):
     assert "FROM ai_agent_kb_predict_age.predict_age_final_results" in q["Query"]
     assert "SUM(CASE WHEN predicted_age IS NULL THEN 1 ELSE 0 END)" in q["Query"]
     assert q["ResultConfiguration"]["OutputLocation"].startswith("s3://stepkit-example-bucket/predict-age/athena-results/")
-    assert q["WorkGroup"] == "primary" and q["QueryExecutionContext"]["Database"] == "ai_agent_kb_predict_age"
+    assert q["WorkGroup"] == "ai-agent-predict-age" and q["QueryExecutionContext"]["Database"] == "ai_agent_kb_predict_age"

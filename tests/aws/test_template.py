@@ -105,7 +105,8 @@ def test_budget_notifies_email_and_topic(tmp_path, variables):
 
 
 @pytest.mark.parametrize("changes, present", [
-    ({}, False),  # 'primary' exists in every account: nothing to create, said in Metadata
+    ({}, True),  # the shipped pipeline names its own workgroup
+    ({"aws.workgroup": "primary"}, False),  # exists in every account: nothing to create, said in Metadata
     ({"aws.workgroup": "wg"}, True),
     ({"cost_alarm": None}, True),
 ])
