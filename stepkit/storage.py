@@ -129,7 +129,9 @@ def iter_batches(folder: str, columns: list[str] | None = None, batch_size: int 
         raise DataError(f"{folder}: no Parquet files (0 rows)")
     _check_columns(folder, d.schema, columns)
     try:
-        yield from d.to_batches(columns=columns, batch_size=batch_size)
+        # Arrow reads up to 4 files and 16 batches ahead by default: memory grew with the batch's
+        # size. One ahead keeps it bounded (callers overlap their own work if they need to).
+        yield from d.to_batches(columns=columns, batch_size=batch_size, batch_readahead=1, fragment_readahead=1)
     except (OSError, pa.ArrowInvalid) as e:
         raise _io("read", folder, e) from None
 
