@@ -1,8 +1,6 @@
 """stepkit.storage: the same calls on a local folder and on S3 (moto in server mode)."""
 from __future__ import annotations
 
-import logging
-import socket
 import uuid
 
 import pyarrow as pa
@@ -15,34 +13,12 @@ from stepkit.errors import DataError
 BUCKET = "stepkit-storage-test"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture(params=["local", "s3"])
 def root(request, tmp_path, monkeypatch):
     """A fresh folder: a local absolute path or an s3:// prefix, both ending in '/'."""
     if request.param == "local":
         return f"{tmp_path}/"
-    url = request.getfixturevalue("moto_url")
-    for k, v in {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
-                 "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}.items():
-        monkeypatch.setenv(k, v)
+    request.getfixturevalue("aws_env")
     import boto3
 
     s3 = boto3.client("s3")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import re
-import socket
 import subprocess
 import sys
 from importlib.metadata import packages_distributions
@@ -124,29 +122,14 @@ def test_bigint_ids_stay_int64(tmp_path):
 
 
 # --- S3: the same workers against moto, through the s3:// config and table locations
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def s3(monkeypatch):
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    for k, v in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
-                 "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
-                 "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}.items():
-        monkeypatch.setenv(k, v)
+def s3(aws_env):
     import boto3
 
-    boto3.client("s3").create_bucket(Bucket="stepkit-example-bucket")
-    yield boto3.client("s3")
-    server.stop()
+    client = boto3.client("s3")
+    if "stepkit-example-bucket" not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
+        client.create_bucket(Bucket="stepkit-example-bucket")
+    return client
 
 
 def test_workers_on_s3(s3):

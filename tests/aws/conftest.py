@@ -1,12 +1,6 @@
-"""moto in server mode on 127.0.0.1 (one per xdist worker), and an empty account per test.
-
-boto3 reaches it through AWS_ENDPOINT_URL, exactly as it would reach AWS: the code under test
-has no test hooks.
-"""
+"""An empty moto account per test (the server and its env: tests/conftest.py)."""
 from __future__ import annotations
 
-import logging
-import socket
 import urllib.request
 import warnings
 from pathlib import Path
@@ -18,39 +12,6 @@ PIPELINE = ROOT / "pipelines" / "predict_age.yaml"
 ENV_FILE = ROOT / "pipelines" / "example.env"
 BUCKET = "stepkit-example-bucket"
 REGION = "us-east-1"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def aws_env(moto_url, monkeypatch):
-    """Credentials, region and endpoint for boto3; nothing else of the host's AWS setup."""
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-    return moto_url
 
 
 @pytest.fixture
