@@ -56,6 +56,15 @@ ATHENA_RETRY = Retry(tuple(ATHENA_THROTTLE), interval_seconds=5, max_attempts=6)
 LAMBDA_RETRY = Retry(tuple(LAMBDA_TRANSIENT), interval_seconds=2, max_attempts=6)
 
 
+def state(kind: str, comment: str | None = None, **fields: Any) -> State:
+    """A state: Type, then Comment when there is one, then the fields in the order given."""
+    out: State = {"Type": kind}
+    if comment:
+        out["Comment"] = comment
+    out.update(fields)
+    return out
+
+
 @dataclass
 class Fragment:
     """The states of one stage. The first state is the entry; `exits` get the next stage's name."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from stepkit.compiler.asl import ATHENA_RETRY, State, one_line, with_run_id
+from stepkit.compiler.asl import ATHENA_RETRY, State, one_line, state, with_run_id
 from stepkit.compiler.iam import Statement
 from stepkit.compiler.sql import SqlStatement
 
@@ -15,25 +15,20 @@ RESOURCE = "arn:aws:states:::athena:startQueryExecution.sync"
 
 def task(ctx: "Context", statement: SqlStatement, timeout_minutes: int, comment: str | None = None) -> State:
     """One query, run to completion by Step Functions itself: no polling Lambda."""
-    state: State = {"Type": "Task"}
-    if comment:
-        state["Comment"] = comment
-    state.update(
-        {
-            "Resource": RESOURCE,
-            "Parameters": {
-                **with_run_id(one_line(statement.sql), "QueryString"),
-                "WorkGroup": ctx.p.aws.workgroup,
-                "QueryExecutionContext": {"Database": ctx.p.aws.database},
-                "ResultConfiguration": {"OutputLocation": ctx.names.query_results},
-            },
-            # The query's metadata is not needed downstream; keep the state payload small.
-            "ResultPath": None,
-            "TimeoutSeconds": timeout_minutes * 60,
-            "Retry": [ATHENA_RETRY.render()],
-        }
+    return state(
+        "Task", comment,
+        Resource=RESOURCE,
+        Parameters={
+            **with_run_id(one_line(statement.sql), "QueryString"),
+            "WorkGroup": ctx.p.aws.workgroup,
+            "QueryExecutionContext": {"Database": ctx.p.aws.database},
+            "ResultConfiguration": {"OutputLocation": ctx.names.query_results},
+        },
+        # The query's metadata is not needed downstream; keep the state payload small.
+        ResultPath=None,
+        TimeoutSeconds=timeout_minutes * 60,
+        Retry=[ATHENA_RETRY.render()],
     )
-    return state
 
 
 def _bucket_and_key(uri: str) -> tuple[str, str]:

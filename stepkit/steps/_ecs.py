@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from stepkit.compiler.asl import ECS_RETRY, State, escape_intrinsic
+from stepkit.compiler.asl import ECS_RETRY, State, escape_intrinsic, state
 from stepkit.compiler.iam import Statement
 
 if TYPE_CHECKING:
@@ -29,35 +29,30 @@ def command(ctx: "Context", run_id_path: str, extra: list[str | tuple[str, str]]
 def task(ctx: "Context", task_name: str, cmd: str, comment: str | None = None) -> State:
     n, net = ctx.names, ctx.p.aws.network
     spec = ctx.p.compute.tasks[task_name]
-    state: State = {"Type": "Task"}
-    if comment:
-        state["Comment"] = comment
-    state.update(
-        {
-            "Resource": RESOURCE,
-            "Parameters": {
-                "LaunchType": "FARGATE",
-                "Cluster": n.cluster_arn,
-                # The family alone runs its latest ACTIVE revision, so an image update needs no recompile.
-                "TaskDefinition": n.task_family(task_name),
-                "NetworkConfiguration": {
-                    "AwsvpcConfiguration": {
-                        "Subnets": list(net.subnets),
-                        "SecurityGroups": list(net.security_groups),
-                        "AssignPublicIp": "ENABLED" if net.assign_public_ip else "DISABLED",
-                    }
-                },
-                "Overrides": {"ContainerOverrides": [{"Name": n.container(task_name), "Command.$": cmd}]},
-                "PropagateTags": "TASK_DEFINITION",
-                "EnableECSManagedTags": True,
+    return state(
+        "Task", comment,
+        Resource=RESOURCE,
+        Parameters={
+            "LaunchType": "FARGATE",
+            "Cluster": n.cluster_arn,
+            # The family alone runs its latest ACTIVE revision, so an image update needs no recompile.
+            "TaskDefinition": n.task_family(task_name),
+            "NetworkConfiguration": {
+                "AwsvpcConfiguration": {
+                    "Subnets": list(net.subnets),
+                    "SecurityGroups": list(net.security_groups),
+                    "AssignPublicIp": "ENABLED" if net.assign_public_ip else "DISABLED",
+                }
             },
-            # The DescribeTasks response is kilobytes; downstream states need none of it.
-            "ResultPath": None,
-            "TimeoutSeconds": spec.timeout_minutes * 60,
-            "Retry": [ECS_RETRY.render()],
-        }
+            "Overrides": {"ContainerOverrides": [{"Name": n.container(task_name), "Command.$": cmd}]},
+            "PropagateTags": "TASK_DEFINITION",
+            "EnableECSManagedTags": True,
+        },
+        # The DescribeTasks response is kilobytes; downstream states need none of it.
+        ResultPath=None,
+        TimeoutSeconds=spec.timeout_minutes * 60,
+        Retry=[ECS_RETRY.render()],
     )
-    return state
 
 
 def statements(ctx: "Context", task_name: str) -> list[Statement]:

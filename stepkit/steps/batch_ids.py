@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from stepkit.compiler.asl import Fragment
+from stepkit.compiler.asl import Fragment, state
 from stepkit.steps.base import Finding, Stage
 
 if TYPE_CHECKING:
@@ -29,14 +29,9 @@ class BatchIds(Stage):
 
     def fragment(self, ctx: "Context") -> Fragment:
         n = ctx.p.batching.batches
-        state = {"Type": "Pass"}
-        if self.comment:
-            state["Comment"] = self.comment
-        state.update({
-            "Parameters": {"ids.$": f"States.ArrayRange(0, {n - 1}, 1)"},
-            "ResultPath": RESULT_PATH,
-        })
-        return Fragment().add(self.name, state).chain()
+        pass_state = state("Pass", self.comment, Parameters={"ids.$": f"States.ArrayRange(0, {n - 1}, 1)"},
+                           ResultPath=RESULT_PATH)
+        return Fragment().add(self.name, pass_state).chain()
 
     def ids(self, ctx: "Context") -> list[int]:
         return list(range(ctx.p.batching.batches))

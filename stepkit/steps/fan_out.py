@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from stepkit.compiler.asl import TASK_FAILED_RETRY, Fragment, State
+from stepkit.compiler.asl import state as asl_state
 from stepkit.compiler.iam import Statement
 from stepkit.steps import _ecs
 from stepkit.steps.base import Finding, Stage
@@ -83,9 +84,7 @@ class FanOut(Stage):
         b = ctx.p.batching
         mode = self.mode(ctx)
         child_name, child = self._child(ctx)
-        state: State = {"Type": "Map"}
-        if self.comment:
-            state["Comment"] = self.comment
+        state: State = asl_state("Map", self.comment)
         processor: State = {"ProcessorConfig": {"Mode": "INLINE"}}
         if mode == "distributed":
             processor = {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}}

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from stepkit.compiler.asl import LAMBDA_RETRY, Fragment, State
+from stepkit.compiler.asl import LAMBDA_RETRY, Fragment, State, state
 from stepkit.compiler.iam import Statement
 from stepkit.compiler.names import CLEANUP_FUNCTION
 from stepkit.steps.base import Finding, Stage
@@ -18,18 +18,15 @@ RESOURCE = "arn:aws:states:::lambda:invoke"
 
 def invoke(ctx: "Context", function_arn: str, payload: dict[str, Any], timeout_seconds: int,
            comment: str | None = None) -> State:
-    state: State = {"Type": "Task"}
-    if comment:
-        state["Comment"] = comment
-    state.update({
-        "Resource": RESOURCE,
-        "Parameters": {"FunctionName": function_arn, "Payload": payload},
-        "ResultPath": None,
+    return state(
+        "Task", comment,
+        Resource=RESOURCE,
+        Parameters={"FunctionName": function_arn, "Payload": payload},
+        ResultPath=None,
         # The function's own timeout plus a margin for the invoke itself.
-        "TimeoutSeconds": timeout_seconds + 30,
-        "Retry": [LAMBDA_RETRY.render()],
-    })
-    return state
+        TimeoutSeconds=timeout_seconds + 30,
+        Retry=[LAMBDA_RETRY.render()],
+    )
 
 
 def invoke_statement(function_arn: str) -> Statement:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from stepkit.compiler.asl import Fragment
+from stepkit.compiler.asl import Fragment, state
 from stepkit.steps.base import Stage
 
 if TYPE_CHECKING:
@@ -21,11 +21,7 @@ class Wait(Stage):
     local_seconds: float = Field(0, ge=0, description="Seconds to wait in `stepkit run --local`.")
 
     def fragment(self, ctx: "Context") -> Fragment:
-        state = {"Type": "Wait"}
-        if self.comment:
-            state["Comment"] = self.comment
-        state["Seconds"] = self.seconds
-        return Fragment().add(self.name, state).chain()
+        return Fragment().add(self.name, state("Wait", self.comment, Seconds=self.seconds)).chain()
 
     def run_local(self, ctx) -> dict:
         # Locally nothing settles in the background (no S3 consistency, no Glue lag): shorten it, and say so.
