@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from stepkit.engines.dedup import rewrite_min_dedup
+
 JSON_SCALAR = "__sk_json_scalar"
 LIST_PREFIX = "__sk_json_"
 INT_TYPES = {exp.DataType.Type.TINYINT, exp.DataType.Type.SMALLINT, exp.DataType.Type.INT, exp.DataType.Type.BIGINT}
@@ -57,6 +59,7 @@ def _fn(name: str, *args: exp.Expression) -> exp.Expression:
 def rewrite(tree: exp.Expression) -> exp.Expression:
     """A copy of an Athena query tree that DuckDB runs with Athena's results."""
     tree = tree.copy()
+    rewrite_min_dedup(tree)  # a plan change only: same rows (see dedup.py)
     json_columns = _json_columns(tree)
     for select in list(tree.find_all(exp.Select)):
         _batch_json_extracts(select, json_columns)
