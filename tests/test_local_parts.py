@@ -182,3 +182,16 @@ def test_lambda_invoke_runs_only_stepkits_cleanup_function_locally(tmp_path, com
         with pytest.raises(StepkitError, match=outcome):
             block.run_local(lctx)
         assert list(root.iterdir()) != []
+
+
+def test_workers_see_the_environment_of_their_run_not_an_earlier_one(monkeypatch):
+    """The forkserver keeps the environment it started with; a variable of an earlier run (a fault
+    injection) must not reach the workers of a later one."""
+    from stepkit.local.pool import run_task
+    from stepkit.local.retry import RetryPolicy
+
+    policy = RetryPolicy()  # no retries
+    monkeypatch.setenv("STEPKIT_PROBE", "earlier run")
+    assert run_task("tests._env_probe", ("STEPKIT_PROBE",), policy, "probe")[0] == "earlier run"
+    monkeypatch.delenv("STEPKIT_PROBE")
+    assert run_task("tests._env_probe", ("STEPKIT_PROBE",), policy, "probe")[0] is None

@@ -50,6 +50,9 @@ def _context(module: str):
 
 
 def _warm(module: str, env: dict[str, str]) -> None:
+    # Replace, not update: the forkserver holds the environment of the moment it started, which
+    # may carry an earlier run's settings (a fault injection once leaked into a later clean run).
+    os.environ.clear()
     os.environ.update(env)
     importlib.import_module(module)
 
