@@ -24,12 +24,12 @@ compile: $(STAMP)
 	$(BIN)/stepkit validate pipelines/*.yaml $(DEMO_VARS)
 	$(BIN)/stepkit compile pipelines/predict_age.yaml --out out/predict_age $(DEMO_VARS)
 
-# The README's first command: the whole pipeline on this machine (DuckDB + worker processes) on a
+# The README's first command: validate and compile, then the whole pipeline on this machine (DuckDB + worker processes) on a
 # generated demo source of DEMO_ROWS rows, cached under $(WORK)/demo/ after the first run.
 DEMO_ROWS ?= 1000000
 WORK ?= .work
 
-demo: $(STAMP)
+demo: compile
 	$(BIN)/stepkit run pipelines/predict_age.yaml --local --workdir $(WORK) --demo-rows $(DEMO_ROWS) $(DEMO_VARS)
 
 test: setup
