@@ -91,15 +91,20 @@ def test_broken_file_is_located(tmp_path, case, old, new, at, field, words):
     assert words in m["message"]
 
 
-def test_missing_template_variable(tmp_path):
-    """A template that uses a name stepkit does not give it (StrictUndefined) is located at `template:`."""
+def _with_bad_template(tmp_path, body: str):
+    """The good pipeline whose TrainingTargets stage renders `body`; (path, line, col of `bad.sql.j2`)."""
     (tmp_path / "extra").mkdir()
-    (tmp_path / "extra" / "bad.sql.j2").write_text("SELECT {{ no_such_variable }} AS x\n")
+    (tmp_path / "extra" / "bad.sql.j2").write_text(body)
     text = GOOD.replace("    template: training_targets.sql.j2\n", "    template: bad.sql.j2\n")
     text = text.replace("state_machine_name:", "templates: extra\nstate_machine_name:")
     path = tmp_path / "p.yaml"
     path.write_text(text)
-    line, col = position(text, text.index("bad.sql.j2"))
+    return (path, *position(text, text.index("bad.sql.j2")))
+
+
+def test_missing_template_variable(tmp_path):
+    """A template that uses a name stepkit does not give it (StrictUndefined) is located at `template:`."""
+    path, line, col = _with_bad_template(tmp_path, "SELECT {{ no_such_variable }} AS x\n")
     code, lines = validate(path)
     assert code == 1
     assert lines == [f"{path}:{line}:{col}: stages[3].template: template bad.sql.j2: "
@@ -113,13 +118,7 @@ def test_missing_template_variable(tmp_path):
 ])
 def test_template_that_renders_bad_sql(tmp_path, body, words):
     """sqlglot reads every rendered statement; a failure points at the stage's `template`."""
-    (tmp_path / "extra").mkdir()
-    (tmp_path / "extra" / "bad.sql.j2").write_text(body)
-    text = GOOD.replace("    template: training_targets.sql.j2\n", "    template: bad.sql.j2\n")
-    text = text.replace("state_machine_name:", "templates: extra\nstate_machine_name:")
-    path = tmp_path / "p.yaml"
-    path.write_text(text)
-    line, col = position(text, text.index("bad.sql.j2"))
+    path, line, col = _with_bad_template(tmp_path, body)
     code, lines = validate(path)
     assert code == 1
     assert len(lines) == 1 and lines[0].startswith(f"{path}:{line}:{col}: stages[3].template: {words}"), lines
