@@ -195,3 +195,16 @@ def test_workers_see_the_environment_of_their_run_not_an_earlier_one(monkeypatch
     assert run_task("tests._env_probe", ("STEPKIT_PROBE",), policy, "probe")[0] == "earlier run"
     monkeypatch.delenv("STEPKIT_PROBE")
     assert run_task("tests._env_probe", ("STEPKIT_PROBE",), policy, "probe")[0] is None
+
+
+def test_workers_start_with_xgboost_loaded_without_scikit_learn_yet_can_import_it():
+    """The forkserver preloads what the workers import (stepkit/local/preload.py); xgboost there
+    does not drag in scikit-learn (2 s of the first task's start), which a worker may still import."""
+    from stepkit.local.pool import run_task, start
+    from stepkit.local.retry import RetryPolicy
+
+    start(["tests._import_probe"])
+    out, _ = run_task("tests._import_probe", (["xgboost", "pyarrow.parquet", "sklearn", "pandas"], "sklearn"),
+                      RetryPolicy(), "probe")
+    assert out == {"loaded": {"xgboost": True, "pyarrow.parquet": True, "sklearn": False, "pandas": False},
+                   "importable": True}

@@ -33,9 +33,9 @@ class TaskFailed(StepkitError):
     """A local task failed after its retries (the ASL's States.TaskFailed)."""
 
 
-# The heavy libraries stepkit's workers use: imported once, into the forkserver, so each worker
-# process (and each one restarted after a crash) starts with them loaded. A missing one is skipped.
-PRELOAD = ["numpy", "pyarrow.parquet", "xgboost"]
+# The heavy libraries stepkit's workers use (stepkit/local/preload.py): imported once, into the
+# forkserver, so each worker process (and each one restarted after a crash) starts with them loaded.
+PRELOAD = ["stepkit.local.preload"]
 
 
 def _context(module: str):
@@ -44,9 +44,24 @@ def _context(module: str):
     # loads, i.e. in the forkserver, so it is set here, before the forkserver starts.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     ctx = multiprocessing.get_context("forkserver")
-    # Takes effect when the forkserver starts (the first pool of this process).
-    ctx.set_forkserver_preload([*PRELOAD, module])
+    # Takes effect when the forkserver starts (the first pool of this process, or start()).
+    ctx.set_forkserver_preload(list(dict.fromkeys([*PRELOAD, *_STARTED, module])))
     return ctx
+
+
+_STARTED: list[str] = []
+
+
+def start(modules: list[str]) -> None:
+    """Start the forkserver now, importing `modules` (the run's worker modules) in the background.
+
+    Returns at once: the imports (~1 s) overlap the run's first stages instead of delaying the
+    first task. A forkserver already running (an earlier run in this process) is kept."""
+    from multiprocessing import forkserver
+
+    _STARTED[:] = list(dict.fromkeys([*modules, *_STARTED]))
+    _context(PRELOAD[0])
+    forkserver.ensure_running()
 
 
 def _warm(module: str, env: dict[str, str]) -> None:

@@ -1,12 +1,13 @@
 """`report.html` beside run.json: the charts people look at, then the numbers.
 
-Charts (PNG, matplotlib's Agg backend): predicted vs actual and residuals on the human-QA
+Charts (PNG, matplotlib's Agg backend, object API): predicted vs actual and residuals on the human-QA
 rows with a known target (a fixed sample), interval coverage by predicted decile, and the
 stage timeline. The data is read straight from the tables' Parquet files.
 """
 from __future__ import annotations
 
 import html
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -58,83 +59,128 @@ def _final_counts(lctx) -> list[tuple[str, int]]:
         con.close()
 
 
-def _charts(run_dir: Path, record: RunRecord, qa: dict[str, Any] | None, target: str, coverage: float) -> list[tuple[str, str]]:
-    import matplotlib
+def _figure(figsize: tuple[float, float]):
+    # The object API, not pyplot: no global figure state, so charts can be drawn in a thread.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
+
+
+def _save(fig, run_dir: Path, name: str, title: str, out: list[tuple[str, str]]) -> None:
+    fig.tight_layout()
+    fig.savefig(run_dir / name, dpi=110)
+    out.append((name, title))
+
+
+def _qa_charts(run_dir: Path, qa: dict[str, Any] | None, target: str, coverage: float) -> list[tuple[str, str]]:
     import numpy as np
 
     out: list[tuple[str, str]] = []
+    if qa is None or not len(qa["actual"]):
+        return out
+    actual = np.asarray(qa["actual"], dtype=float)
+    pred = np.asarray(qa["predicted"], dtype=float)
+    lo, hi = np.asarray(qa["lower"], dtype=float), np.asarray(qa["upper"], dtype=float)
 
-    def save(fig, name: str, title: str) -> None:
-        fig.tight_layout()
-        fig.savefig(run_dir / name, dpi=110)
-        plt.close(fig)
-        out.append((name, title))
+    fig, ax = _figure((6, 5.2))
+    hb = ax.hexbin(actual, pred, gridsize=45, cmap="viridis", mincnt=1, bins="log")
+    fig.colorbar(hb, ax=ax, label="rows (log)")
+    lims = [min(actual.min(), pred.min()), max(actual.max(), pred.max())]
+    ax.plot(lims, lims, color="#d62728", lw=1.2, label="perfect")
+    ax.set_xlabel(f"actual {target}")
+    ax.set_ylabel(f"predicted {target}")
+    ax.set_title(f"Predicted vs actual ({len(actual):,} labelled QA rows)")
+    ax.legend(loc="upper left")
+    _save(fig, run_dir, "predicted_vs_actual.png", "Predicted vs actual", out)
 
-    if qa is not None and len(qa["actual"]):
-        actual = np.asarray(qa["actual"], dtype=float)
-        pred = np.asarray(qa["predicted"], dtype=float)
-        lo, hi = np.asarray(qa["lower"], dtype=float), np.asarray(qa["upper"], dtype=float)
+    resid = pred - actual
+    fig, ax = _figure((6.5, 4))
+    ax.hist(resid, bins=60, color="#1f77b4", alpha=0.85)
+    ax.axvline(0, color="black", lw=1)
+    ax.axvline(float(np.median(resid)), color="#d62728", lw=1.2, ls="--", label=f"median {np.median(resid):+.2f}")
+    ax.set_xlabel(f"residual: predicted - actual {target}")
+    ax.set_ylabel("rows")
+    ax.set_title(f"Residuals (MAE {np.mean(np.abs(resid)):.2f}, RMSE {np.sqrt(np.mean(resid ** 2)):.2f})")
+    ax.legend()
+    _save(fig, run_dir, "residuals.png", "Residuals", out)
 
-        fig, ax = plt.subplots(figsize=(6, 5.2))
-        hb = ax.hexbin(actual, pred, gridsize=45, cmap="viridis", mincnt=1, bins="log")
-        fig.colorbar(hb, ax=ax, label="rows (log)")
-        lims = [min(actual.min(), pred.min()), max(actual.max(), pred.max())]
-        ax.plot(lims, lims, color="#d62728", lw=1.2, label="perfect")
-        ax.set_xlabel(f"actual {target}")
-        ax.set_ylabel(f"predicted {target}")
-        ax.set_title(f"Predicted vs actual ({len(actual):,} labelled QA rows)")
-        ax.legend(loc="upper left")
-        save(fig, "predicted_vs_actual.png", "Predicted vs actual")
-
-        resid = pred - actual
-        fig, ax = plt.subplots(figsize=(6.5, 4))
-        ax.hist(resid, bins=60, color="#1f77b4", alpha=0.85)
-        ax.axvline(0, color="black", lw=1)
-        ax.axvline(float(np.median(resid)), color="#d62728", lw=1.2, ls="--", label=f"median {np.median(resid):+.2f}")
-        ax.set_xlabel(f"residual: predicted - actual {target}")
-        ax.set_ylabel("rows")
-        ax.set_title(f"Residuals (MAE {np.mean(np.abs(resid)):.2f}, RMSE {np.sqrt(np.mean(resid ** 2)):.2f})")
-        ax.legend()
-        save(fig, "residuals.png", "Residuals")
-
-        inside = (actual >= lo) & (actual <= hi)
-        edges = np.quantile(pred, np.linspace(0, 1, 11))
-        decile = np.clip(np.searchsorted(edges, pred, side="right") - 1, 0, 9)
-        share = [inside[decile == d].mean() if np.any(decile == d) else np.nan for d in range(10)]
-        width = [np.mean((hi - lo)[decile == d]) if np.any(decile == d) else np.nan for d in range(10)]
-        fig, ax = plt.subplots(figsize=(7, 4))
-        ax.bar(range(1, 11), share, color="#2ca02c", alpha=0.85, label="actual inside [lower, upper]")
-        ax.axhline(coverage, color="#d62728", ls="--", lw=1.2, label=f"target {coverage:.0%}")
-        for d, (s, w) in enumerate(zip(share, width), 1):
-            if not np.isnan(s):
-                ax.text(d, s + 0.02, f"±{w / 2:.1f}", ha="center", fontsize=8)
-        ax.set_ylim(0, 1.25)
-        ax.set_xticks(range(1, 11))
-        ax.set_xlabel(f"decile of predicted {target} (label: mean half-width of the interval)")
-        ax.set_ylabel("coverage")
-        ax.set_title(f"Interval coverage by predicted decile (overall {inside.mean():.1%})")
-        ax.legend(loc="upper center", ncol=2, fontsize=8)
-        save(fig, "interval_coverage.png", "Interval coverage")
-
-    stages = [s for s in record.stages if s.start is not None and s.end is not None]
-    if stages:
-        t0 = min(s.start for s in stages)
-        fig, ax = plt.subplots(figsize=(8, 0.45 * len(stages) + 1.3))
-        colors = {"succeeded": "#1f77b4", "failed": "#d62728", "running": "#ff7f0e"}
-        for i, s in enumerate(stages):
-            ax.barh(i, max(s.end - s.start, 0.01), left=s.start - t0, color=colors.get(s.status, "#7f7f7f"))
-            ax.text(s.end - t0, i, f" {s.end - s.start:.1f} s", va="center", fontsize=8)
-        ax.set_yticks(range(len(stages)))
-        ax.set_yticklabels([s.name for s in stages])
-        ax.invert_yaxis()
-        ax.set_xlabel("seconds since the run started")
-        ax.set_title("Stage timeline")
-        ax.set_xlim(0, (max(s.end for s in stages) - t0) * 1.15 + 0.1)
-        save(fig, "stage_timeline.png", "Stage timeline")
+    inside = (actual >= lo) & (actual <= hi)
+    edges = np.quantile(pred, np.linspace(0, 1, 11))
+    decile = np.clip(np.searchsorted(edges, pred, side="right") - 1, 0, 9)
+    share = [inside[decile == d].mean() if np.any(decile == d) else np.nan for d in range(10)]
+    width = [np.mean((hi - lo)[decile == d]) if np.any(decile == d) else np.nan for d in range(10)]
+    fig, ax = _figure((7, 4))
+    ax.bar(range(1, 11), share, color="#2ca02c", alpha=0.85, label="actual inside [lower, upper]")
+    ax.axhline(coverage, color="#d62728", ls="--", lw=1.2, label=f"target {coverage:.0%}")
+    for d, (s, w) in enumerate(zip(share, width), 1):
+        if not np.isnan(s):
+            ax.text(d, s + 0.02, f"±{w / 2:.1f}", ha="center", fontsize=8)
+    ax.set_ylim(0, 1.25)
+    ax.set_xticks(range(1, 11))
+    ax.set_xlabel(f"decile of predicted {target} (label: mean half-width of the interval)")
+    ax.set_ylabel("coverage")
+    ax.set_title(f"Interval coverage by predicted decile (overall {inside.mean():.1%})")
+    ax.legend(loc="upper center", ncol=2, fontsize=8)
+    _save(fig, run_dir, "interval_coverage.png", "Interval coverage", out)
     return out
+
+
+def _timeline_chart(run_dir: Path, record: RunRecord) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    stages = [s for s in record.stages if s.start is not None and s.end is not None]
+    if not stages:
+        return out
+    t0 = min(s.start for s in stages)
+    fig, ax = _figure((8, 0.45 * len(stages) + 1.3))
+    colors = {"succeeded": "#1f77b4", "failed": "#d62728", "running": "#ff7f0e"}
+    for i, s in enumerate(stages):
+        ax.barh(i, max(s.end - s.start, 0.01), left=s.start - t0, color=colors.get(s.status, "#7f7f7f"))
+        ax.text(s.end - t0, i, f" {s.end - s.start:.1f} s", va="center", fontsize=8)
+    ax.set_yticks(range(len(stages)))
+    ax.set_yticklabels([s.name for s in stages])
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds since the run started")
+    ax.set_title("Stage timeline")
+    ax.set_xlim(0, (max(s.end for s in stages) - t0) * 1.15 + 0.1)
+    _save(fig, run_dir, "stage_timeline.png", "Stage timeline", out)
+    return out
+
+
+class QaCharts:
+    """The human-QA charts, drawn in a thread as soon as the QA table is written, while the
+    run's last stages go on (DuckDB and the workers release the GIL): the report then waits
+    only for the timeline chart. Drawing is deterministic, so early or late gives the same files."""
+
+    def __init__(self, lctx, run_dir: Path):
+        p = lctx.compile.p
+        self._args = (lctx, run_dir, p.target.name, p.training.interval.coverage)
+        self._result: tuple[dict[str, Any] | None, list[tuple[str, str]]] | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._draw, name="stepkit-report", daemon=True)
+            self._thread.start()
+
+    def _draw(self) -> None:
+        lctx, run_dir, target, coverage = self._args
+        try:
+            qa = _qa_sample(lctx)
+            self._result = (qa, _qa_charts(run_dir, qa, target, coverage))
+        except BaseException as e:  # noqa: BLE001 - re-raised in result(), on the main thread
+            self._error = e
+
+    def result(self) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:
+        if self._thread is None:
+            self._draw()  # never started (e.g. a resumed run that skipped the QA stage)
+        else:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
 
 
 def _table(head: list[str], rows: list[list[Any]]) -> str:
@@ -153,10 +199,10 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def write(lctx, record: RunRecord, run_dir: Path) -> Path:
+def write(lctx, record: RunRecord, run_dir: Path, qa_charts: QaCharts | None = None) -> Path:
     p = lctx.compile.p
-    qa = _qa_sample(lctx)
-    charts = _charts(run_dir, record, qa, p.target.name, p.training.interval.coverage)
+    qa, charts = (qa_charts or QaCharts(lctx, run_dir)).result()
+    charts = charts + _timeline_chart(run_dir, record)
     counts = _final_counts(lctx)
     stage_rows = [[s.name, s.type, s.status, s.seconds, s.rows_out,
                    (s.rows_out / s.seconds) if s.rows_out and s.seconds else None, s.attempts] for s in record.stages]

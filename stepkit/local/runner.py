@@ -130,6 +130,10 @@ class Runner:
         old = {s.name: s for s in record.stages}
         record.stages = [old.get(stage.name) or StageRecord(stage.name, stage.type) for stage, _ in order]
         lctx = self._local_context(ctx, run_id, run_dir)
+        self._start_workers(ctx)
+        from stepkit.local.report import QaCharts
+
+        self.qa_charts = QaCharts(lctx, run_dir)
         try:
             self._register_source(lctx, source)
             record.save(run_dir)
@@ -161,6 +165,20 @@ class Runner:
         return LocalContext(compile=ctx, run_id=run_id, workdir=self.workdir, run_dir=run_dir,
                             config_path=config_path, engine=engine, concurrency=concurrency,
                             progress=self.out.batches, log=self.out.log)
+
+    @staticmethod
+    def _start_workers(ctx) -> None:
+        """The worker processes' imports start now, beside the first SQL stages, not in the first task."""
+        from stepkit.local import pool, tasks
+
+        modules = []
+        for stage in ctx.p.stages:
+            if getattr(stage, "task", None):
+                try:
+                    modules.append(tasks.worker_module(stage.name, stage.task))
+                except StepkitError:
+                    pass  # reported by the stage itself when it runs
+        pool.start(modules)
 
     def _register_source(self, lctx, source) -> None:
         p = lctx.compile.p
@@ -213,6 +231,8 @@ class Runner:
             record.failed_stage = None if record.failed_stage == stage.name else record.failed_stage
             record.save(run_dir)
             self.out.stage_end(stage.name, rec.end - rec.start, rec.rows_out, rec.detail.get("note", ""))
+            if "human_qa" in stage.tables_written():
+                self.qa_charts.start()  # drawn while the last stages run
 
     def _attempts(self, lctx, stage, policy: RetryPolicy, rec: StageRecord) -> dict[str, Any]:
         """The stage's own Retry (its entry state's); a fan-out retries per batch inside run_local."""
@@ -279,7 +299,7 @@ class Runner:
         record.ended = time.time()
         record.status = "succeeded"
         # The report reads the tables; the record says "succeeded" only once it is written too.
-        record.report = str(report.write(lctx, record, run_dir))
+        record.report = str(report.write(lctx, record, run_dir, self.qa_charts))
         record.save(run_dir)
 
 
