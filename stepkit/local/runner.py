@@ -149,6 +149,9 @@ class Runner:
             raise
         finally:
             lctx.engine.close()
+            from stepkit.local.tasks import wait_discarded
+
+            wait_discarded(lctx)
         return Outcome(run_id, run_dir, record)
 
     def _local_context(self, ctx, run_id: str, run_dir: Path):

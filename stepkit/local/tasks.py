@@ -7,7 +7,10 @@ module the task's container image runs on AWS).
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
+import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +86,34 @@ def cleanup(ctx, payload: dict[str, Any]) -> dict[str, Any]:
     for location in plan.delete:
         path = Path(location)
         if path.exists():
-            shutil.rmtree(path)
+            discard(ctx, path)
             deleted.append(location)
     return {"dropped": plan.drop, "deleted": deleted}
+
+
+TRASH = "_trash"  # under the warehouse: hidden from the engine (a `_` name), same file system
+
+
+def discard(ctx, path: Path) -> None:
+    """Delete a folder: gone from its place at once (a rename), its files removed in a thread.
+
+    A table's 898 partition folders took 0.3-0.6 s to remove, with the run waiting; the runner
+    waits for the removals only when the run ends (`wait_discarded`)."""
+    trash = ctx.workdir / "warehouse" / TRASH / uuid.uuid4().hex
+    try:
+        trash.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, trash)
+    except OSError:  # another file system, or a permission problem: delete in place, now
+        shutil.rmtree(path)
+        return
+    thread = threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True},
+                              name="stepkit-discard", daemon=True)
+    thread.start()
+    ctx.extra.setdefault("discarding", []).append(thread)
+
+
+def wait_discarded(ctx) -> None:
+    """Wait for the folders `discard` is removing; also removes what a killed run left in the trash."""
+    for thread in ctx.extra.pop("discarding", []):
+        thread.join()
+    shutil.rmtree(ctx.workdir / "warehouse" / TRASH, ignore_errors=True)
