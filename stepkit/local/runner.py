@@ -92,11 +92,11 @@ class Runner:
         return check_source(Path(path), table, p.source.id_column, p.source.document_column)
 
     def _demo_source(self, pipeline) -> Path:
-        from stepkit import demo_data
-
         # Cached per pipeline and size; written atomically, so a cached file is always whole.
         path = self.workdir / "demo" / f"{self.pipeline_path.stem}-{self.demo_rows}.parquet"
         if not path.exists():
+            from stepkit import demo_data  # only here: it imports pandas (1.3 s) through pyarrow.dataset
+
             self.out.log(f"no --source: generating a demo source of {self.demo_rows:,} rows at {path}")
             demo_data.write(str(path), pipeline, rows=self.demo_rows)
         else:
