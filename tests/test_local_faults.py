@@ -67,6 +67,8 @@ def test_failed_quality_gate_stops_before_predictions_and_resume_continues(tmp_p
     by = {s["name"]: s for s in rec["stages"]}
     assert (rec["status"], rec["failed_stage"], by["Training"]["status"]) == ("failed", "Training", "failed")
     assert all(by[n]["status"] == "pending" for n in ("EvaluationFeatures", "ParallelPrediction", "FinalResults"))
+    # It ran beside Training, which failed: discarded, as the state machine would never have reached it.
+    assert "ran beside Training, which failed" in by["EvaluationFeatures"]["detail"]["note"]
     assert not list((work / "warehouse" / "tables").glob("predict_age_ml_predictions/*/batch_id=*"))
     assert not (Path(rec["outputs"].get("final_results", "/nonexistent"))).exists()
 

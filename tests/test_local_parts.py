@@ -208,3 +208,23 @@ def test_workers_start_with_xgboost_loaded_without_scikit_learn_yet_can_import_i
                       RetryPolicy(), "probe")
     assert out == {"loaded": {"xgboost": True, "pyarrow.parquet": True, "sklearn": False, "pandas": False},
                    "importable": True}
+
+
+@pytest.mark.parametrize("stage, beside_a_task", [
+    ("StagingFeatures", True),          # reads the source only
+    ("EvaluationFeatures", True),       # reads the staging table, which a CTAS wrote whole
+    ("GenerateBatchIds", True),         # reads no table
+    ("CreatePredictionsTable", True),   # DDL: reads no table
+    ("HumanQA", False),                 # reads the predictions, an external table the workers fill
+    ("ParallelPrediction", False),      # a fan-out: needs the model a task writes
+    ("Cleanup", False),
+])
+def test_which_stages_may_run_beside_a_task(compiled, stage, beside_a_task):
+    from types import SimpleNamespace
+
+    from stepkit.local.runner import _reads_only, _whole_tables
+
+    ctx, _ = compiled
+    lctx = SimpleNamespace(compile=ctx, run_id="local-20260101-000000-abcd")
+    block = next(s for s in ctx.p.stages if s.name == stage)
+    assert _reads_only(lctx, block, _whole_tables(lctx)) is beside_a_task

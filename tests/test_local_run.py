@@ -93,6 +93,17 @@ def test_run_record_has_stages_metrics_and_outputs(clean):
     assert rec["outputs"]["tables"]["staging"]["exists"] is False
 
 
+def test_sql_after_the_training_task_runs_beside_it_and_stages_start_in_order(clean):
+    by = {s["name"]: s for s in clean["record"]["stages"]}
+    starts = [s["start"] for s in clean["record"]["stages"]]
+    assert starts == sorted(starts)
+    # EvaluationFeatures reads only the staging table (a CTAS, whole): it runs while Training does.
+    assert by["EvaluationFeatures"]["start"] < by["Training"]["end"]
+    # The fan-out needs the model: it starts only once Training has ended.
+    assert by["ParallelPrediction"]["start"] >= by["Training"]["end"]
+    assert "EvaluationFeatures starts beside it" in clean["output"]
+
+
 @pytest.mark.parametrize("png", ["predicted_vs_actual.png", "residuals.png", "interval_coverage.png",
                                  "stage_timeline.png"])
 def test_report_has_its_charts(clean, png):

@@ -8,6 +8,7 @@ re-running any finished stage whose tables are gone (the failure clean-up drops 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,34 +209,72 @@ class Runner:
         failed_before = record.failed_stage or next((r.name for r in record.stages if r.status != "succeeded"), None)
         reached = failed_before is None
         total = len(order)
+        whole = _whole_tables(lctx)
+        beside: _Beside | None = None  # a task running in its process while the SQL stages after it go on
         for i, (stage, states) in enumerate(order, 1):
             rec = record.stage(stage.name)
             reached = reached or stage.name == failed_before
             if self.resume and not self._needs_run(lctx, stage, rec, reached):
                 self.out.log(f"[{i}/{total}] {stage.name}: done in an earlier attempt of this run; skipped")
                 continue
+            if beside is not None and not _reads_only(lctx, stage, whole):
+                self._settle(lctx, beside, record, run_dir)
+                beside = None
+            policy = RetryPolicy.of(definition["States"][states[0]])
             self.out.stage_start(i, total, stage.name, stage.type)
             self.out.unit = "batches" if stage.type == "fan_out" else "statements"
             rec.status, rec.start, rec.end, rec.error, rec.attempts = "running", time.time(), None, None, 0
             record.save(run_dir)
+            if beside is None and stage.type in OVERLAPPABLE and i < total and _reads_only(lctx, order[i][0], whole):
+                beside = _Beside(stage, rec, lambda s=stage, p=policy, r=rec: self._attempts(lctx, s, p, r))
+                self.out.log(f"      {stage.name}: runs in its own process; {order[i][0].name} starts beside it")
+                continue
+            if beside is not None:
+                beside.followers.append(rec)
             try:
-                result = self._attempts(lctx, stage, RetryPolicy.of(definition["States"][states[0]]), rec)
+                result = self._attempts(lctx, stage, policy, rec)
             except StepkitError as e:
-                self._fail(lctx, record, rec, run_dir, str(e))
-                raise StepkitError(f"{self.pipeline_path}: run {record.run_id} failed at stage {stage.name}: "
-                                   f"{e}. Fix it, then: stepkit run {self.pipeline_path} --local "
-                                   f"--workdir {self.workdir} --resume {record.run_id}") from None
-            except BaseException as e:  # a bug: record it, clean up, keep the traceback
+                if beside is not None:  # the earlier stage's failure is the run's, as on AWS
+                    self._settle(lctx, beside, record, run_dir)
+                self._failed(lctx, record, rec, run_dir, e)
+            except BaseException as e:  # a bug, or Ctrl-C: record it, clean up, keep the traceback
                 self._fail(lctx, record, rec, run_dir, f"{type(e).__name__}: {e}")
                 raise
-            rec.end = time.time()
-            rec.status = "succeeded"
-            self._absorb(lctx, stage, rec, record, result or {})
-            record.failed_stage = None if record.failed_stage == stage.name else record.failed_stage
-            record.save(run_dir)
-            self.out.stage_end(stage.name, rec.end - rec.start, rec.rows_out, rec.detail.get("note", ""))
-            if "human_qa" in stage.tables_written():
-                self.qa_charts.start()  # drawn while the last stages run
+            self._succeeded(lctx, stage, rec, record, run_dir, result)
+        if beside is not None:
+            self._settle(lctx, beside, record, run_dir)
+
+    def _settle(self, lctx, beside: "_Beside", record: RunRecord, run_dir: Path) -> None:
+        """Wait for a stage that ran beside the next ones; record its outcome (raise its failure)."""
+        beside.thread.join()
+        if beside.error is not None:
+            # The state machine would not have reached the stages that ran beside: back to pending
+            # (the failure path drops what they wrote; --resume runs them again).
+            for rec in beside.followers:
+                rec.status, rec.start, rec.end, rec.rows_out, rec.attempts = "pending", None, None, None, 0
+                rec.detail = {"note": f", ran beside {beside.stage.name}, which failed: discarded"}
+        if isinstance(beside.error, StepkitError):
+            self._failed(lctx, record, beside.rec, run_dir, beside.error)
+        if beside.error is not None:
+            self._fail(lctx, record, beside.rec, run_dir, f"{type(beside.error).__name__}: {beside.error}")
+            raise beside.error
+        self._succeeded(lctx, beside.stage, beside.rec, record, run_dir, beside.result)
+
+    def _failed(self, lctx, record: RunRecord, rec: StageRecord, run_dir: Path, e: StepkitError) -> None:
+        self._fail(lctx, record, rec, run_dir, str(e))
+        raise StepkitError(f"{self.pipeline_path}: run {record.run_id} failed at stage {rec.name}: "
+                           f"{e}. Fix it, then: stepkit run {self.pipeline_path} --local "
+                           f"--workdir {self.workdir} --resume {record.run_id}") from None
+
+    def _succeeded(self, lctx, stage, rec: StageRecord, record: RunRecord, run_dir: Path, result: Any) -> None:
+        rec.end = time.time()
+        rec.status = "succeeded"
+        self._absorb(lctx, stage, rec, record, result or {})
+        record.failed_stage = None if record.failed_stage == stage.name else record.failed_stage
+        record.save(run_dir)
+        self.out.stage_end(stage.name, rec.end - rec.start, rec.rows_out, rec.detail.get("note", ""))
+        if "human_qa" in stage.tables_written():
+            self.qa_charts.start()  # drawn while the last stages run
 
     def _attempts(self, lctx, stage, policy: RetryPolicy, rec: StageRecord) -> dict[str, Any]:
         """The stage's own Retry (its entry state's); a fan-out retries per batch inside run_local."""
@@ -304,6 +343,65 @@ class Runner:
         # The report reads the tables; the record says "succeeded" only once it is written too.
         record.report = str(report.write(lctx, record, run_dir, self.qa_charts))
         record.save(run_dir)
+
+
+# A task stage runs in its own process; the SQL stages right after it may run beside it (on the
+# engine, in this process) when they read only tables that are already whole. A task writes no
+# table a CTAS made: tasks hand on files (models) or fill external tables (the predictions,
+# which a CTAS never makes), so such SQL cannot see a task's half-written output. The training
+# task leaves a core idle most of the time (xgboost's quantile objective is mostly serial),
+# and the evaluation features fill it. Stages still start in the state machine's order.
+OVERLAPPABLE = {"fargate_task"}
+_SQL = {"athena_ctas", "athena_query"}
+_NO_TABLES = {"batch_ids"}  # in memory only
+
+
+class _Beside:
+    """A stage's attempts, run in a thread (the work itself is in a worker process)."""
+
+    def __init__(self, stage, rec: StageRecord, attempts: Callable[[], dict[str, Any]]):
+        self.stage, self.rec = stage, rec
+        self.followers: list[StageRecord] = []  # the stages run beside it
+        self.result: dict[str, Any] | None = None
+        self.error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self.result = attempts()
+            except BaseException as e:  # noqa: BLE001 - handed to the main thread by _settle
+                self.error = e
+
+        self.thread = threading.Thread(target=run, name=f"stepkit-{stage.name}", daemon=True)
+        self.thread.start()
+
+
+def _whole_tables(lctx) -> set[tuple[str, str]]:
+    """(database, table) of the tables a CTAS writes whole, and the source table."""
+    p = lctx.compile.p
+    names = p.tables.names()
+    out = {((p.source.database or p.aws.database).lower(), p.source.table.lower())}
+    for stage in p.stages:
+        if stage.type == "athena_ctas":
+            out |= {(p.aws.database.lower(), names[key].lower()) for key in stage.tables_written()}
+    return out
+
+
+def _reads_only(lctx, stage, whole: set[tuple[str, str]]) -> bool:
+    """Is `stage` SQL that reads nothing but `whole` tables (or a stage that reads no table at all)?"""
+    if stage.type in _NO_TABLES:
+        return True
+    if stage.type not in _SQL:
+        return False
+    from stepkit.engines.transpile import parse
+
+    for st in stage.sql(lctx.compile):
+        try:
+            tables = parse(st.text(lctx.run_id)).source_tables()
+        except Exception:  # noqa: BLE001 - unparsed here means: not known to be safe
+            return False
+        if not set(tables) <= whole:
+            return False
+    return True
 
 
 def outputs(lctx) -> dict[str, Any]:
