@@ -46,8 +46,8 @@ def threads() -> int:
     return int(os.environ.get("STEPKIT_THREADS", "0")) or os.cpu_count() or 1
 
 
-def _xgb_params(params: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    p = {**_XGB_DEFAULTS, "nthread": threads()}
+def _xgb_params(params: dict[str, Any], nthread: int | None = None) -> tuple[dict[str, Any], int]:
+    p = {**_XGB_DEFAULTS, "nthread": nthread or threads()}
     rounds = 100
     for k, v in params.items():
         if k in ("n_estimators", "num_boost_round"):
@@ -57,10 +57,11 @@ def _xgb_params(params: dict[str, Any]) -> tuple[dict[str, Any], int]:
     return p, rounds
 
 
-def fit_xgboost(x: np.ndarray, y: np.ndarray, params: dict[str, Any], quantiles: list[float] | None = None):
+def fit_xgboost(x: np.ndarray, y: np.ndarray, params: dict[str, Any], quantiles: list[float] | None = None,
+                nthread: int | None = None):
     import xgboost as xgb
 
-    p, rounds = _xgb_params(params)
+    p, rounds = _xgb_params(params, nthread)
     if quantiles:
         p.update({"objective": "reg:quantileerror", "quantile_alpha": np.asarray(quantiles)})
     else:
@@ -97,10 +98,11 @@ class Fitted:
         return self.kind == "ridge"
 
 
-def fit(spec: Any, raw: np.ndarray, filled: np.ndarray, y: np.ndarray) -> Fitted:
+def fit(spec: Any, raw: np.ndarray, filled: np.ndarray, y: np.ndarray, nthread: int | None = None) -> Fitted:
+    """`nthread`: xgboost's threads for this fit (default: threads())."""
     if spec.kind == "ridge":
         return Fitted(spec.name, "ridge", Ridge(alpha=float(spec.params.get("alpha", 1.0))).fit(filled, y))
     if spec.kind == "xgboost":
-        return Fitted(spec.name, "xgboost", fit_xgboost(raw, y, dict(spec.params)))
+        return Fitted(spec.name, "xgboost", fit_xgboost(raw, y, dict(spec.params), nthread=nthread))
     q = list(spec.quantiles)
-    return Fitted(spec.name, "xgboost_quantile", fit_xgboost(raw, y, dict(spec.params), q), q)
+    return Fitted(spec.name, "xgboost_quantile", fit_xgboost(raw, y, dict(spec.params), q, nthread), q)

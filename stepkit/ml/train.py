@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -75,10 +76,10 @@ def train_models(pipeline: Any, rows: pa.Table, log=print) -> dict[str, Any]:
     missing = encoder.missing_indicators(raw)
     tr, cal, te = parts["train"], parts["calibration"], parts["test"]
     lo_t, hi_t = t.min, t.max
-    results, fitted_all = {}, {}
-    for m in spec.models:
+
+    def evaluate(m: Any, nthread: int) -> tuple[dict[str, Any], tuple[models.Fitted, dict[str, Any]]]:
         started = time.perf_counter()
-        fitted = models.fit(m, raw[tr], filled[tr], y[tr])
+        fitted = models.fit(m, raw[tr], filled[tr], y[tr], nthread)
         point, q3 = fitted.predict(raw, filled)
         point = np.clip(point, lo_t, hi_t)
         interval: dict[str, Any]
@@ -99,11 +100,26 @@ def train_models(pipeline: Any, rows: pa.Table, log=print) -> dict[str, Any]:
         lower, upper = np.clip(lower, lo_t, hi_t), np.clip(upper, lo_t, hi_t)
         test = metrics.regression(y[te], point[te], lower[te], upper[te])
         calib = metrics.regression(y[cal], point[cal], lower[cal], upper[cal])
-        results[m.name] = {"kind": m.kind, **test, "calibration": {k: calib[k] for k in ("mae", "rmse", "r2")},
-                           "seconds": round(time.perf_counter() - started, 3)}
-        fitted_all[m.name] = (fitted, interval)
+        result = {"kind": m.kind, **test, "calibration": {k: calib[k] for k in ("mae", "rmse", "r2")},
+                  "seconds": round(time.perf_counter() - started, 3)}
+        return result, (fitted, interval)
+
+    # The models are fitted side by side, the cores shared between them: the quantile objective
+    # runs mostly on one core whatever nthread says (xgboost's leaf update), so fitted one after
+    # the other, half the cores idled for most of the training (benchmarks/e2e_local.py).
+    # xgboost releases the GIL while it trains; nthread is fixed by the core count, so a model's
+    # bytes (and version) do not depend on which thread fitted it or when.
+    cores = models.threads()
+    side_by_side = max(1, min(len(spec.models), cores))
+    nthread = max(1, cores // side_by_side)
+    with ThreadPoolExecutor(side_by_side) as pool:
+        done = list(pool.map(lambda m: evaluate(m, nthread), spec.models))
+    results, fitted_all = {}, {}
+    for m, (result, fitted) in zip(spec.models, done):
+        results[m.name], fitted_all[m.name] = result, fitted
+        test = result
         log(f"{m.name}: mae {test['mae']:.3f} rmse {test['rmse']:.3f} r2 {test['r2']:.4f} "
-            f"coverage {test['coverage']:.3f} width {test['interval_width']:.2f} ({results[m.name]['seconds']}s)")
+            f"coverage {test['coverage']:.3f} width {test['interval_width']:.2f} ({result['seconds']}s)")
     metric = spec.selection_metric
     chosen = None
     for name in results:  # selection on calibration rows; the reported test figures stay unbiased
