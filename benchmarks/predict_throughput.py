@@ -1,76 +1,137 @@
-"""Prediction worker throughput vs bare `inplace_predict` of the same model, side by side.
+"""Prediction worker vs bare model prediction of the same rows, side by side.
 
-    .venv/bin/python benchmarks/predict_throughput.py [--rows 1000000] [--repeat 3]
+    .venv/bin/python benchmarks/predict_throughput.py [--rows 1000000] [--repeat 5]
+    .venv/bin/python benchmarks/predict_throughput.py --rows 1100 --batches 200 [--repeat 5]
+    .venv/bin/python benchmarks/predict_throughput.py ... --code /tmp/before   # another checkout
 
-For each XGBoost model kind of the spec: train it alone on a small demo warehouse, then score one
-batch of ROWS rows (demo feature rows tiled) two ways, interleaved, best of REPEAT:
-  worker: stepkit.ml.predict.run — Parquet read, encoding, prediction, interval, Parquet write;
-  bare:   Booster.inplace_predict on the already-encoded float32 matrix (no I/O, no encoding).
-Prints the best rows/s of both and the median of the paired ratios worker/bare (each pair
-measured back to back, so a busy machine slows both alike). Target >= 0.70. Same threads for both.
+For each model kind of the spec: train it alone on a small demo warehouse, then score rows two
+ways, interleaved, best of REPEAT:
+  worker: workers.prediction.run (one batch: config, Parquet read, encoding, prediction,
+          interval, Parquet write), as a local run's worker process calls it;
+  bare:   the model's own prediction on the already-encoded float32 matrix (inplace_predict for
+          xgboost, a matrix product for ridge): no I/O, no encoding.
+
+One batch of ROWS rows (default): the best rows/s of both and the median of the paired ratios
+bare/worker time (each pair back to back, so a busy machine slows both alike). Target >= 0.70
+for the xgboost kinds (ridge's bare product is too fast for the ratio to mean anything).
+
+BATCHES > 1: BATCHES batch folders of ROWS rows each, scored one after the other, as a fan-out
+worker process does (STEPKIT_THREADS=1 unless set): per-batch ms of the worker and of bare
+prediction, and their difference, the worker's fixed cost per batch.
+
+--code DIR measures the stepkit/workers of another checkout with this same script (for
+before/after figures: `git worktree add /tmp/before HEAD~1`, run both, alternate).
 """
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+RUN = "bench"
 
+
+def _args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000, help="rows per batch")
+    ap.add_argument("--batches", type=int, default=1, help="batches scored one after the other")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--train-rows", type=int, default=30_000, help="demo rows behind the model")
+    ap.add_argument("--models", default="", help="comma-separated model names (default: all of the spec)")
+    ap.add_argument("--code", default=str(ROOT), help="checkout whose stepkit and workers are measured")
+    return ap.parse_args()
+
+
+ARGS = _args()
+if ARGS.batches > 1:
+    os.environ.setdefault("STEPKIT_THREADS", "1")  # a fan-out worker process's setting
+sys.path.insert(0, str(Path(ARGS.code).resolve()))
+
+import pyarrow as pa  # noqa: E402
+
+import workers.prediction  # noqa: E402
 from stepkit import storage  # noqa: E402
 from stepkit.cli import _variables  # noqa: E402
 from stepkit.ml import artifacts, fixtures, predict, train  # noqa: E402
 from stepkit.spec.loader import load_pipeline  # noqa: E402
 
-RUN = "bench"
+
+def _batches(names, rows: int, batches: int) -> list[pa.Table]:
+    """Replace the demo's evaluation batches with `batches` folders of `rows` rows, one file each
+    (as one Athena partition of a batch holds); demo rows tiled, each batch its own slice."""
+    src0, _ = predict.batch_paths(names, RUN, 0)
+    demo = storage.read_table(src0)
+    total = rows * batches
+    big = pa.concat_tables([demo] * -(-total // demo.num_rows)).slice(0, total)
+    shutil.rmtree(names.table_location("evaluation_features", RUN))
+    out = []
+    for b in range(batches):
+        part = big.slice(b * rows, rows)
+        storage.write_table(predict.batch_paths(names, RUN, b)[0] + "part-0.parquet", part)
+        out.append(part)
+    return out
+
+
+def _measure(config_uri: str, names, tables: list[pa.Table]) -> tuple[list[float], list[float]]:
+    """(worker seconds, bare seconds) per repeat, each over all batches, interleaved."""
+    scorer = predict.Scorer(artifacts.load(names.models_location(RUN)))
+    inputs = []
+    for t in tables:
+        x = scorer.encoder.raw(t)
+        inputs.append((x, scorer.encoder.fill(x.copy()) if scorer.fitted.needs_filled else None))
+    predictions = names.table_location("predictions", RUN)
+    workers.prediction.run(config_uri, RUN, 0)  # the first call of a process: model load
+    worker_s, bare_s = [], []
+    for _ in range(ARGS.repeat):
+        shutil.rmtree(predictions, ignore_errors=True)  # each batch writes a new file, as in a run
+        t = time.perf_counter()
+        for b, table in enumerate(tables):
+            out = workers.prediction.run(config_uri, RUN, b)
+            assert out["rows"] == table.num_rows
+        worker_s.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        for x, filled in inputs:
+            scorer.fitted.predict(x, filled)
+        bare_s.append(time.perf_counter() - t)
+    return worker_s, bare_s
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--train-rows", type=int, default=30_000, help="demo rows behind the model")
-    args = ap.parse_args()
     base, _ = load_pipeline(ROOT / "pipelines" / "predict_age.yaml",
                             _variables((), str(ROOT / "pipelines" / "example.env")))
-    print(f"batch of {args.rows:,} rows, best of {args.repeat}; model params from pipelines/predict_age.yaml")
-    print(f"{'model':18} {'worker rows/s':>14} {'bare rows/s':>12} {'worker/bare (median of pairs)':>30}")
+    wanted = [m for m in ARGS.models.split(",") if m]
+    small = ARGS.batches > 1
+    print(f"code: {ARGS.code}; STEPKIT_THREADS={os.environ.get('STEPKIT_THREADS', '(all cores)')}")
+    if small:
+        print(f"{ARGS.batches} batches of {ARGS.rows:,} rows, best of {ARGS.repeat}")
+        print(f"{'model':18} {'worker ms/batch':>16} {'bare ms/batch':>14} {'fixed ms/batch':>15}")
+    else:
+        print(f"batch of {ARGS.rows:,} rows, best of {ARGS.repeat}; model params from pipelines/predict_age.yaml")
+        print(f"{'model':18} {'worker rows/s':>14} {'bare rows/s':>12} {'bare/worker time (median of pairs)':>36}")
     for spec in base.training.models:
+        if wanted and spec.name not in wanted:
+            continue
         p = fixtures.variant(base, sample={"percent": 100}, batching={"batches": 1},
                              training={"models": [spec.model_dump(mode="json")], "quality_gate": {}})
         with tempfile.TemporaryDirectory() as tmp:
-            root = f"{tmp}/"
-            names, _, _ = fixtures.warehouse(p, root, RUN, rows=args.train_rows, seed=11, files=1)
+            names, config_uri, _ = fixtures.warehouse(p, f"{tmp}/", RUN, rows=ARGS.train_rows, seed=11, files=1)
             train.run(p, names, RUN, log=lambda line: None)
-            src, _ = predict.batch_paths(names, RUN, 0)
-            rows = storage.read_table(src)
-            reps = -(-args.rows // rows.num_rows)
-            big = pa.concat_tables([rows] * reps).slice(0, args.rows)
-            # One file, as one Athena partition of a batch holds; the worker reads the folder.
-            for f in storage.list_parquet(src):
-                Path(f).unlink()
-            storage.write_table(src + "part-0.parquet", big)
-            scorer = predict.Scorer(artifacts.load(names.models_location(RUN)))
-            x = scorer.encoder.raw(big)
-            filled = scorer.encoder.fill(x.copy()) if scorer.fitted.needs_filled else None
-            worker_s, bare_s = [], []
-            for _ in range(args.repeat):
-                t = time.perf_counter()
-                out = predict.run(p, names, RUN, 0)
-                worker_s.append(time.perf_counter() - t)
-                assert out["rows"] == args.rows
-                t = time.perf_counter()
-                scorer.fitted.predict(x, filled)  # inplace_predict (xgboost), a matrix product (ridge)
-                bare_s.append(time.perf_counter() - t)
-            w, b = args.rows / min(worker_s), args.rows / min(bare_s)
+            tables = _batches(names, ARGS.rows, ARGS.batches)
+            worker_s, bare_s = _measure(config_uri, names, tables)
+        if small:
+            w, b = min(worker_s) / ARGS.batches * 1e3, min(bare_s) / ARGS.batches * 1e3
+            print(f"{spec.name:18} {w:16.2f} {b:14.2f} {w - b:15.2f}")
+        else:
+            w, b = ARGS.rows / min(worker_s), ARGS.rows / min(bare_s)
             ratio = float(np.median(np.array(bare_s) / np.array(worker_s)))
-            print(f"{spec.name:18} {w:14,.0f} {b:12,.0f} {ratio:30.2f}")
+            print(f"{spec.name:18} {w:14,.0f} {b:12,.0f} {ratio:36.2f}")
 
 
 if __name__ == "__main__":

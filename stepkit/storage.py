@@ -119,21 +119,65 @@ def read_table(folder: str, columns: list[str] | None = None, missing_ok: bool =
         raise _io("read", folder, e) from None
 
 
+class ParquetParts:
+    """The data files under one folder, footers read: the row count is known before any rows are
+    read, so a caller can read a small folder whole (one call per file, no threads) and stream a
+    large one record batch by record batch (memory bounded by a row group, not the folder)."""
+
+    def __init__(self, folder: str, files: list[pq.ParquetFile], columns: list[str] | None):
+        self.folder, self.files, self.columns = folder, files, columns
+        self.num_rows = sum(f.metadata.num_rows for f in files)
+
+    def read(self) -> pa.Table | None:
+        """Every row at once (None when there are no files)."""
+        if not self.files:
+            return None
+        try:
+            tables = [f.read(columns=self.columns, use_threads=False) for f in self.files]
+            # Files of one folder may differ in physical types (int32 here, int64 there): widen.
+            return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+        except (OSError, pa.ArrowInvalid) as e:
+            raise _io("read", self.folder, e) from None
+
+    def batches(self, batch_size: int = 262_144, threads: bool = False) -> Iterator[pa.RecordBatch]:
+        try:
+            for f in self.files:
+                yield from f.iter_batches(batch_size=batch_size, columns=self.columns, use_threads=threads)
+        except (OSError, pa.ArrowInvalid) as e:
+            raise _io("read", self.folder, e) from None
+
+
+@contextmanager
+def open_parquet(folder: str, columns: list[str] | None = None, missing_ok: bool = False) -> Iterator[ParquetParts]:
+    """The Parquet files under `folder` (hidden ones skipped), opened; closed when the block ends.
+    A missing folder is an error, or no files when `missing_ok`."""
+    uris = list_parquet(folder, missing_ok=missing_ok)
+    fs, _ = _split(folder)
+    # S3: fetch each column chunk's ranges in few requests; a local read gains nothing from it.
+    remote = not isinstance(fs, pafs.LocalFileSystem)
+    streams: list[Any] = []
+    try:
+        files = []
+        for uri in uris:
+            try:
+                streams.append(fs.open_input_file(_split(uri)[1]) if remote else pa.OSFile(uri))
+                files.append(pq.ParquetFile(streams[-1], pre_buffer=remote))
+            except (OSError, pa.ArrowInvalid) as e:
+                raise _io("read", uri, e) from None
+            _check_columns(folder, files[-1].schema_arrow, columns)
+        yield ParquetParts(folder, files, columns)
+    finally:
+        for stream in streams:
+            stream.close()
+
+
 def iter_batches(folder: str, columns: list[str] | None = None, batch_size: int = 262_144,
                  missing_ok: bool = False) -> Iterator[pa.RecordBatch]:
     """Stream the rows under `folder` in record batches (bounded memory)."""
-    d = _dataset(folder, missing_ok=missing_ok)
-    if d is None:
-        if missing_ok:
-            return
-        raise DataError(f"{folder}: no Parquet files (0 rows)")
-    _check_columns(folder, d.schema, columns)
-    try:
-        # Arrow reads up to 4 files and 16 batches ahead by default: memory grew with the batch's
-        # size. One ahead keeps it bounded (callers overlap their own work if they need to).
-        yield from d.to_batches(columns=columns, batch_size=batch_size, batch_readahead=1, fragment_readahead=1)
-    except (OSError, pa.ArrowInvalid) as e:
-        raise _io("read", folder, e) from None
+    with open_parquet(folder, columns, missing_ok=missing_ok) as parts:
+        if not parts.files and not missing_ok:
+            raise DataError(f"{folder}: no Parquet files (0 rows)")
+        yield from parts.batches(batch_size)
 
 
 def schema_of(folder: str, missing_ok: bool = False) -> pa.Schema | None:
@@ -158,14 +202,15 @@ def _atomic_stream(uri: str) -> Iterator[Any]:
     local = isinstance(fs, pafs.LocalFileSystem)
     try:
         if local:
-            fs.create_dir(path.rpartition("/")[0], recursive=True)
+            os.makedirs(path.rpartition("/")[0], exist_ok=True)
             tmp = _tmp_path(path)
         else:
             fd, tmp = tempfile.mkstemp(prefix=".stepkit-upload-")
             os.close(fd)
-        stream = pafs.LocalFileSystem().open_output_stream(tmp)
+        stream = pa.OSFile(tmp, "wb")
     except OSError as e:
         raise _io("write", uri, e) from None
+    done = False
     try:
         try:
             yield stream
@@ -173,11 +218,15 @@ def _atomic_stream(uri: str) -> Iterator[Any]:
             stream.close()
         if local:
             os.replace(tmp, path)
+            done = True
         else:
             pafs.copy_files(tmp, path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        if not done:
+            try:
+                os.remove(tmp)
+            except FileNotFoundError:
+                pass
 
 
 def write_bytes(uri: str, data: bytes) -> None:

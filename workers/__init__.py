@@ -14,15 +14,28 @@ from typing import Any, Callable
 
 
 def load_config(config_uri: str) -> tuple[Any, Any]:
-    """(pipeline, names) from the worker config at a local path or s3:// URI."""
+    """(pipeline, names) from the worker config at a local path or s3:// URI.
+
+    A local run's worker process scores hundreds of batches with one config: parsing and
+    validating it again each time cost more than reading it, so the result is kept per content.
+    """
     from stepkit import config, storage
     from stepkit.errors import DataError
 
-    text = storage.read_bytes(config_uri).decode()
+    data = storage.read_bytes(config_uri)
+    cached = _CONFIGS.get(data)
+    if cached is not None:
+        return cached
     try:
-        return config.parse(text)
+        parsed = config.parse(data.decode())
     except (ValueError, KeyError) as e:
         raise DataError(f"{config_uri}: not a stepkit worker config: {str(e).splitlines()[0]}") from None
+    _CONFIGS.clear()  # one run's config at a time
+    _CONFIGS[data] = parsed
+    return parsed
+
+
+_CONFIGS: dict[bytes, tuple[Any, Any]] = {}
 
 
 def main(prog: str, run: Callable[..., dict[str, Any]], batch: bool = False, argv: list[str] | None = None) -> int:

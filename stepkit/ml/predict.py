@@ -97,21 +97,49 @@ def batch_paths(names: Any, run_id: str, batch_id: int) -> tuple[str, str]:
     return src, out
 
 
-def _encoded(src: str, columns: list[str], encoder: Encoder) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+def run(pipeline: Any, names: Any, run_id: str, batch_id: int) -> dict[str, Any]:
+    src, out = batch_paths(names, run_id, batch_id)
+    s = scorer(names.models_location(run_id))
+    schema = output_schema(pipeline)
+    columns = ["id", *s.encoder.input_columns]
     # Athena writes no folder for a batch without rows: that is an empty batch, not an error.
-    for batch in storage.iter_batches(src, columns=columns, batch_size=READ_BATCH, missing_ok=True):
-        if batch.num_rows:
-            yield batch, encoder.raw(batch)
+    with storage.open_parquet(src, columns, missing_ok=True) as parts, \
+            storage.parquet_writer(out, schema, dictionary=["model_name", "model_version", "run_id"],
+                                   statistics=["id"]) as writer:
+        if parts.num_rows <= READ_BATCH:
+            # The common case (~1,000 rows at 1M source rows): one read, one write, no thread
+            # started. The fixed cost per batch is what a fan-out of hundreds of batches pays.
+            data = parts.read()
+            if parts.num_rows:
+                writer.write_table(_scored(s, data, s.encoder.raw(data), schema, run_id))
+        else:
+            _stream(s, parts, writer, schema, run_id)
+    return {"rows": parts.num_rows, "path": out, "model_name": s.name, "model_version": s.version}
+
+
+def _scored(s: Scorer, data: pa.Table | pa.RecordBatch, raw: np.ndarray, schema: pa.Schema, run_id: str) -> pa.Table:
+    point, lower, upper, confidence = s.score(data, raw)
+    n = data.num_rows
+    ids = data.column(0)
+    if ids.type != schema.field("id").type:
+        ids = ids.cast(schema.field("id").type)
+    return pa.Table.from_arrays([
+        ids, pa.array(point), pa.array(lower), pa.array(upper), pa.array(confidence),
+        _repeat(s.name, n), _repeat(s.version, n), _repeat(run_id, n),
+    ], schema=schema)
+
+
+def _stream(s: Scorer, parts: storage.ParquetParts, writer: Any, schema: pa.Schema, run_id: str) -> None:
+    """A large batch, record batch by record batch (memory bounded at any size): reading and
+    encoding the next one, and writing the last one, overlap the model's work on this one."""
+    encoded = ((b, s.encoder.raw(b)) for b in parts.batches(READ_BATCH) if b.num_rows)
+    with _Writes(writer) as writes:
+        for batch, raw in _ahead(encoded):
+            writes.write(_scored(s, batch, raw, schema, run_id))
 
 
 def _ahead(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
-    """Produce `items` in a background thread, `depth` ahead: reading and encoding the next record
-    batch overlaps the model's work on this one (Arrow and xgboost release the GIL)."""
-    items = iter(items)
-    first = next(items, None)
-    if first is None:
-        return
-    yield first  # a batch of one record batch (the common small case) starts no thread
+    """Produce `items` in a background thread, `depth` ahead (Arrow and xgboost release the GIL)."""
     q: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
     stop = threading.Event()
@@ -142,48 +170,19 @@ def _ahead(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
                 thread.join(0.01)
 
 
-def run(pipeline: Any, names: Any, run_id: str, batch_id: int) -> dict[str, Any]:
-    src, out = batch_paths(names, run_id, batch_id)
-    s = scorer(names.models_location(run_id))
-    schema = output_schema(pipeline)
-    columns = ["id", *s.encoder.input_columns]
-    rows = 0
-    with storage.parquet_writer(out, schema, dictionary=["model_name", "model_version", "run_id"],
-                                statistics=["id"]) as writer, _Writes(writer) as writes:
-        for batch, raw in _ahead(_encoded(src, columns, s.encoder)):
-            point, lower, upper, confidence = s.score(batch, raw)
-            n = batch.num_rows
-            ids = batch.column(0)
-            if ids.type != schema.field("id").type:
-                ids = ids.cast(schema.field("id").type)
-            writes.write(pa.RecordBatch.from_arrays([
-                ids, pa.array(point), pa.array(lower), pa.array(upper), pa.array(confidence),
-                _repeat(s.name, n), _repeat(s.version, n), _repeat(run_id, n),
-            ], schema=schema))
-            rows += n
-    return {"rows": rows, "path": out, "model_name": s.name, "model_version": s.version}
-
-
 class _Writes:
-    """Record batch writes, in order, one in flight in a thread so it overlaps the next batch's
-    prediction. The first write runs inline: a one-batch file starts no thread."""
+    """Table writes, in order, one in flight in a thread so it overlaps the next prediction."""
 
     def __init__(self, writer: Any):
         self.writer = writer
-        self.pool: ThreadPoolExecutor | None = None
+        self.pool = ThreadPoolExecutor(1)
         self.pending = None
-        self.count = 0
 
-    def write(self, batch: pa.RecordBatch) -> None:
-        self.count += 1
-        if self.count == 1:
-            self.writer.write_batch(batch)
-            return
-        if self.pool is None:
-            self.pool = ThreadPoolExecutor(1)
+    def write(self, table: pa.Table) -> None:
         if self.pending is not None:
             self.pending.result()
-        self.pending = self.pool.submit(self.writer.write_batch, batch)
+        # write_table (not write_batch): the one call local runs' fault injection intercepts.
+        self.pending = self.pool.submit(self.writer.write_table, table)
 
     def __enter__(self) -> "_Writes":
         return self
@@ -193,20 +192,21 @@ class _Writes:
             if self.pending is not None and exc[0] is None:
                 self.pending.result()
         finally:
-            if self.pool is not None:
-                self.pool.shutdown(wait=True)
+            self.pool.shutdown(wait=True)
 
 
 def _repeat(value: str, n: int) -> pa.Array:
-    # A one-entry dictionary decoded to string (no Python list of n strings); record batches are
-    # mostly READ_BATCH rows, so the last few are kept.
-    key = (value, n)
-    if key not in _REPEATS:
+    """`value` n times, as a slice of one cached array (zero copy): batch sizes differ batch to
+    batch, so caching per (value, n) missed every time."""
+    have = _REPEATS.get(value)
+    if have is None or len(have) < n:
         if len(_REPEATS) > 8:
             _REPEATS.clear()
-        _REPEATS[key] = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)),
-                                                       pa.array([value])).cast(pa.string())
-    return _REPEATS[key]
+        # A one-entry dictionary decoded to string: no Python list of n strings.
+        size = max(n, 8192)
+        have = _REPEATS[value] = pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(size, dtype=np.int32)), pa.array([value])).cast(pa.string())
+    return have.slice(0, n)
 
 
-_REPEATS: dict[tuple[str, int], pa.Array] = {}
+_REPEATS: dict[str, pa.Array] = {}

@@ -1,14 +1,27 @@
-"""The training task: every model of the spec, the interval calibration, the quality gate."""
+"""The training task: every model of the spec, the interval calibration, the quality gate.
+
+What training needs is imported here, at module level (see workers.prediction): a local run's
+forkserver imports this module once, before the task's process starts.
+"""
 from __future__ import annotations
 
 import sys
 from typing import Any
 
+import joblib  # noqa: F401 - writes the model artifact
+
+from stepkit.ml import train
+# load_config's parser: workers/__init__.py imports it late, to stay light for the cleanup Lambda.
+from stepkit import config  # noqa: F401
+from stepkit.spec.pipeline import pipeline_model
+from workers import load_config
+
+# The worker config's validator (every block's model), complete: pydantic otherwise finishes
+# it on the first validation (0.13 s).
+pipeline_model().model_rebuild()
+
 
 def run(config_uri: str, run_id: str) -> dict[str, Any]:
     """Train on the run's training tables; write model.joblib and metrics.json. Returns the metrics summary."""
-    from stepkit.ml import train
-    from workers import load_config
-
     pipeline, names = load_config(config_uri)
     return train.run(pipeline, names, run_id, log=lambda line: print(line, file=sys.stderr))
