@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -125,6 +127,30 @@ def test_insert_into_adds_partitions(engine, wh):
     engine.execute("INSERT INTO db.p " + parts.format(lo=0, hi=0))
     assert files(loc)[:2] == ["p=0/part00001_0.parquet", "p=0/part00003_0.parquet"]
     assert engine.execute("SELECT count(*) FROM db.p WHERE p = 0").rows == [(2,)]
+
+
+@pytest.fixture(params=["warehouse", "tmpfs"])
+def table_root(request, wh, tmp_path):
+    """Where the table lives: beside the engine's staging folder, or on another file system (a
+    rename cannot cross it, the write's files are copied there)."""
+    if request.param == "warehouse":
+        yield wh / "tables"
+        return
+    with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as d:
+        yield Path(d)
+
+
+def test_writes_land_in_place_on_any_file_system(engine, wh, table_root):
+    loc = table_root / "m"
+    parts = "SELECT i AS id, CAST(i % {n} AS integer) AS p FROM UNNEST(sequence({lo}, {hi})) AS t(i)"
+    engine.execute(ctas("m", f"{loc}/", parts.format(n=3, lo=0, hi=29), partitioned_by="ARRAY['p']"))
+    # New partitions (moved whole) and existing ones (files moved into them) in one statement.
+    r = engine.execute("INSERT INTO db.m " + parts.format(n=5, lo=30, hi=39))
+    assert (r.rows_written, r.writers) == (10, 5)
+    assert files(loc) == [f"p={k}/part0000{w}_0.parquet" for k in range(5) for w in ((1, 2) if k < 3 else (2,))]
+    assert engine.execute("SELECT p, count(*) FROM db.m GROUP BY 1 ORDER BY 1").rows == [
+        (0, 12), (1, 12), (2, 12), (3, 2), (4, 2)]
+    assert not any((wh / "_tmp").glob("*/*"))  # the staging folders are gone
 
 
 @pytest.mark.parametrize("sql, message", [

@@ -9,6 +9,7 @@ partition x bucket writers in one statement, INSERT INTO a bucketed table.
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import time
@@ -274,19 +275,36 @@ class DuckDBEngine:
             if writers > MAX_WRITERS:
                 raise self._too_many(table.key, writers, "partitions" if not table.bucket_count
                                      else f"partition x bucket combinations ({len(partitions)} x {table.bucket_count})")
-            self._move(files, tmp, Path(table.location))
+            if table.bucketed_by:
+                _unbucket(files)
+            _merge(tmp, Path(table.location))
             return rows, writers if files else 0
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    @staticmethod
-    def _move(files: list[Path], tmp: Path, location: Path) -> None:
-        for f in files:
-            rel = f.relative_to(tmp)
-            folders, name = list(rel.parts[:-1]), rel.name
-            if folders and folders[-1].startswith(_BUCKET + "="):
-                # Bucket k's files sit beside the partition's other buckets, named by bucket (as Trino does).
-                name = f"{int(folders.pop().split('=', 1)[1]):05d}_{name}"
-            dest = location.joinpath(*folders, name)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(f, dest)
+
+def _unbucket(files: list[Path]) -> None:
+    """Bucket k's files sit beside the partition's other buckets, named by bucket (as Trino does)."""
+    for f in files:
+        bucket = f.parent
+        if bucket.name.startswith(_BUCKET + "="):
+            os.replace(f, bucket.parent / f"{int(bucket.name.split('=', 1)[1]):05d}_{f.name}")
+            if not any(bucket.iterdir()):
+                bucket.rmdir()
+
+
+def _merge(src: Path, dest: Path) -> None:
+    """Move everything under `src` into `dest`. A partition folder `dest` lacks moves whole: one
+    rename instead of a mkdir and a rename per file, and no folder left behind to delete."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for entry in os.scandir(src):
+        target = dest / entry.name
+        if entry.is_dir(follow_symlinks=False) and target.is_dir():
+            _merge(Path(entry.path), target)
+            continue
+        try:
+            os.replace(entry.path, target)
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+            shutil.move(entry.path, target)  # the table lives on another file system than the warehouse
