@@ -199,6 +199,33 @@ def test_external_table_over_a_hive_layout(engine, wh):
     engine.execute(EXTERNAL.format(loc=f"{loc}/").replace("CREATE EXTERNAL TABLE", "CREATE EXTERNAL TABLE IF NOT EXISTS"))
 
 
+# Two workers' files of one external table (id string, score double): Athena reads Parquet
+# columns by name, coerces each file's type to the table's, and gives NULL for a missing column.
+FILE_PAIRS = {
+    "same schema": ("'a' AS id, 1.5 AS score", "'b' AS id, 2.5 AS score", [("a", 1.5), ("b", 2.5)]),
+    "columns in another order": ("'a' AS id, 1.5 AS score", "2.5 AS score, 'b' AS id", [("a", 1.5), ("b", 2.5)]),
+    "integer file first": ("'a' AS id, 2 AS score", "'b' AS id, 2.7 AS score", [("a", 2.0), ("b", 2.7)]),
+    "column missing": ("'a' AS id, 1.5 AS score", "'b' AS id", [("a", 1.5), ("b", None)]),
+    "column missing first": ("'a' AS id", "'b' AS id, 2.5 AS score", [("a", None), ("b", 2.5)]),
+    "extra column": ("'a' AS id, 1.5 AS score", "'b' AS id, 2.5 AS score, 'x' AS note", [("a", 1.5), ("b", 2.5)]),
+}
+
+
+@pytest.mark.parametrize("first, second, rows", FILE_PAIRS.values(), ids=FILE_PAIRS.keys())
+def test_files_with_different_schemas_read_by_name(engine, wh, first, second, rows):
+    loc = wh / "preds"
+    engine.execute(EXTERNAL.format(loc=f"{loc}/"))
+    for batch, select in enumerate((first, second)):
+        (loc / f"batch_id={batch}").mkdir(parents=True)
+        duckdb.sql(f"COPY (SELECT {select}) TO '{loc}/batch_id={batch}/part.parquet' (FORMAT parquet)")
+    query = "SELECT id, score FROM db.preds ORDER BY id"
+    assert engine.execute(query).rows == rows
+    # A file replaced under its name (a retried worker) is read again, with its new schema.
+    duckdb.sql(f"COPY (SELECT 'c' AS id, 7 AS score) TO '{loc}/batch_id=1/part.parquet' (FORMAT parquet)")
+    assert engine.execute(query).rows == [rows[0], ("c", 7.0)]
+    assert engine.row_count("db", "preds") == 2
+
+
 def test_drop_forgets_the_table_and_keeps_files(engine, wh):
     engine.execute(ctas("t", f"{wh}/t/", "SELECT 1 AS id"))
     assert engine.execute("DROP TABLE db.t").table == "db.t"

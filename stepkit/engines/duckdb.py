@@ -22,6 +22,7 @@ import duckdb
 from stepkit.compiler.sql import MAX_WRITERS
 from stepkit.engines import Columns, QueryError, QueryResult
 from stepkit.engines.catalog import Catalog, Table
+from stepkit.engines.listing import Schemas, files, listing
 from stepkit.engines.shims import MACROS
 from stepkit.engines.transpile import ATHENA_TYPES, Statement, parse, summary
 from stepkit.errors import DataError
@@ -38,21 +39,6 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _hidden(name: str) -> bool:
-    # Athena (Hive) skips files and folders named `_...` or `.…`: _SUCCESS markers, temporary
-    # files of a writer that died. DuckDB's globs do not, and one torn file fails every read.
-    return name.startswith((".", "_"))
-
-
-def _files(folder: Path, suffix: str = "") -> list[Path]:
-    """The table's data files under `folder`, as Athena sees them (nothing hidden, at any depth)."""
-    out: list[Path] = []
-    for top, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if not _hidden(d)]  # pruned: a hidden folder is not walked at all
-        out += [Path(top, n) for n in names if not _hidden(n) and n.endswith(suffix)]
-    return sorted(out)
-
-
 class DuckDBEngine:
     """`stepkit.engines.Engine` on DuckDB. One in-memory connection; the data lives in Parquet."""
 
@@ -63,6 +49,8 @@ class DuckDBEngine:
         self.warehouse.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(self.warehouse)
         self.con = duckdb.connect()
+        self.schemas = Schemas()
+        self._defined: dict[str, tuple] = {}  # table key -> (view body, files) the view was made from
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         if memory_limit:
@@ -104,6 +92,7 @@ class DuckDBEngine:
 
     def drop_table(self, database: str, name: str) -> bool:
         self.con.execute(f"DROP VIEW IF EXISTS {_q(database.lower())}.{_q(name.lower())}")
+        self._defined.pop(Catalog.key(database, name), None)
         return self.catalog.remove(database, name)
 
     def table_location(self, database: str, name: str) -> str | None:
@@ -138,7 +127,7 @@ class DuckDBEngine:
             raise QueryError(f"{st.qualified}: write_compression {compression.upper()} is not one of "
                              f"{', '.join(c.upper() for c in _COMPRESSION)}")
         location = self._local(st.location or str(self.warehouse / "_default" / st.database / st.table), st.qualified)
-        if _files(Path(location)):
+        if files(Path(location)):
             raise QueryError(f"{st.qualified}: HIVE_PATH_ALREADY_EXISTS: Target directory for table '{st.qualified}' "
                              f"already exists: {location} (a CTAS external_location must be empty)")
         partitioned_by = list(props.get("partitioned_by") or [])
@@ -230,23 +219,32 @@ class DuckDBEngine:
             self._view(self._table(db, name))
 
     def _view(self, t: Table) -> None:
-        """(Re)define the table's view from the files there now: workers add files between statements."""
-        self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(t.database)}")
+        """(Re)define the table's view from the files there now: workers add files between statements.
+        Unchanged files and table keep the view as it is (binding it reads every file's footer)."""
         loc = Path(t.location)
-        files = [loc] if loc.is_file() else _files(loc, ".parquet")
-        if not files:
+        data = listing(loc, ".parquet") if not loc.is_file() else ()
+        if not data and not loc.is_file():
             if t.columns is None:
                 raise DataError(f"{t.key}: no Parquet files under {t.location} (0 rows); the table cannot be read")
             body = "SELECT " + ", ".join(f"CAST(NULL AS {ty}) AS {_q(c)}" for c, ty in t.columns) + " WHERE false"
         else:
-            # The files listed, not globbed: a glob would also read hidden ones (see _hidden).
-            pattern = "[" + ", ".join(_lit(str(f)) for f in files) + "]"
+            # The files listed, not globbed: a glob would also read hidden ones (see listing.hidden).
+            paths = [str(loc)] if loc.is_file() else [f.path for f in data]
+            pattern = "[" + ", ".join(_lit(p) for p in paths) + "]"
             types = dict(t.columns or [])
             hive = ", ".join(f"{_q(c)}: {_lit(types.get(c, 'VARCHAR'))}" for c in t.partitioned_by)
             options = "hive_partitioning = true, hive_types = {" + hive + "}" if t.partitioned_by else "hive_partitioning = false"
+            # Athena reads Parquet columns by name; DuckDB does too, from the first file's schema,
+            # which is right only when every file has that schema: else union_by_name.
+            if len(data) > 1 and not self.schemas.uniform(self.con, data):
+                options += ", union_by_name = true"
             select = "*" if t.columns is None else ", ".join(f"CAST({_q(c)} AS {ty}) AS {_q(c)}" for c, ty in t.columns)
-            body = f"SELECT {select} FROM read_parquet({pattern}, {options}, union_by_name = true)"
+            body = f"SELECT {select} FROM read_parquet({pattern}, {options})"
+        if self._defined.get(t.key) == (body, data):
+            return
+        self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(t.database)}")
         self.con.execute(f"CREATE OR REPLACE VIEW {_q(t.database)}.{_q(t.name)} AS {body}")
+        self._defined[t.key] = (body, data)
 
     def _write(self, table: Table, query: str) -> tuple[int, int]:
         """Write the query's rows as the table's next file set; return (rows, writers)."""
