@@ -191,13 +191,20 @@ def _tmp_path(path: str) -> str:
 
 
 @contextmanager
-def _atomic_stream(uri: str) -> Iterator[Any]:
+def _atomic_stream(uri: str, in_memory: bool = False) -> Iterator[Any]:
     """An output stream whose content appears at `uri` only when the block ends without error.
 
     The bytes go to a hidden temp file first (local: in the target's folder, then renamed over
     the target, which is atomic and lets a retry overwrite; S3: on local disk, then uploaded in
     one go, since an S3 object appears only when its upload completes). A failure leaves nothing.
+    `in_memory`: the bytes are kept in memory and written in one call at the end (small files:
+    a stream's file operations cost more than the data).
     """
+    if in_memory:
+        buffer = pa.BufferOutputStream()
+        yield buffer
+        _put(uri, buffer.getvalue())
+        return
     fs, path = _split(uri)
     local = isinstance(fs, pafs.LocalFileSystem)
     try:
@@ -223,18 +230,39 @@ def _atomic_stream(uri: str) -> Iterator[Any]:
             pafs.copy_files(tmp, path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
     finally:
         if not done:
-            try:
-                os.remove(tmp)
-            except FileNotFoundError:
-                pass
+            _remove(tmp)
+
+
+def _put(uri: str, data: bytes | pa.Buffer) -> None:
+    """`data` at `uri`, atomically: a local temp file renamed over the target; one S3 upload."""
+    fs, path = _split(uri)
+    try:
+        if not isinstance(fs, pafs.LocalFileSystem):
+            with fs.open_output_stream(path) as out:  # the object appears when the upload completes
+                out.write(data)
+            return
+        os.makedirs(path.rpartition("/")[0], exist_ok=True)
+        tmp = _tmp_path(path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            _remove(tmp)
+            raise
+    except OSError as e:
+        raise _io("write", uri, e) from None
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
 
 
 def write_bytes(uri: str, data: bytes) -> None:
-    try:
-        with _atomic_stream(uri) as stream:
-            stream.write(data)
-    except OSError as e:
-        raise _io("write", uri, e) from None
+    _put(uri, data)
 
 
 def read_bytes(uri: str) -> bytes:
@@ -275,12 +303,14 @@ def _writer_options(schema: pa.Schema, dictionary: bool | list[str], compression
 
 @contextmanager
 def parquet_writer(uri: str, schema: pa.Schema, dictionary: bool | list[str] = True,
-                   compression: str = _COMPRESSION, statistics: bool | list[str] = True) -> Iterator[pq.ParquetWriter]:
+                   compression: str = _COMPRESSION, statistics: bool | list[str] = True,
+                   in_memory: bool = False) -> Iterator[pq.ParquetWriter]:
     """Write a Parquet file batch by batch; it appears at `uri` atomically when the block ends.
     Column statistics cost a quarter of a numeric table's write time: `statistics` can name the
-    columns worth them (those queries filter on)."""
+    columns worth them (those queries filter on). `in_memory`: for a small file (held in memory
+    until the end, then written in one call)."""
     try:
-        with _atomic_stream(uri) as stream:
+        with _atomic_stream(uri, in_memory) as stream:
             writer = pq.ParquetWriter(stream, schema, **_writer_options(schema, dictionary, compression, statistics))
             try:
                 yield writer
@@ -291,5 +321,6 @@ def parquet_writer(uri: str, schema: pa.Schema, dictionary: bool | list[str] = T
 
 
 def write_table(uri: str, table: pa.Table) -> None:
-    with parquet_writer(uri, table.schema) as w:
+    # The table is in memory already: its file (smaller) may be too.
+    with parquet_writer(uri, table.schema, in_memory=True) as w:
         w.write_table(table)

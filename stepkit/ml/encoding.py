@@ -71,7 +71,7 @@ class Encoder:
                 k = len(f["categories"]) + 1
                 codes = _to_numpy(pc.index_in(col, options=self._lookup(f["name"], col.type)))
                 # A missing category is NaN (nulls become NaN in numpy): all zeros in its block.
-                out[:, j:j + k] = codes[:, None] == self._codes[k]
+                np.equal(codes[:, None], self._codes[k], out=out[:, j:j + k])  # no bool temporary
                 j += k
             else:
                 out[:, j] = _floats(col)

@@ -62,7 +62,8 @@ class Scorer:
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(prediction, lower, upper, confidence), all float64, clipped to the target's range."""
         raw = self.encoder.raw(batch) if raw is None else raw
-        filled = self.encoder.fill(raw.copy()) if self.fitted.needs_filled else None
+        # order="K": keep the column-major layout (a plain copy() transposed it, element by element).
+        filled = self.encoder.fill(raw.copy(order="K")) if self.fitted.needs_filled else None
         point, q3 = self.fitted.predict(raw, filled)
         q = self.interval["q"]
         if q3 is not None:
@@ -105,7 +106,7 @@ def run(pipeline: Any, names: Any, run_id: str, batch_id: int) -> dict[str, Any]
     # Athena writes no folder for a batch without rows: that is an empty batch, not an error.
     with storage.open_parquet(src, columns, missing_ok=True) as parts, \
             storage.parquet_writer(out, schema, dictionary=["model_name", "model_version", "run_id"],
-                                   statistics=["id"]) as writer:
+                                   statistics=["id"], in_memory=parts.num_rows <= READ_BATCH) as writer:
         if parts.num_rows <= READ_BATCH:
             # The common case (~1,000 rows at 1M source rows): one read, one write, no thread
             # started. The fixed cost per batch is what a fan-out of hundreds of batches pays.
