@@ -1,6 +1,7 @@
 """stepkit.storage: the same calls on a local folder and on S3 (moto in server mode)."""
 from __future__ import annotations
 
+import os
 import uuid
 
 import pyarrow as pa
@@ -96,3 +97,52 @@ def test_local_write_leaves_no_temp_files(tmp_path):
 def test_missing_file_is_a_data_error(root):
     with pytest.raises(DataError, match=r"model.joblib: no such file"):
         storage.read_bytes(root + "model.joblib")
+
+
+# --- open_parquet: the row count first, then a whole read (small) or record batches (large)
+def test_open_parquet_counts_rows_before_reading_and_reads_every_file(root):
+    storage.write_table(root + "t/a.parquet", _table(0, 3))
+    storage.write_table(root + "t/b.parquet", _table(3, 4).cast(pa.schema([("id", pa.large_string()),
+                                                                           ("x", pa.float32())])))
+    storage.write_bytes(root + "t/.tmp-torn-a.parquet", b"PAR1 torn")  # a killed writer's temp file
+    storage.write_bytes(root + "t/_SUCCESS", b"")
+    with storage.open_parquet(root + "t/", columns=["id", "x"]) as parts:
+        assert parts.num_rows == 7 and len(parts.files) == 2
+        whole = parts.read()  # two files, types widened to one schema
+        assert whole.column("id").to_pylist() == [f"p{i}" for i in range(7)]
+        assert whole.column("x").to_pylist() == [float(i) for i in range(7)]
+        sizes = [b.num_rows for b in parts.batches(batch_size=2)]
+    assert sizes == [2, 1, 2, 2] and sum(sizes) == 7  # a record batch never spans two files
+
+
+@pytest.mark.parametrize("folder, missing_ok, expect", [
+    ("nothere/", True, "empty"),
+    ("nothere/", False, r"nothere/: no such folder"),
+    ("t/", False, r"t/: missing column\(s\) y \(has id, x\)"),
+])
+def test_open_parquet_missing_folder_and_columns(root, folder, missing_ok, expect):
+    storage.write_table(root + "t/p.parquet", _table(0, 2))
+    if expect == "empty":
+        with storage.open_parquet(root + folder, columns=["id"], missing_ok=missing_ok) as parts:
+            assert parts.num_rows == 0 and parts.read() is None and list(parts.batches()) == []
+        return
+    with pytest.raises(DataError, match=expect):
+        with storage.open_parquet(root + folder, columns=["id", "y"], missing_ok=missing_ok):
+            pass
+
+
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_writer_in_memory_or_streamed_is_atomic(root, in_memory):
+    uri = root + "w/batch_id=1/part-00000.parquet"
+    storage.write_table(uri, _table(0, 2))
+    with pytest.raises(RuntimeError):
+        with storage.parquet_writer(uri, _table(0, 1).schema, in_memory=in_memory) as w:
+            w.write_table(_table(10, 5))
+            raise RuntimeError("worker died mid-write")
+    assert storage.read_table(root + "w/").column("id").to_pylist() == ["p0", "p1"]  # the old file, alone
+    with storage.parquet_writer(uri, _table(0, 1).schema, in_memory=in_memory) as w:
+        w.write_table(_table(20, 3))
+    assert storage.list_parquet(root + "w/") == [uri]
+    assert storage.read_table(root + "w/").column("id").to_pylist() == ["p20", "p21", "p22"]
+    if not root.startswith("s3://"):  # no temp file left behind, hidden or not
+        assert os.listdir(root + "w/batch_id=1") == ["part-00000.parquet"]

@@ -17,6 +17,7 @@ import pytest
 import workers.prediction
 import workers.training
 from stepkit import storage
+from stepkit.errors import DataError
 from stepkit.ml import fixtures
 from tests.test_ml_train import RUN, small
 
@@ -185,3 +186,42 @@ def test_dockerfile_entrypoint_takes_the_compiled_arguments(task, args):
     assert f'ENTRYPOINT ["python", "-m", "workers.{task}"]' in text
     assert text.count("FROM python:3.11-slim") == 2 and f"--run-id ID{args})" in text
     assert f"COPY workers/{task}/requirements.txt" in text
+
+
+# --- a long-lived worker process: what its first batch pays, what each batch re-reads
+FIRST_BATCH = """
+import sys, json
+import xgboost  # what stepkit/local/pool.py's PRELOAD imports with the module
+import workers.prediction
+from stepkit.spec.pipeline import pipeline_model
+complete = pipeline_model().__pydantic_complete__
+before = set(sys.modules)
+workers.prediction.run(sys.argv[1], sys.argv[2], 1)
+print(json.dumps({"complete": complete, "imported": sorted(set(sys.modules) - before)}))
+"""
+
+
+def test_the_module_import_holds_everything_the_first_batch_needs(local):
+    # A local run's forkserver imports workers.prediction once; each worker process it forks
+    # then scores its first batch without importing anything (it paid ~1.2 s before).
+    done = subprocess.run([sys.executable, "-c", FIRST_BATCH, local[2], RUN], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["complete"] and out["imported"] == []
+
+
+def test_load_config_is_parsed_once_per_content(local, tmp_path):
+    from workers import load_config
+
+    cfg = tmp_path / "pipeline.json"
+    text = Path(local[2]).read_text()
+    cfg.write_text(text)
+    first = load_config(str(cfg))
+    assert load_config(str(cfg)) is first  # the same bytes: the parsed config, kept
+    cfg.write_text(text.replace('"batches": 4', '"batches": 5'))
+    changed = load_config(str(cfg))
+    assert changed is not first and changed[0].batching.batches == 5
+    cfg.write_text("{}")
+    with pytest.raises(DataError, match=r"pipeline\.json: not a stepkit worker config"):
+        load_config(str(cfg))
