@@ -60,3 +60,25 @@ def test_min_dedup_plan(engine, select, rewritten, rows):
     duck = rewrite(parse(sql).query).sql(dialect="duckdb")
     assert ("ANTI JOIN" in duck) == rewritten
     assert engine.execute(sql).rows == rows
+
+
+DEDUP = "SELECT k, min(doc) AS doc FROM {src} WHERE k IS NOT NULL GROUP BY k"
+STATEMENTS = [
+    # (whole statement, repeated keys found once in a MATERIALIZED CTE (how many), rows)
+    (f"SELECT * FROM ({DEDUP.format(src='raw.t')}) AS d ORDER BY 1", 0,  # a subquery: inlined twice
+     [("a", "7"), ("b", "5"), ("c", "2"), ("d", None)]),
+    (f"WITH s AS (SELECT * FROM raw.t WHERE n > 2), d AS ({DEDUP.format(src='s')}) SELECT * FROM d ORDER BY 1", 1,
+     [("b", "5"), ("c", "2"), ("d", None)]),
+    (f"WITH a AS ({DEDUP.format(src='raw.t')}), b AS (SELECT k, min(n) AS n FROM raw.t WHERE k IS NOT NULL "
+     "GROUP BY k) SELECT a.k, a.doc, b.n FROM a JOIN b ON a.k = b.k ORDER BY 1", 2,
+     [("a", "7", 1), ("b", "5", 2), ("c", "2", 4), ("d", None, 7)]),
+    (f"WITH __sk_dups AS (SELECT 'c' AS k), d AS ({DEDUP.format(src='raw.t')}) "
+     "SELECT d.* FROM d JOIN __sk_dups USING (k)", 1, [("c", "2")]),
+]
+
+
+@pytest.mark.parametrize("sql, shared, rows", STATEMENTS)
+def test_repeated_keys_found_once_per_statement_cte(engine, sql, shared, rows):
+    duck = rewrite(parse(sql).query).sql(dialect="duckdb")
+    assert "ANTI JOIN" in duck and duck.count("AS MATERIALIZED") == shared
+    assert engine.execute(sql).rows == rows
