@@ -148,9 +148,11 @@ class ParquetParts:
 
 
 @contextmanager
-def open_parquet(folder: str, columns: list[str] | None = None, missing_ok: bool = False) -> Iterator[ParquetParts]:
+def open_parquet(folder: str, columns: list[str] | None = None, missing_ok: bool = False,
+                 dictionary: list[str] | None = None) -> Iterator[ParquetParts]:
     """The Parquet files under `folder` (hidden ones skipped), opened; closed when the block ends.
-    A missing folder is an error, or no files when `missing_ok`."""
+    A missing folder is an error, or no files when `missing_ok`. `dictionary`: columns to read as
+    dictionary arrays (few distinct strings: no string built per row)."""
     uris = list_parquet(folder, missing_ok=missing_ok)
     fs, _ = _split(folder)
     # S3: fetch each column chunk's ranges in few requests; a local read gains nothing from it.
@@ -161,7 +163,7 @@ def open_parquet(folder: str, columns: list[str] | None = None, missing_ok: bool
         for uri in uris:
             try:
                 streams.append(fs.open_input_file(_split(uri)[1]) if remote else pa.OSFile(uri))
-                files.append(pq.ParquetFile(streams[-1], pre_buffer=remote))
+                files.append(pq.ParquetFile(streams[-1], pre_buffer=remote, read_dictionary=dictionary))
             except (OSError, pa.ArrowInvalid) as e:
                 raise _io("read", uri, e) from None
             _check_columns(folder, files[-1].schema_arrow, columns)

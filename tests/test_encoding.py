@@ -42,6 +42,7 @@ LAYOUTS = [
     ("integer", pa.int32()), ("integer", pa.int64()), ("integer", pa.int8()), ("integer", pa.int16()),
     ("boolean", pa.bool_()),
     ("category", pa.string()), ("category", pa.large_string()),
+    ("category", pa.dictionary(pa.int32(), pa.string())),  # as prediction reads categories
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 import workers.training
 from stepkit import storage
 from stepkit.ml import fixtures, predict
+from stepkit.ml.encoding import Encoder
 from tests.test_ml_train import RUN, small
 
 
@@ -105,3 +107,25 @@ def test_repeat_is_a_slice_of_one_cached_array(sizes):
         a = predict._repeat("model-v1", n)
         assert len(a) == n and a.type == pa.string() and set(a.to_pylist()) <= {"model-v1"}
     assert list(predict._REPEATS) == ["model-v1"] and len(predict._REPEATS["model-v1"]) >= max(sizes)
+
+
+def test_a_failure_mid_stream_leaves_no_file_and_no_thread(trained, monkeypatch):
+    p, names = trained
+    _, out = predict.batch_paths(names, RUN, 1)
+    Path(out).unlink(missing_ok=True)
+    encode = Encoder.raw
+    calls = []
+
+    def fail_third(self, data):
+        calls.append(data.num_rows)
+        if len(calls) == 3:
+            raise RuntimeError("encoding failed")
+        return encode(self, data)
+
+    monkeypatch.setattr(Encoder, "raw", fail_third)
+    monkeypatch.setattr(predict, "READ_BATCH", 32)
+    threads = threading.active_count()
+    with pytest.raises(RuntimeError, match="encoding failed"):
+        predict.run(p, names, RUN, 1)
+    assert threading.active_count() == threads  # the reading and writing threads have ended
+    assert not Path(out).exists() and [f.name for f in Path(out).parent.iterdir()] == []

@@ -113,6 +113,9 @@ def test_open_parquet_counts_rows_before_reading_and_reads_every_file(root):
         assert whole.column("x").to_pylist() == [float(i) for i in range(7)]
         sizes = [b.num_rows for b in parts.batches(batch_size=2)]
     assert sizes == [2, 1, 2, 2] and sum(sizes) == 7  # a record batch never spans two files
+    with storage.open_parquet(root + "t/", columns=["id"], dictionary=["id"]) as parts:
+        ids = parts.read().column("id")
+    assert pa.types.is_dictionary(ids.type) and ids.to_pylist() == [f"p{i}" for i in range(7)]
 
 
 @pytest.mark.parametrize("folder, missing_ok, expect", [

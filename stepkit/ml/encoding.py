@@ -69,7 +69,10 @@ class Encoder:
             if f["type"] == "category":
                 # One hash lookup per row, then integer compares: faster than a string compare per value.
                 k = len(f["categories"]) + 1
-                codes = _to_numpy(pc.index_in(col, options=self._lookup(f["name"], col.type)))
+                if pa.types.is_dictionary(col.type):
+                    codes = self._dictionary_codes(f["name"], col)
+                else:
+                    codes = _to_numpy(pc.index_in(col, options=self._lookup(f["name"], col.type)))
                 # A missing category is NaN (nulls become NaN in numpy): all zeros in its block.
                 np.equal(codes[:, None], self._codes[k], out=out[:, j:j + k])  # no bool temporary
                 j += k
@@ -77,6 +80,24 @@ class Encoder:
                 out[:, j] = _floats(col)
                 j += 1
         return out
+
+    def _dictionary_codes(self, name: str, col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+        # A category read as a dictionary (as Parquet stores it): look up its few distinct values,
+        # not every row. NaN where the row is null or its value unknown.
+        parts = []
+        for chunk in col.chunks if isinstance(col, pa.ChunkedArray) else [col]:
+            values = chunk.dictionary
+            known = _to_numpy(pc.index_in(values, options=self._lookup(name, values.type))).astype(np.float64)
+            known = np.append(known, np.nan)  # the last entry stands for a null row
+            rows = chunk.indices.to_numpy(zero_copy_only=False)  # float, NaN where null
+            if chunk.null_count:
+                rows = np.where(np.isnan(rows), len(values), rows).astype(np.intp)
+            parts.append(known[rows])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    @property
+    def category_columns(self) -> list[str]:
+        return [f["name"] for f in self.features if f["type"] == "category"]
 
     @cached_property
     def width(self) -> int:

@@ -1,8 +1,10 @@
 """Prediction: one batch of evaluation features in, one Parquet file of predictions out.
 
 The output path is fixed per batch (`.../batch_id=N/part-00000.parquet`) and written atomically,
-so a retried batch overwrites its file and never duplicates rows. Rows are streamed in record
-batches (bounded memory at any batch size) through the same `Encoder` training used.
+so a retried batch overwrites its file and never duplicates rows. A batch of up to READ_BATCH
+rows (the common case: hundreds of batches of ~1,000 rows) is read, scored and written whole, so
+its fixed cost stays small; a larger one is streamed in record batches (bounded memory at any
+size). Both encode through the same `Encoder` training used.
 
 confidence_score = 1 - (upper_bound - lower_bound) / reference_width, clipped to [0, 1], where
 reference_width is the width of the central interval (at the spec's coverage) of the training
@@ -14,6 +16,7 @@ from __future__ import annotations
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from typing import Any, Iterator
 
 import numpy as np
@@ -104,7 +107,7 @@ def run(pipeline: Any, names: Any, run_id: str, batch_id: int) -> dict[str, Any]
     schema = output_schema(pipeline)
     columns = ["id", *s.encoder.input_columns]
     # Athena writes no folder for a batch without rows: that is an empty batch, not an error.
-    with storage.open_parquet(src, columns, missing_ok=True) as parts, \
+    with storage.open_parquet(src, columns, missing_ok=True, dictionary=s.encoder.category_columns) as parts, \
             storage.parquet_writer(out, schema, dictionary=["model_name", "model_version", "run_id"],
                                    statistics=["id"], in_memory=parts.num_rows <= READ_BATCH) as writer:
         if parts.num_rows <= READ_BATCH:
@@ -134,8 +137,9 @@ def _stream(s: Scorer, parts: storage.ParquetParts, writer: Any, schema: pa.Sche
     """A large batch, record batch by record batch (memory bounded at any size): reading and
     encoding the next one, and writing the last one, overlap the model's work on this one."""
     encoded = ((b, s.encoder.raw(b)) for b in parts.batches(READ_BATCH) if b.num_rows)
-    with _Writes(writer) as writes:
-        for batch, raw in _ahead(encoded):
+    # closing(): on an error the reading thread stops here, before the files it reads are closed.
+    with closing(_ahead(encoded)) as items, _Writes(writer) as writes:
+        for batch, raw in items:
             writes.write(_scored(s, batch, raw, schema, run_id))
 
 
