@@ -226,6 +226,23 @@ def test_files_with_different_schemas_read_by_name(engine, wh, first, second, ro
     assert engine.row_count("db", "preds") == 2
 
 
+def test_a_file_rewritten_in_place_is_read_anew(engine, wh):
+    """The engine caches Parquet footers; a retried worker rewrites its file under the same name,
+    here with the same size, so only the footer's statistics tell the two apart."""
+    loc = wh / "preds"
+    engine.execute(EXTERNAL.format(loc=f"{loc}/"))
+    path = loc / "batch_id=0" / "part.parquet"
+    path.parent.mkdir(parents=True)
+    query = "SELECT count(*), min(score) FROM db.preds WHERE score > {0} + 5"
+    sizes = []
+    for shift in (0, 100):
+        duckdb.sql(f"COPY (SELECT 'p' || i AS id, CAST(i + {shift} AS double) AS score FROM range(10) t(i)) "
+                   f"TO '{path}' (FORMAT parquet, COMPRESSION uncompressed)")
+        sizes.append(path.stat().st_size)
+        assert engine.execute(query.format(shift)).rows == [(4, shift + 6.0)]
+    assert sizes[0] == sizes[1]
+
+
 def test_drop_forgets_the_table_and_keeps_files(engine, wh):
     engine.execute(ctas("t", f"{wh}/t/", "SELECT 1 AS id"))
     assert engine.execute("DROP TABLE db.t").table == "db.t"

@@ -64,6 +64,10 @@ class DuckDBEngine:
         self.con.execute("SET integer_division = true")
         # Athena promises no row order either; keeping it costs memory and time on big writes.
         self.con.execute("SET preserve_insertion_order = false")
+        # Each statement binds its sources' views and DESCRIBEs before it runs: without the cache every
+        # bind re-reads every file's footer (898 prediction files). DuckDB checks each cached footer
+        # against the file's modification time, so a file replaced under its name is read again.
+        self.con.execute("SET parquet_metadata_cache = true")
         self.con.execute(f"SET temp_directory = {_lit(str(self.warehouse / '_tmp' / 'spill'))}")
         for macro in MACROS:
             self.con.execute(macro)
@@ -266,7 +270,7 @@ class DuckDBEngine:
             else:
                 target = str(tmp / (pattern.format(i=0) + ".parquet"))
             rows = int(self.con.execute(f"COPY ({query}) TO {_lit(target)} ({options})").fetchone()[0])
-            # Not _files(): the staging folder's bucket folders (`__sk_bucket=k/`) look hidden.
+            # Not listing(): the staging folder's bucket folders (`__sk_bucket=k/`) look hidden.
             files = sorted(f for f in tmp.rglob("*") if f.is_file())
             partitions = {f.parent.relative_to(tmp).parts[: len(table.partitioned_by)] for f in files}
             writers = max(len(partitions), 1) * (table.bucket_count or 1)
@@ -295,7 +299,9 @@ def _merge(src: Path, dest: Path) -> None:
     """Move everything under `src` into `dest`. A partition folder `dest` lacks moves whole: one
     rename instead of a mkdir and a rename per file, and no folder left behind to delete."""
     dest.mkdir(parents=True, exist_ok=True)
-    for entry in os.scandir(src):
+    with os.scandir(src) as it:
+        entries = list(it)
+    for entry in entries:
         target = dest / entry.name
         if entry.is_dir(follow_symlinks=False) and target.is_dir():
             _merge(Path(entry.path), target)

@@ -35,16 +35,20 @@ def listing(folder: Path, suffix: str = "") -> tuple[DataFile, ...]:
     stack = [str(folder)]
     while stack:
         try:
-            entries = list(os.scandir(stack.pop()))
+            with os.scandir(stack.pop()) as it:
+                entries = list(it)
         except (FileNotFoundError, NotADirectoryError):
             continue
         for e in entries:
             if hidden(e.name):  # a hidden folder is not walked at all
                 continue
-            if e.is_dir():
+            if e.is_dir(follow_symlinks=False):  # as os.walk: a linked folder is not walked
                 stack.append(e.path)
-            elif e.name.endswith(suffix):
-                st = e.stat()
+            elif e.name.endswith(suffix) and not e.is_dir():
+                try:
+                    st = e.stat()
+                except FileNotFoundError:  # deleted since the folder was read: not there
+                    continue
                 out.append(DataFile(e.path, st.st_size, st.st_mtime_ns))
     return tuple(sorted(out, key=lambda f: f.path))
 
