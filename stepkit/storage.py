@@ -11,14 +11,16 @@ import os
 import tempfile
 import uuid
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from stepkit.errors import AwsError, DataError
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 # Snappy: Athena's default, and half zstd's write time for numeric tables (zstd pays off for text:
 # the demo source asks for it).
@@ -87,6 +89,10 @@ def list_parquet(folder: str, missing_ok: bool = False) -> list[str]:
 
 
 def _dataset(folder: str, missing_ok: bool = False) -> ds.Dataset | None:
+    # Imported here: pyarrow.dataset imports pandas where it is installed (0.5 s and memory a
+    # prediction worker, which reads through open_parquet, never needs).
+    import pyarrow.dataset as ds
+
     files = list_parquet(folder, missing_ok=missing_ok)
     if not files:
         return None
