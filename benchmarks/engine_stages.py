@@ -13,7 +13,7 @@ storage.parquet_writer options) are synthesised once, untimed, and copied into e
 
 Both sides use the local run's DuckDB settings (threads, memory cap, no insertion order). The
 outputs are compared row for row on the first repeat before any figure is printed. Ratios are
-of the medians (engine / floor).
+of the medians (engine / floor), of wall time and of this process's CPU time.
 
     .venv/bin/python benchmarks/engine_stages.py [--rows 1000000] [--repeats 3] [--threads 2]
 """
@@ -82,7 +82,9 @@ class Bench:
         self.db = self.p.aws.database
         self.names = self.p.tables.names()
         self.floor_con = self._connect()
-        self.times: dict[str, dict[str, list[float]]] = {s: {"floor": [], "engine": []} for s in SQL_STAGES}
+        # (wall, CPU) seconds per run. CPU time (every thread of this process, kernel time included:
+        # creating folders is kernel work) moves less than wall time when other processes load the box.
+        self.times: dict[str, dict[str, list[tuple[float, float]]]] = {s: {"floor": [], "engine": []} for s in SQL_STAGES}
         self.counts: list[float] = []
         self.predictions: Path | None = None
 
@@ -110,14 +112,14 @@ class Bench:
                     self._predictions(loc, engine, stages["CreatePredictionsTable"], ctx, run_id)
                 floor_out = floor_root / name
                 self.times[name]["floor"].append(self._floor(name, loc, floor_out, stages[name], ctx, run_id))
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 rows = 0
                 for st in stages[name].sql(ctx):
                     rows += engine.execute(st.text(run_id)).rows_written or 0
-                self.times[name]["engine"].append(time.perf_counter() - start)
+                self.times[name]["engine"].append((time.perf_counter() - start, time.process_time() - cpu))
                 table = self.names[stages[name].tables_written()[-1]]
                 start = time.perf_counter()
-                engine.row_count(self.db, table)  # what the runner asks after every stage
+                engine.row_count(self.db, table)  # what the run record asks of every table (runner.outputs)
                 self.counts.append(time.perf_counter() - start)
                 if check:
                     self._same(name, engine.table_location(self.db, table), floor_out, rows)
@@ -135,7 +137,7 @@ class Bench:
         for st in create.sql(ctx):
             engine.execute(st.text(run_id))
 
-    def _floor(self, name: str, loc: dict, out: Path, stage, ctx, run_id: str) -> float:
+    def _floor(self, name: str, loc: dict, out: Path, stage, ctx, run_id: str) -> tuple[float, float]:
         con = self.floor_con
         options = "FORMAT parquet, COMPRESSION snappy"
         if name == "StagingFeatures":
@@ -154,9 +156,9 @@ class Bench:
                 out.mkdir(parents=True)
                 out = out / "data.parquet"
         out.parent.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         con.execute(f"COPY ({sql}) TO '{out}' ({options})")
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
 
     def _same(self, name: str, mine: str, floor_out: Path, rows: int) -> None:
         theirs = _glob(str(floor_out) + "/")
@@ -170,15 +172,19 @@ class Bench:
     def report(self, rows: int) -> None:
         print(f"rows: {rows:,} source; threads: {self.threads}; memory cap {MEMORY}; "
               f"{len(self.counts) // len(SQL_STAGES)} repeats (seconds, median)")
-        print(f"{'stage':<20} {'floor':>7} {'engine':>7} {'ratio':>6}   runs (floor / engine)")
-        total_f = total_e = 0.0
+        print(f"{'stage':<20} {'floor':>7} {'engine':>7} {'ratio':>6} | {'CPU fl':>7} {'CPU en':>7} {'ratio':>6}"
+              f"   wall runs (floor/engine)")
+        total = [0.0, 0.0, 0.0, 0.0]
         for name in SQL_STAGES:
-            f, e = (statistics.median(self.times[name][k]) for k in ("floor", "engine"))
-            total_f, total_e = total_f + f, total_e + e
-            runs = " ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(self.times[name]["floor"], self.times[name]["engine"]))
-            print(f"{name:<20} {f:7.2f} {e:7.2f} {e / f:6.2f}   {runs}")
-        print(f"{'all SQL stages':<20} {total_f:7.2f} {total_e:7.2f} {total_e / total_f:6.2f}")
-        print(f"row counts after the 4 stages (the runner's, not in the floor): "
+            runs = self.times[name]
+            med = [statistics.median(x[k] for x in runs[side]) for k in (0, 1) for side in ("floor", "engine")]
+            total = [a + b for a, b in zip(total, med)]
+            walls = " ".join(f"{f[0]:.2f}/{e[0]:.2f}" for f, e in zip(runs["floor"], runs["engine"]))
+            print(f"{name:<20} {med[0]:7.2f} {med[1]:7.2f} {med[1] / med[0]:6.2f} | {med[2]:7.2f} {med[3]:7.2f} "
+                  f"{med[3] / med[2]:6.2f}   {walls}")
+        print(f"{'all SQL stages':<20} {total[0]:7.2f} {total[1]:7.2f} {total[1] / total[0]:6.2f} | "
+              f"{total[2]:7.2f} {total[3]:7.2f} {total[3] / total[2]:6.2f}")
+        print(f"row counts of the 4 tables (the run record's, not in the floor): "
               f"{sum(self.counts) / (len(self.counts) // len(SQL_STAGES)):.2f} s per run")
 
 
