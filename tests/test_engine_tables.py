@@ -321,3 +321,13 @@ def test_memory_limit_refused_in_one_line(wh):
     with pytest.raises(QueryError, match=r"^memory_limit 'lots': DuckDB refused it: .*") as e:
         DuckDBEngine(wh, memory_limit="lots")
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("enable_progress_bar", False),      # DuckDB's bar would draw over stepkit's output lines
+    ("preserve_insertion_order", False),
+    ("integer_division", True),          # Trino's integer `/`
+    ("parquet_metadata_cache", True),
+])
+def test_engine_connection_settings(engine, setting, value):
+    assert engine.con.execute(f"SELECT current_setting('{setting}')").fetchone()[0] is value

@@ -64,6 +64,8 @@ class DuckDBEngine:
         self.con.execute("SET integer_division = true")
         # Athena promises no row order either; keeping it costs memory and time on big writes.
         self.con.execute("SET preserve_insertion_order = false")
+        # DuckDB draws its own progress bar on long statements, over stepkit's output lines.
+        self.con.execute("SET enable_progress_bar = false")
         # Each statement binds its sources' views and DESCRIBEs before it runs: without the cache every
         # bind re-reads every file's footer (898 prediction files). DuckDB checks each cached footer
         # against the file's modification time, so a file replaced under its name is read again.
