@@ -17,7 +17,8 @@ for the xgboost kinds (ridge's bare product is too fast for the ratio to mean an
 
 BATCHES > 1: BATCHES batch folders of ROWS rows each, scored one after the other, as a fan-out
 worker process does (STEPKIT_THREADS=1 unless set): per-batch ms of the worker and of bare
-prediction, and their difference, the worker's fixed cost per batch.
+prediction, their difference (the worker's fixed cost per batch) and the worker's CPU ms per
+batch (other processes' load moves wall time far more than CPU time on a shared box).
 
 --code DIR measures the stepkit/workers of another checkout with this same script (for
 before/after figures: `git worktree add /tmp/before HEAD~1`, run both, alternate).
@@ -79,8 +80,8 @@ def _batches(names, rows: int, batches: int) -> list[pa.Table]:
     return out
 
 
-def _measure(config_uri: str, names, tables: list[pa.Table]) -> tuple[list[float], list[float]]:
-    """(worker seconds, bare seconds) per repeat, each over all batches, interleaved."""
+def _measure(config_uri: str, names, tables: list[pa.Table]) -> tuple[list[float], list[float], list[float]]:
+    """(worker seconds, bare seconds, worker CPU seconds) per repeat, each over all batches, interleaved."""
     scorer = predict.Scorer(artifacts.load(names.models_location(RUN)))
     inputs = []
     for t in tables:
@@ -88,19 +89,20 @@ def _measure(config_uri: str, names, tables: list[pa.Table]) -> tuple[list[float
         inputs.append((x, scorer.encoder.fill(x.copy()) if scorer.fitted.needs_filled else None))
     predictions = names.table_location("predictions", RUN)
     workers.prediction.run(config_uri, RUN, 0)  # the first call of a process: model load
-    worker_s, bare_s = [], []
+    worker_s, bare_s, worker_cpu = [], [], []
     for _ in range(ARGS.repeat):
         shutil.rmtree(predictions, ignore_errors=True)  # each batch writes a new file, as in a run
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         for b, table in enumerate(tables):
             out = workers.prediction.run(config_uri, RUN, b)
             assert out["rows"] == table.num_rows
         worker_s.append(time.perf_counter() - t)
+        worker_cpu.append(time.process_time() - cpu)
         t = time.perf_counter()
         for x, filled in inputs:
             scorer.fitted.predict(x, filled)
         bare_s.append(time.perf_counter() - t)
-    return worker_s, bare_s
+    return worker_s, bare_s, worker_cpu
 
 
 def main() -> None:
@@ -111,7 +113,8 @@ def main() -> None:
     print(f"code: {ARGS.code}; STEPKIT_THREADS={os.environ.get('STEPKIT_THREADS', '(all cores)')}")
     if small:
         print(f"{ARGS.batches} batches of {ARGS.rows:,} rows, best of {ARGS.repeat}")
-        print(f"{'model':18} {'worker ms/batch':>16} {'bare ms/batch':>14} {'fixed ms/batch':>15}")
+        print(f"{'model':18} {'worker ms/batch':>16} {'bare ms/batch':>14} {'fixed ms/batch':>15} "
+              f"{'worker CPU ms/batch':>20}")
     else:
         print(f"batch of {ARGS.rows:,} rows, best of {ARGS.repeat}; model params from pipelines/predict_age.yaml")
         print(f"{'model':18} {'worker rows/s':>14} {'bare rows/s':>12} {'bare/worker time (median of pairs)':>36}")
@@ -124,10 +127,10 @@ def main() -> None:
             names, config_uri, _ = fixtures.warehouse(p, f"{tmp}/", RUN, rows=ARGS.train_rows, seed=11, files=1)
             train.run(p, names, RUN, log=lambda line: None)
             tables = _batches(names, ARGS.rows, ARGS.batches)
-            worker_s, bare_s = _measure(config_uri, names, tables)
+            worker_s, bare_s, worker_cpu = _measure(config_uri, names, tables)
         if small:
             w, b = min(worker_s) / ARGS.batches * 1e3, min(bare_s) / ARGS.batches * 1e3
-            print(f"{spec.name:18} {w:16.2f} {b:14.2f} {w - b:15.2f}")
+            print(f"{spec.name:18} {w:16.2f} {b:14.2f} {w - b:15.2f} {min(worker_cpu) / ARGS.batches * 1e3:20.2f}")
         else:
             w, b = ARGS.rows / min(worker_s), ARGS.rows / min(bare_s)
             ratio = float(np.median(np.array(bare_s) / np.array(worker_s)))

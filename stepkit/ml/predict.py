@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from stepkit import storage
-from stepkit.ml import artifacts, conformal
+from stepkit.ml import artifacts, conformal, models
 from stepkit.ml.encoding import Encoder
 from stepkit.ml.models import Fitted
 
@@ -136,7 +136,9 @@ def _scored(s: Scorer, data: pa.Table | pa.RecordBatch, raw: np.ndarray, schema:
 def _stream(s: Scorer, parts: storage.ParquetParts, writer: Any, schema: pa.Schema, run_id: str) -> None:
     """A large batch, record batch by record batch (memory bounded at any size): reading and
     encoding the next one, and writing the last one, overlap the model's work on this one."""
-    encoded = ((b, s.encoder.raw(b)) for b in parts.batches(READ_BATCH) if b.num_rows)
+    # Arrow decodes a record batch's columns in parallel when the worker may use several cores.
+    threaded = models.threads() > 1
+    encoded = ((b, s.encoder.raw(b)) for b in parts.batches(READ_BATCH, threads=threaded) if b.num_rows)
     # closing(): on an error the reading thread stops here, before the files it reads are closed.
     with closing(_ahead(encoded)) as items, _Writes(writer) as writes:
         for batch, raw in items:
