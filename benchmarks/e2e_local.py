@@ -196,6 +196,12 @@ def floor(src: Path, sample_rows: int, tmp: Path) -> dict:
             "total": t_parse + t_train + t_predict, "rows_parsed": int(len(y_all)), "sample_rows": int(len(y))}
 
 
+def _epoch(stamp: str | float) -> float:
+    from datetime import datetime
+
+    return stamp if isinstance(stamp, (int, float)) else datetime.fromisoformat(stamp).timestamp()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
@@ -227,7 +233,7 @@ def main() -> None:
             rows_out = f"{s['rows_out']:>12,}" if s["rows_out"] is not None else " " * 12
             print(f"    {s['name']:<24} {s['seconds']:>7.2f} s {rows_out} {rate}")
         ran = [s for s in e2e["record"]["stages"] if s.get("start") and s.get("end")]
-        span = max(s["end"] for s in ran) - min(s["start"] for s in ran)
+        span = (max(_epoch(s["end"]) for s in ran) - min(_epoch(s["start"]) for s in ran)) if ran else 0.0
         print(f"    {'(first start to last end)':<24} {span:>7.2f} s   (stages may overlap)")
         print(f"    {'(outside stages)':<24} {e2e['wall'] - span:>7.2f} s   start-up, report, exit")
         print(f"  floor: parse {fl['parse']:.1f} s + train {fl['train']:.1f} s ({fl['sample_rows']:,} rows) "
