@@ -91,6 +91,11 @@ def test_run_record_has_stages_metrics_and_outputs(clean):
         assert Path(rec["outputs"][key]).exists(), key
     # The final Cleanup stage removed the intermediate tables' files.
     assert rec["outputs"]["tables"]["staging"]["exists"] is False
+    # The rows recorded for each table still there are the rows in its files.
+    kept = {k: t for k, t in rec["outputs"]["tables"].items() if t["exists"]}
+    assert set(kept) >= {"final_results", "human_qa", "predictions"}
+    for key, t in kept.items():
+        assert query(f"SELECT count(*) FROM {table(t['path'])}") == [(t["rows"],)], key
 
 
 def test_sql_after_the_training_task_runs_beside_it_and_stages_start_in_order(clean):

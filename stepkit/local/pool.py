@@ -13,6 +13,7 @@ import importlib
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -62,6 +63,21 @@ def start(modules: list[str]) -> None:
     _STARTED[:] = list(dict.fromkeys([*modules, *_STARTED]))
     _context(PRELOAD[0])
     forkserver.ensure_running()
+
+
+def stop_soon() -> None:
+    """Let the forkserver go now, in the background, once a run needs no more workers.
+
+    Its exit (an interpreter holding xgboost, pyarrow and pandas) takes ~1 s; done at the end of
+    the run, it kept the run's output pipe open that long after the run had finished. A later
+    task starts a new one (ensure_running waits for this stop to complete first)."""
+    from multiprocessing import forkserver
+
+    server = forkserver._forkserver
+    stop = getattr(server, "_stop", None)  # CPython's own (its tests use it); absent: exit as before
+    if stop is None or getattr(server, "_forkserver_pid", None) is None:
+        return
+    threading.Thread(target=stop, name="stepkit-forkserver-stop", daemon=True).start()
 
 
 def _warm(module: str, env: dict[str, str]) -> None:
