@@ -331,3 +331,15 @@ def test_memory_limit_refused_in_one_line(wh):
 ])
 def test_engine_connection_settings(engine, setting, value):
     assert engine.con.execute(f"SELECT current_setting('{setting}')").fetchone()[0] is value
+
+
+def test_engine_threads_can_be_lent_and_given_back(wh):
+    eng = DuckDBEngine(wh, threads=2)
+    try:
+        current = lambda: eng.con.execute("SELECT current_setting('threads')").fetchone()[0]  # noqa: E731
+        eng.set_threads(1)
+        assert current() == 1
+        eng.set_threads(None)
+        assert current() == 2  # what it was made with, not DuckDB's default
+    finally:
+        eng.close()

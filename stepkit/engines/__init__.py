@@ -55,6 +55,10 @@ class Engine(Protocol):
     def row_count(self, database: str, name: str) -> int:
         """Rows the table holds now."""
 
+    def set_threads(self, threads: int | None) -> None:
+        """Cores the engine may use from now on (None: its default). A local run lends one to a
+        worker process that runs beside the engine's statements."""
+
     def close(self) -> None: ...
 
 

@@ -51,6 +51,7 @@ class DuckDBEngine:
         self.con = duckdb.connect()
         self.schemas = Schemas()
         self._defined: dict[str, tuple] = {}  # table key -> (view body, files) the view was made from
+        self.threads = threads
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         if memory_limit:
@@ -109,6 +110,10 @@ class DuckDBEngine:
         t = self._table(database, name)
         self._view(t)
         return int(self.con.execute(f"SELECT count(*) FROM {_q(t.database)}.{_q(t.name)}").fetchone()[0])
+
+    def set_threads(self, threads: int | None) -> None:
+        threads = threads or self.threads  # None: back to what the engine was made with
+        self.con.execute(f"SET threads = {int(threads)}" if threads else "RESET threads")
 
     def close(self) -> None:
         self.con.close()

@@ -209,6 +209,7 @@ class Runner:
         failed_before = record.failed_stage or next((r.name for r in record.stages if r.status != "succeeded"), None)
         reached = failed_before is None
         total = len(order)
+        self.cores = len(os.sched_getaffinity(0))
         whole = _whole_tables(lctx)
         self.last_worker_stage = next((s.name for s, _ in reversed(order) if s.type in WORKER_STAGES), None)
         beside: _Beside | None = None  # a task running in its process while the SQL stages after it go on
@@ -229,6 +230,9 @@ class Runner:
             if beside is None and stage.type in OVERLAPPABLE and i < total and _reads_only(lctx, order[i][0], whole):
                 beside = _Beside(stage, rec, lambda s=stage, p=policy, r=rec: self._attempts(lctx, s, p, r))
                 self.out.log(f"      {stage.name}: runs in its own process; {order[i][0].name} starts beside it")
+                # One core stays with the task: its longest model fits on one core, and sharing that
+                # core with the engine's threads made the task (and the wait for it) twice as long.
+                lctx.engine.set_threads(max(1, self.cores - 1))
                 continue
             if beside is not None:
                 beside.followers.append(rec)
@@ -248,6 +252,7 @@ class Runner:
     def _settle(self, lctx, beside: "_Beside", record: RunRecord, run_dir: Path) -> None:
         """Wait for a stage that ran beside the next ones; record its outcome (raise its failure)."""
         beside.thread.join()
+        lctx.engine.set_threads(None)
         if beside.error is not None:
             # The state machine would not have reached the stages that ran beside: back to pending
             # (the failure path drops what they wrote; --resume runs them again).
