@@ -210,7 +210,13 @@ class Runner:
         reached = failed_before is None
         total = len(order)
         self.cores = len(os.sched_getaffinity(0))
-        whole = _whole_tables(lctx)
+        whole, known = _whole_tables(lctx), {}
+
+        def safe_beside(stage) -> bool:  # parsed once per stage, and only for stages near a task
+            if stage.name not in known:
+                known[stage.name] = _reads_only(lctx, stage, whole)
+            return known[stage.name]
+
         self.last_worker_stage = next((s.name for s, _ in reversed(order) if s.type in WORKER_STAGES), None)
         beside: _Beside | None = None  # a task running in its process while the SQL stages after it go on
         for i, (stage, states) in enumerate(order, 1):
@@ -219,7 +225,7 @@ class Runner:
             if self.resume and not self._needs_run(lctx, stage, rec, reached):
                 self.out.log(f"[{i}/{total}] {stage.name}: done in an earlier attempt of this run; skipped")
                 continue
-            if beside is not None and not _reads_only(lctx, stage, whole):
+            if beside is not None and not safe_beside(stage):
                 self._settle(lctx, beside, record, run_dir)
                 beside = None
             policy = RetryPolicy.of(definition["States"][states[0]])
@@ -227,7 +233,7 @@ class Runner:
             self.out.unit = "batches" if stage.type == "fan_out" else "statements"
             rec.status, rec.start, rec.end, rec.error, rec.attempts = "running", time.time(), None, None, 0
             record.save(run_dir)
-            if beside is None and stage.type in OVERLAPPABLE and i < total and _reads_only(lctx, order[i][0], whole):
+            if beside is None and stage.type in OVERLAPPABLE and i < total and safe_beside(order[i][0]):
                 beside = _Beside(stage, rec, lambda s=stage, p=policy, r=rec: self._attempts(lctx, s, p, r))
                 self.out.log(f"      {stage.name}: runs in its own process; {order[i][0].name} starts beside it")
                 # One core stays with the task: its longest model fits on one core, and sharing that
