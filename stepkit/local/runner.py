@@ -177,7 +177,7 @@ class Runner:
 
         modules = []
         for stage in ctx.p.stages:
-            if getattr(stage, "task", None):
+            if stage.type in WORKER_STAGES:
                 try:
                     modules.append(tasks.worker_module(stage.name, stage.task))
                 except StepkitError:
@@ -259,17 +259,17 @@ class Runner:
         """Wait for a stage that ran beside the next ones; record its outcome (raise its failure)."""
         beside.thread.join()
         lctx.engine.set_threads(None)
-        if beside.error is not None:
+        error = beside.error
+        if error is not None:
             # The state machine would not have reached the stages that ran beside: back to pending
             # (the failure path drops what they wrote; --resume runs them again).
             for rec in beside.followers:
                 rec.status, rec.start, rec.end, rec.rows_out, rec.attempts = "pending", None, None, None, 0
                 rec.detail = {"note": f", ran beside {beside.stage.name}, which failed: discarded"}
-        if isinstance(beside.error, StepkitError):
-            self._failed(lctx, record, beside.rec, run_dir, beside.error)
-        if beside.error is not None:
-            self._fail(lctx, record, beside.rec, run_dir, f"{type(beside.error).__name__}: {beside.error}")
-            raise beside.error
+            if isinstance(error, StepkitError):
+                self._failed(lctx, record, beside.rec, run_dir, error)  # raises the one-line error
+            self._fail(lctx, record, beside.rec, run_dir, f"{type(error).__name__}: {error}")
+            raise error
         self._succeeded(lctx, beside.stage, beside.rec, record, run_dir, beside.result)
 
     def _failed(self, lctx, record: RunRecord, rec: StageRecord, run_dir: Path, e: StepkitError) -> None:
@@ -355,9 +355,11 @@ class Runner:
 
         # A CTAS's row count is exact (the engine's own); counting its files again took 0.3-0.7 s.
         recs = {r.name: r for r in record.stages}
-        written = {key: recs[stage.name].rows_out for stage in lctx.compile.p.stages
-                   if stage.type == "athena_ctas" and stage.name in recs and recs[stage.name].status == "succeeded"
-                   and recs[stage.name].rows_out is not None for key in stage.tables_written()}
+        written = {}
+        for stage in lctx.compile.p.stages:
+            rec = recs.get(stage.name)
+            if stage.type == "athena_ctas" and rec and rec.status == "succeeded" and rec.rows_out is not None:
+                written.update(dict.fromkeys(stage.tables_written(), rec.rows_out))
         record.outputs = outputs(lctx, written)
         record.ended = time.time()
         record.status = "succeeded"

@@ -117,9 +117,8 @@ def train_models(pipeline: Any, rows: pa.Table, log=print) -> dict[str, Any]:
     results, fitted_all = {}, {}
     for m, (result, fitted) in zip(spec.models, done):
         results[m.name], fitted_all[m.name] = result, fitted
-        test = result
-        log(f"{m.name}: mae {test['mae']:.3f} rmse {test['rmse']:.3f} r2 {test['r2']:.4f} "
-            f"coverage {test['coverage']:.3f} width {test['interval_width']:.2f} ({result['seconds']}s)")
+        log(f"{m.name}: mae {result['mae']:.3f} rmse {result['rmse']:.3f} r2 {result['r2']:.4f} "
+            f"coverage {result['coverage']:.3f} width {result['interval_width']:.2f} ({result['seconds']}s)")
     metric = spec.selection_metric
     chosen = None
     for name in results:  # selection on calibration rows; the reported test figures stay unbiased
