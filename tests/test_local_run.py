@@ -109,13 +109,20 @@ def test_sql_after_the_training_task_runs_beside_it_and_stages_start_in_order(cl
     assert "EvaluationFeatures starts beside it" in clean["output"]
 
 
-@pytest.mark.parametrize("png", ["predicted_vs_actual.png", "residuals.png", "interval_coverage.png",
-                                 "stage_timeline.png"])
-def test_report_has_its_charts(clean, png):
+@pytest.mark.parametrize("svg, shape, least", [
+    ("predicted_vs_actual.svg", "cell", 50),  # binned cells of the labelled QA rows
+    ("residuals.svg", "bar", 10),
+    ("interval_coverage.svg", "bar", 10),
+    ("stage_timeline.svg", "stage", 13),  # one bar per stage
+])
+def test_report_has_its_charts(clean, svg, shape, least):
+    import xml.etree.ElementTree as ET
+
     run_dir = Path(clean["record"]["report"]).parent
-    data = (run_dir / png).read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
-    assert f"src='{png}'" in (run_dir / "report.html").read_text()
+    root = ET.parse(run_dir / svg).getroot()
+    shapes = [r for r in root.iter("{http://www.w3.org/2000/svg}rect") if r.get("class") == shape]
+    assert len(shapes) >= least
+    assert f"src='{svg}'" in (run_dir / "report.html").read_text()
 
 
 def test_output_names_results_report_and_shortened_wait(clean):

@@ -1,8 +1,8 @@
 """`report.html` beside run.json: the charts people look at, then the numbers.
 
-Charts (PNG, matplotlib's Agg backend, object API): predicted vs actual and residuals on the human-QA
-rows with a known target (a fixed sample), interval coverage by predicted decile, and the
-stage timeline. The data is read straight from the tables' Parquet files.
+Charts (SVG written by stepkit.local.svg; numbers from numpy): predicted vs actual and residuals on
+the human-QA rows with a known target (a fixed sample), interval coverage by predicted decile, and
+the stage timeline. The data is read straight from the tables' Parquet files.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from stepkit.local.runs import RunRecord
+from stepkit.local.svg import Axes, Svg, text_width, viridis
 
 SAMPLE_ROWS = 20_000
 
@@ -59,18 +60,105 @@ def _final_counts(lctx) -> list[tuple[str, int]]:
         con.close()
 
 
-def _figure(figsize: tuple[float, float]):
-    # The object API, not pyplot: no global figure state, so charts can be drawn in a thread.
-    from matplotlib.figure import Figure
+def _save(svg: Svg, run_dir: Path, name: str, title: str, out: list[tuple[str, str]]) -> None:
+    from stepkit.local.runs import write_atomic
 
-    fig = Figure(figsize=figsize)
-    return fig, fig.subplots()
-
-
-def _save(fig, run_dir: Path, name: str, title: str, out: list[tuple[str, str]]) -> None:
-    fig.tight_layout()
-    fig.savefig(run_dir / name, dpi=110)
+    write_atomic(run_dir / name, svg.render())
     out.append((name, title))
+
+
+RED, BLUE, GREEN = "#d62728", "#1f77b4", "#2ca02c"
+STATUS_COLORS = {"succeeded": BLUE, "failed": RED, "running": "#ff7f0e"}
+
+
+def _density_chart(actual, pred, target: str) -> Svg:
+    """Predicted vs actual as binned cells (45 x 45 on one square range) coloured by log count."""
+    import numpy as np
+
+    lo, hi = float(min(actual.min(), pred.min())), float(max(actual.max(), pred.max()))
+    if hi == lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    counts, edges, _ = np.histogram2d(actual, pred, bins=45, range=[[lo, hi], [lo, hi]])
+    svg = Svg(660, 572)
+    ax = Axes(svg, 70, 40, 470, 470, (lo, hi), (lo, hi))
+    # Edges rounded once, so neighbouring cells share an edge exactly (no hairline seams).
+    px, py = np.round([ax.x(e) for e in edges], 1), np.round([ax.y(e) for e in edges], 1)
+    top = float(counts.max())
+    ix, iy = np.nonzero(counts)
+    n = counts[ix, iy].astype(int)
+    t = np.log(n) / np.log(top) if top > 1 else np.zeros(len(n))
+    with svg.group(shape_rendering="crispEdges"):
+        for i, j, c, fill in zip(ix.tolist(), iy.tolist(), n.tolist(), viridis(t)):
+            svg.rect(px[i], py[j + 1], px[i + 1] - px[i], py[j] - py[j + 1], fill, class_="cell",
+                     tip=f"{c:,} rows: actual {edges[i]:.1f} to {edges[i + 1]:.1f}, "
+                         f"predicted {edges[j]:.1f} to {edges[j + 1]:.1f}")
+    svg.line(ax.x(lo), ax.y(lo), ax.x(hi), ax.y(hi), RED, 1.2)
+    ax.frame(f"actual {target}", f"predicted {target}")
+    ax.title(f"Predicted vs actual ({len(actual):,} labelled QA rows)")
+    ax.legend([("perfect", RED, "line")])
+    # The colour bar: 64 steps of the scale, ticks at powers of ten.
+    bar = Axes(svg, 560, 40, 14, 470, (0, 1), (0, 1))
+    ys = np.round([bar.y(k / 64) for k in range(65)], 1)
+    with svg.group(shape_rendering="crispEdges"):
+        for k, fill in enumerate(viridis(np.linspace(0, 1, 64))):
+            svg.rect(bar.left, ys[k + 1], bar.width, ys[k] - ys[k + 1], fill)
+    svg.rect(bar.left, bar.top, bar.width, bar.height, "none", stroke="#333333", stroke_width=0.8)
+    for p in range(int(np.log10(top)) + 1):
+        y = bar.y(p * np.log(10) / np.log(top)) if top > 1 else bar.y(0)
+        svg.line(bar.left + bar.width, y, bar.left + bar.width + 4, y, "#333333")
+        svg.text(bar.left + bar.width + 7, y, f"{10 ** p:,}", size=10, middle=True)
+    svg.text(bar.left + bar.width + 62, bar.top + bar.height / 2, "rows (log)", anchor="middle", rotate=True)
+    return svg
+
+
+def _residual_chart(resid, target: str) -> Svg:
+    import numpy as np
+
+    counts, edges = np.histogram(resid, bins=60)
+    median = float(np.median(resid))
+    svg = Svg(715, 440)
+    xlim = (min(float(edges[0]), 0.0), max(float(edges[-1]), 0.0))  # 0 always in sight, as its line is
+    ax = Axes(svg, 75, 40, 615, 330, xlim, (0, float(counts.max()) * 1.05))
+    for c, a, b in zip(counts.tolist(), edges[:-1].tolist(), edges[1:].tolist()):
+        if c:
+            svg.rect(ax.x(a), ax.y(c), ax.x(b) - ax.x(a), ax.y(0) - ax.y(c), BLUE, class_="bar", fill_opacity="0.85",
+                     tip=f"{c:,} rows with a residual in [{a:.2f}, {b:.2f})")
+    svg.line(ax.x(0), ax.top, ax.x(0), ax.y(0), "#000000")
+    svg.line(ax.x(median), ax.top, ax.x(median), ax.y(0), RED, 1.2, dash="5 3")
+    ax.frame(f"residual: predicted - actual {target}", "rows")
+    ax.title(f"Residuals (MAE {np.mean(np.abs(resid)):.2f}, RMSE {np.sqrt(np.mean(resid ** 2)):.2f})")
+    ax.legend([(f"median {median:+.2f}", RED, "dash")], "upper right")
+    return svg
+
+
+def _coverage_chart(actual, pred, lo, hi, target: str, coverage: float) -> Svg:
+    """Share of rows whose actual value is inside [lower, upper], by decile of the prediction."""
+    import numpy as np
+
+    inside = (actual >= lo) & (actual <= hi)
+    edges = np.quantile(pred, np.linspace(0, 1, 11))
+    decile = np.clip(np.searchsorted(edges, pred, side="right") - 1, 0, 9)
+    rows = np.bincount(decile, minlength=10)
+    hits = np.bincount(decile, weights=inside, minlength=10)
+    widths = np.bincount(decile, weights=hi - lo, minlength=10)
+    svg = Svg(770, 440)
+    ax = Axes(svg, 75, 40, 670, 330, (0.4, 10.6), (0, 1.25))
+    for d in range(10):
+        if not rows[d]:
+            continue  # ties in the predictions can leave a decile empty: no bar rather than a made-up one
+        share, half = hits[d] / rows[d], widths[d] / rows[d] / 2
+        svg.rect(ax.x(d + 0.6), ax.y(share), ax.x(d + 1.4) - ax.x(d + 0.6), ax.y(0) - ax.y(share), GREEN,
+                 class_="bar", fill_opacity="0.85",
+                 tip=f"decile {d + 1}: {int(hits[d]):,} of {int(rows[d]):,} rows inside ({share:.1%}), "
+                     f"mean half-width {half:.2f}")
+        svg.text(ax.x(d + 1), ax.y(share + 0.02) - 2, f"±{half:.1f}", size=9, anchor="middle")
+    svg.line(ax.left, ax.y(coverage), ax.left + ax.width, ax.y(coverage), RED, 1.2, dash="5 3")
+    ax.frame(f"decile of predicted {target} (label: mean half-width of the interval)", "coverage",
+             xticks=[(d, str(d)) for d in range(1, 11)], yticks=[(v / 5, f"{v * 20}%") for v in range(7)])
+    ax.title(f"Interval coverage by predicted decile (overall {inside.mean():.1%})")
+    ax.legend([("actual inside [lower, upper]", GREEN, "box"), (f"target {coverage:.0%}", RED, "dash")],
+              "upper center")
+    return svg
 
 
 def _qa_charts(run_dir: Path, qa: dict[str, Any] | None, target: str, coverage: float) -> list[tuple[str, str]]:
@@ -82,68 +170,38 @@ def _qa_charts(run_dir: Path, qa: dict[str, Any] | None, target: str, coverage: 
     actual = np.asarray(qa["actual"], dtype=float)
     pred = np.asarray(qa["predicted"], dtype=float)
     lo, hi = np.asarray(qa["lower"], dtype=float), np.asarray(qa["upper"], dtype=float)
-
-    fig, ax = _figure((6, 5.2))
-    hb = ax.hexbin(actual, pred, gridsize=45, cmap="viridis", mincnt=1, bins="log")
-    fig.colorbar(hb, ax=ax, label="rows (log)")
-    lims = [min(actual.min(), pred.min()), max(actual.max(), pred.max())]
-    ax.plot(lims, lims, color="#d62728", lw=1.2, label="perfect")
-    ax.set_xlabel(f"actual {target}")
-    ax.set_ylabel(f"predicted {target}")
-    ax.set_title(f"Predicted vs actual ({len(actual):,} labelled QA rows)")
-    ax.legend(loc="upper left")
-    _save(fig, run_dir, "predicted_vs_actual.png", "Predicted vs actual", out)
-
-    resid = pred - actual
-    fig, ax = _figure((6.5, 4))
-    ax.hist(resid, bins=60, color="#1f77b4", alpha=0.85)
-    ax.axvline(0, color="black", lw=1)
-    ax.axvline(float(np.median(resid)), color="#d62728", lw=1.2, ls="--", label=f"median {np.median(resid):+.2f}")
-    ax.set_xlabel(f"residual: predicted - actual {target}")
-    ax.set_ylabel("rows")
-    ax.set_title(f"Residuals (MAE {np.mean(np.abs(resid)):.2f}, RMSE {np.sqrt(np.mean(resid ** 2)):.2f})")
-    ax.legend()
-    _save(fig, run_dir, "residuals.png", "Residuals", out)
-
-    inside = (actual >= lo) & (actual <= hi)
-    edges = np.quantile(pred, np.linspace(0, 1, 11))
-    decile = np.clip(np.searchsorted(edges, pred, side="right") - 1, 0, 9)
-    share = [inside[decile == d].mean() if np.any(decile == d) else np.nan for d in range(10)]
-    width = [np.mean((hi - lo)[decile == d]) if np.any(decile == d) else np.nan for d in range(10)]
-    fig, ax = _figure((7, 4))
-    ax.bar(range(1, 11), share, color="#2ca02c", alpha=0.85, label="actual inside [lower, upper]")
-    ax.axhline(coverage, color="#d62728", ls="--", lw=1.2, label=f"target {coverage:.0%}")
-    for d, (s, w) in enumerate(zip(share, width), 1):
-        if not np.isnan(s):
-            ax.text(d, s + 0.02, f"±{w / 2:.1f}", ha="center", fontsize=8)
-    ax.set_ylim(0, 1.25)
-    ax.set_xticks(range(1, 11))
-    ax.set_xlabel(f"decile of predicted {target} (label: mean half-width of the interval)")
-    ax.set_ylabel("coverage")
-    ax.set_title(f"Interval coverage by predicted decile (overall {inside.mean():.1%})")
-    ax.legend(loc="upper center", ncol=2, fontsize=8)
-    _save(fig, run_dir, "interval_coverage.png", "Interval coverage", out)
+    _save(_density_chart(actual, pred, target), run_dir, "predicted_vs_actual.svg", "Predicted vs actual", out)
+    _save(_residual_chart(pred - actual, target), run_dir, "residuals.svg", "Residuals", out)
+    _save(_coverage_chart(actual, pred, lo, hi, target, coverage), run_dir, "interval_coverage.svg",
+          "Interval coverage", out)
     return out
 
 
 def _timeline_chart(run_dir: Path, record: RunRecord) -> list[tuple[str, str]]:
+    """One row per stage that started, a bar from its start to its end: stages that ran side by
+    side overlap on the time axis."""
     out: list[tuple[str, str]] = []
-    stages = [s for s in record.stages if s.start is not None and s.end is not None]
+    stages = [s for s in record.stages if s.start is not None]
     if not stages:
         return out
     t0 = min(s.start for s in stages)
-    fig, ax = _figure((8, 0.45 * len(stages) + 1.3))
-    colors = {"succeeded": "#1f77b4", "failed": "#d62728", "running": "#ff7f0e"}
-    for i, s in enumerate(stages):
-        ax.barh(i, max(s.end - s.start, 0.01), left=s.start - t0, color=colors.get(s.status, "#7f7f7f"))
-        ax.text(s.end - t0, i, f" {s.end - s.start:.1f} s", va="center", fontsize=8)
-    ax.set_yticks(range(len(stages)))
-    ax.set_yticklabels([s.name for s in stages])
-    ax.invert_yaxis()
-    ax.set_xlabel("seconds since the run started")
-    ax.set_title("Stage timeline")
-    ax.set_xlim(0, (max(s.end for s in stages) - t0) * 1.15 + 0.1)
-    _save(fig, run_dir, "stage_timeline.png", "Stage timeline", out)
+    # A stage still open (a run stopped in it) ends where the run did; never "now", so the file is reproducible.
+    last = record.ended or max(s.end or s.start for s in stages)
+    ends = [s.end if s.end is not None else max(last, s.start) for s in stages]
+    span = max(ends) - t0
+    left = max(90.0, max(text_width(s.name, 10) for s in stages) + 20)
+    svg = Svg(880, int(36 * len(stages) + 90))
+    ax = Axes(svg, left, 36, 880 - left - 20, 36 * len(stages), (0, span * 1.15 + 0.1), (len(stages) - 0.5, -0.5))
+    ax.frame("seconds since the run started", "", yticks=[(i, s.name) for i, s in enumerate(stages)], grid=True)
+    for i, (s, end) in enumerate(zip(stages, ends)):
+        x0, x1 = ax.x(s.start - t0), ax.x(end - t0)
+        note = "" if s.status == "succeeded" else f" ({s.status})"
+        svg.rect(x0, ax.y(i - 0.35), max(x1 - x0, 1.0), ax.y(i + 0.35) - ax.y(i - 0.35),
+                 STATUS_COLORS.get(s.status, "#7f7f7f"), class_="stage",
+                 tip=f"{s.name}: {s.status}, {s.start - t0:.1f} s to {end - t0:.1f} s")
+        svg.text(max(x1, x0 + 1.0) + 4, ax.y(i), f"{end - s.start:.1f} s{note}", size=10, middle=True)
+    ax.title("Stage timeline")
+    _save(svg, run_dir, "stage_timeline.svg", "Stage timeline", out)
     return out
 
 
@@ -226,8 +284,9 @@ def write(lctx, record: RunRecord, run_dir: Path, qa_charts: QaCharts | None = N
         f"<h1>{html.escape(p.name)}: run {html.escape(record.run_id)}</h1>",
         _table(["", ""], summary),
         "<div class='charts'>",
-        *[f"<figure><img src='{n}' alt='{html.escape(t)}'><figcaption>{html.escape(t)}</figcaption></figure>"
-          for n, t in charts],
+        # Linked: an SVG opened by itself shows each bar's and cell's exact numbers on hover.
+        *[f"<figure><a href='{n}'><img src='{n}' alt='{html.escape(t)}'></a><figcaption>{html.escape(t)}"
+          "</figcaption></figure>" for n, t in charts],
         "</div>",
         "<h2>Models (holdout)</h2>", _table(["model", "MAE", "RMSE", "R²", "coverage"], metric_rows),
         "<h2>Final results by source</h2>", _table(["prediction_source", "rows"], [list(c) for c in counts]),
