@@ -157,6 +157,15 @@ def test_timeline_bars_overlap_where_stages_ran_side_by_side(drawn):
     assert fills["Training"] != fills["HumanQA"] != fills["FinalResults"] != fills["Training"]
 
 
+def test_rows_without_a_prediction_are_left_out(tmp_path):
+    qa = _qa()
+    qa["predicted"] = np.ma.masked_array(qa["predicted"], mask=np.arange(ROWS) % 5 == 0)  # DuckDB's NULLs
+    qa["upper"] = np.where(np.arange(ROWS) % 7 == 0, np.nan, qa["upper"])
+    assert len(report._qa_charts(tmp_path, qa, "age", 0.8)) == 3
+    for name, cls in [("predicted_vs_actual.svg", "cell"), ("residuals.svg", "bar")]:
+        assert sum(_tip_rows(r) for r in _shapes(tmp_path / name, cls)) == ROWS - ROWS // 5, name
+
+
 def test_same_input_gives_the_same_bytes(tmp_path, drawn):
     names = [n for n, _ in _draw(tmp_path / "again")]
     assert len(names) == 4
@@ -168,6 +177,8 @@ def test_same_input_gives_the_same_bytes(tmp_path, drawn):
     (None, []),  # no QA table, no stages
     ({"actual": np.array([]), "predicted": np.array([]), "lower": np.array([]), "upper": np.array([])},
      [StageRecord("Cleanup", "cleanup")]),  # no labelled rows; a stage that never started
+    ({"actual": np.array([40.0]), "predicted": np.array([np.nan]), "lower": np.array([1.0]),
+      "upper": np.array([2.0])}, []),  # no row with a prediction
 ])
 def test_empty_inputs_draw_nothing(tmp_path, qa, stages):
     assert report._qa_charts(tmp_path, qa, "age", 0.8) == []

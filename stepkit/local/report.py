@@ -165,11 +165,16 @@ def _qa_charts(run_dir: Path, qa: dict[str, Any] | None, target: str, coverage: 
     import numpy as np
 
     out: list[tuple[str, str]] = []
-    if qa is None or not len(qa["actual"]):
+    if qa is None:
         return out
-    actual = np.asarray(qa["actual"], dtype=float)
-    pred = np.asarray(qa["predicted"], dtype=float)
-    lo, hi = np.asarray(qa["lower"], dtype=float), np.asarray(qa["upper"], dtype=float)
+    # DuckDB hands NULLs over as masked arrays: they become NaN, and rows without both an actual and
+    # a predicted value are left out (a NULL bound only counts as "not inside").
+    actual, pred, lo, hi = (np.ma.filled(np.ma.asarray(qa[k], dtype=float), np.nan)
+                            for k in ("actual", "predicted", "lower", "upper"))
+    keep = np.isfinite(actual) & np.isfinite(pred)
+    if not keep.any():
+        return out
+    actual, pred, lo, hi = actual[keep], pred[keep], lo[keep], hi[keep]
     _save(_density_chart(actual, pred, target), run_dir, "predicted_vs_actual.svg", "Predicted vs actual", out)
     _save(_residual_chart(pred - actual, target), run_dir, "residuals.svg", "Residuals", out)
     _save(_coverage_chart(actual, pred, lo, hi, target, coverage), run_dir, "interval_coverage.svg",
