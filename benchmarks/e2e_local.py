@@ -181,9 +181,14 @@ def floor(src: Path, sample_rows: int, tmp: Path) -> dict:
             xc = np.nan_to_num(xc)
             np.linalg.solve(xc.T @ xc + float(m.params.get("alpha", 1.0)) * np.eye(x.shape[1]), xc.T @ (y - y.mean()))
             continue
-        if m.kind == "xgboost_quantile":
-            params.update({"objective": "reg:quantileerror", "quantile_alpha": np.array(m.quantiles)})
         dm = xgb.QuantileDMatrix(x, y, max_bin=256, nthread=threads)
+        if m.kind == "xgboost_quantile":
+            # The same model as the run's: one booster per quantile (stepkit/ml/models.py), each
+            # with every core, one after the other (a multi-quantile booster costs the same here).
+            for a in m.quantiles:
+                q = {**params, "objective": "reg:quantileerror", "quantile_alpha": a}
+                boosters.append(xgb.train(q, dm, num_boost_round=rounds))
+            continue
         boosters.append(xgb.train(params, dm, num_boost_round=rounds))
     t_train = time.perf_counter() - t
 

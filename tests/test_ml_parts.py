@@ -7,9 +7,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from stepkit.ml import conformal, metrics
+from stepkit.ml import conformal, metrics, models
 from stepkit.ml.encoding import Encoder
 from stepkit.ml.models import Fitted, Ridge, fit_xgboost
+from stepkit.spec.models import ModelSpec
 
 
 def _feature(name, type_, categories=None, missing="median"):
@@ -123,6 +124,20 @@ def test_metrics_table():
                                                    ("r2", 0.9, 0.8, True), ("r2", 0.7, 0.8, False)])
 def test_selection_direction(metric, a, b, better):
     assert metrics.better(metric, a, b) is better
+
+
+def test_quantile_model_is_one_booster_per_quantile_with_the_multi_quantile_predictions():
+    """Fitted per quantile (side by side in training), it predicts what one multi-quantile booster does."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3000, 4)).astype(np.float32)
+    y = x[:, 0] * 3 + rng.normal(size=3000)
+    params = {"n_estimators": 20, "max_depth": 2, "learning_rate": 0.3}
+    spec = ModelSpec(name="q", kind="xgboost_quantile", quantiles=[0.1, 0.5, 0.9], params=params)
+    fitted = models.fit(spec, x, x, y, nthread=1)
+    assert isinstance(fitted.model, list) and len(fitted.model) == 3
+    multi = np.sort(fit_xgboost(x, y, params, [0.1, 0.5, 0.9], nthread=1).inplace_predict(x), axis=1)
+    _, q = fitted.predict(x)
+    np.testing.assert_allclose(q, multi, atol=1e-4)
 
 
 def test_quantile_model_output_is_ordered():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -84,25 +84,47 @@ class Fitted:
         """(point, quantiles or None). `raw` has NaN for missing values; `filled` is the linear input."""
         if self.kind == "ridge":
             return self.model.predict(filled if filled is not None else raw), None
-        self.model.set_param({"nthread": threads()})
-        out = self.model.inplace_predict(raw)
+        boosters = self.model if isinstance(self.model, list) else [self.model]
+        for b in boosters:
+            b.set_param({"nthread": threads()})
         if self.kind == "xgboost_quantile":
+            # One booster per quantile (older artifacts: one booster with a column per quantile).
+            out = np.column_stack([b.inplace_predict(raw) for b in boosters]) if len(boosters) > 1 \
+                else boosters[0].inplace_predict(raw)
             # Quantiles fitted separately may cross; ordering them is the cheap repair (Chernozhukov
             # et al. 2010: the sorted curve is never worse).
             q = np.sort(out, axis=1)
             return q[:, 1], q
-        return out, None
+        return boosters[0].inplace_predict(raw), None
 
     @property
     def needs_filled(self) -> bool:
         return self.kind == "ridge"
 
 
-def fit(spec: Any, raw: np.ndarray, filled: np.ndarray, y: np.ndarray, nthread: int | None = None) -> Fitted:
-    """`nthread`: xgboost's threads for this fit (default: threads())."""
+def fits(spec: Any, raw: np.ndarray, filled: np.ndarray, y: np.ndarray, nthread: int | None = None
+         ) -> list[Callable[[], Any]]:
+    """The model's fits, each a callable that may run in its own thread (xgboost releases the GIL);
+    `assemble` makes their results one Fitted. `nthread`: xgboost's threads per fit.
+
+    A quantile model is one booster per quantile, not one booster with a column per quantile: the
+    same trees (xgboost grows one tree per quantile per round either way, from that quantile's
+    gradients only; same predictions to the last digit here), but its leaf update sorts the rows
+    of every leaf on one core, which made the multi-quantile fit the longest serial piece of a
+    run; three boosters spread that over the cores (benchmarks/e2e_local.py)."""
     if spec.kind == "ridge":
-        return Fitted(spec.name, "ridge", Ridge(alpha=float(spec.params.get("alpha", 1.0))).fit(filled, y))
+        return [lambda: Ridge(alpha=float(spec.params.get("alpha", 1.0))).fit(filled, y)]
     if spec.kind == "xgboost":
-        return Fitted(spec.name, "xgboost", fit_xgboost(raw, y, dict(spec.params), nthread=nthread))
-    q = list(spec.quantiles)
-    return Fitted(spec.name, "xgboost_quantile", fit_xgboost(raw, y, dict(spec.params), q, nthread), q)
+        return [lambda: fit_xgboost(raw, y, dict(spec.params), nthread=nthread)]
+    return [lambda a=a: fit_xgboost(raw, y, dict(spec.params), [a], nthread) for a in spec.quantiles]
+
+
+def assemble(spec: Any, parts: list[Any]) -> Fitted:
+    if spec.kind == "xgboost_quantile":
+        return Fitted(spec.name, spec.kind, list(parts), list(spec.quantiles))
+    return Fitted(spec.name, spec.kind, parts[0])
+
+
+def fit(spec: Any, raw: np.ndarray, filled: np.ndarray, y: np.ndarray, nthread: int | None = None) -> Fitted:
+    """The model fitted in this thread, its fits one after the other."""
+    return assemble(spec, [f() for f in fits(spec, raw, filled, y, nthread)])
