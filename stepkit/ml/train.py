@@ -112,18 +112,16 @@ def train_models(pipeline: Any, rows: pa.Table, log=print) -> dict[str, Any]:
     # fixed, so a model's bytes (and version) do not depend on which thread fitted it or when.
     order = {"xgboost_quantile": 0, "xgboost": 1, "ridge": 2}
     cores = models.threads()
-    jobs = [(m, models.fits(m, raw[tr], filled[tr], y[tr], 1)) for m in spec.models]
-    with ThreadPoolExecutor(max(1, min(cores, sum(len(f) for _, f in jobs)))) as pool:
-        futures: dict[int, list[Any]] = {i: [None] * len(f) for i, (_, f) in enumerate(jobs)}
-        queue = sorted(((order.get(m.kind, 1), i, k) for i, (m, f) in enumerate(jobs) for k in range(len(f))))
-        for _, i, k in queue:
-            futures[i][k] = pool.submit(timed, jobs[i][1][k])
-        results, fitted_all = {}, {}
-        for i, (m, _) in enumerate(jobs):  # each model evaluated once its fits are done, while others fit
-            done = [f.result() for f in futures[i]]
+    jobs = [(m, models.fits(m, raw[tr], filled[tr], y[tr], nthread=1)) for m in spec.models]
+    queue = sorted((order.get(m.kind, 1), i, k) for i, (m, fits) in enumerate(jobs) for k in range(len(fits)))
+    results, fitted_all = {}, {}
+    with ThreadPoolExecutor(max(1, min(cores, len(queue)))) as pool:
+        futures = {(i, k): pool.submit(timed, jobs[i][1][k]) for _, i, k in queue}
+        for i, (m, fits) in enumerate(jobs):  # each model evaluated once its fits are done, while others fit
+            done = [futures[i, k].result() for k in range(len(fits))]
             started = time.perf_counter()
-            result, fitted = evaluate(m, models.assemble(m, [d[0] for d in done]))
-            result["seconds"] = round(sum(d[1] for d in done) + time.perf_counter() - started, 3)
+            result, fitted = evaluate(m, models.assemble(m, [part for part, _ in done]))
+            result["seconds"] = round(sum(s for _, s in done) + time.perf_counter() - started, 3)
             results[m.name], fitted_all[m.name] = result, fitted
     for m in spec.models:
         result = results[m.name]
