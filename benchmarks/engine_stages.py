@@ -46,7 +46,7 @@ from stepkit.ml.predict import output_schema  # noqa: E402
 from stepkit.spec.loader import load_pipeline  # noqa: E402
 
 SQL_STAGES = ["StagingFeatures", "EvaluationFeatures", "HumanQA", "FinalResults"]
-MEMORY = "2GB"  # the local run's cap (stepkit/local/runner.py ENGINE_MEMORY)
+from stepkit.local.runner import ENGINE_MEMORY as MEMORY  # noqa: E402 - the local run's cap
 
 
 def _glob(location: str) -> str:
