@@ -109,9 +109,11 @@ def fits(spec: Any, raw: np.ndarray, filled: np.ndarray, y: np.ndarray, nthread:
 
     A quantile model is one booster per quantile, not one booster with a column per quantile: the
     same trees (xgboost grows one tree per quantile per round either way, from that quantile's
-    gradients only; same predictions to the last digit here), but its leaf update sorts the rows
-    of every leaf on one core, which made the multi-quantile fit the longest serial piece of a
-    run; three boosters spread that over the cores (benchmarks/e2e_local.py)."""
+    gradients only; predictions equal to 1e-4 in tests/test_ml_parts.py), but its leaf update
+    sorts the rows of every leaf on one core, which made the multi-quantile fit the longest serial
+    piece of a run; three boosters spread that over the cores (benchmarks/e2e_local.py).
+    Each fit bins the data itself: xgboost does not document training from one DMatrix in
+    several threads at once as safe."""
     if spec.kind == "ridge":
         return [lambda: Ridge(alpha=float(spec.params.get("alpha", 1.0))).fit(filled, y)]
     if spec.kind == "xgboost":
