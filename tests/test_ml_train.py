@@ -105,3 +105,36 @@ def test_too_few_rows_for_a_split_is_a_data_error(trained, tmp_path):
     storage.write_table(tiny.table_location("training_targets", RUN) + "a.parquet", targets)
     with pytest.raises(DataError, match=r"predict_age_real_training_features_14m: \d+ \w+ rows of 30 \(need 20"):
         train.run(p, tiny, RUN)
+
+
+@pytest.mark.parametrize("cores, threads_per_fit, side_by_side", [
+    (1, 1, 1),    # one core: the five fits one after the other
+    (2, 1, 2),    # this machine: two fits at a time, one xgboost thread each
+    (16, 3, 5),   # the 16-vCPU training task: all five fits at once, 3 threads each (15 cores)
+])
+def test_fits_share_out_the_cores(trained, monkeypatch, cores, threads_per_fit, side_by_side):
+    """Ridge + xgboost + a 3-quantile model are 5 fits; the cores are shared out between them."""
+    import threading
+
+    from stepkit.ml import models
+
+    p, names, _, _ = trained
+    seen, running, peak, lock = [], [0], [0], threading.Lock()
+    real = models.fit_xgboost
+
+    def spy(x, y, params, quantiles=None, nthread=None):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            seen.append(nthread)
+            return real(x, y, params, quantiles, nthread)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(models, "threads", lambda: cores)
+    monkeypatch.setattr(models, "fit_xgboost", spy)
+    train.train_models(p, train.load_rows(p, names, RUN), log=lambda line: None)
+    assert seen == [threads_per_fit] * 4  # xgboost + three quantile boosters (ridge is numpy)
+    assert peak[0] == min(side_by_side, 4)  # never more at once than the pool allows

@@ -121,6 +121,11 @@ def fits(spec: Any, raw: np.ndarray, filled: np.ndarray, y: np.ndarray, nthread:
     return [lambda a=a: fit_xgboost(raw, y, dict(spec.params), [a], nthread) for a in spec.quantiles]
 
 
+def fit_count(spec: Any) -> int:
+    """How many fits `fits` gives for the model."""
+    return len(spec.quantiles) if spec.kind == "xgboost_quantile" else 1
+
+
 def assemble(spec: Any, parts: list[Any]) -> Fitted:
     if spec.kind == "xgboost_quantile":
         return Fitted(spec.name, spec.kind, list(parts), list(spec.quantiles))
