@@ -133,7 +133,7 @@ def test_quantile_model_is_one_booster_per_quantile_with_the_multi_quantile_pred
     y = x[:, 0] * 3 + rng.normal(size=3000)
     params = {"n_estimators": 20, "max_depth": 2, "learning_rate": 0.3}
     spec = ModelSpec(name="q", kind="xgboost_quantile", quantiles=[0.1, 0.5, 0.9], params=params)
-    fitted = models.fit(spec, x, x, y, nthread=1)
+    fitted = models.assemble(spec, [fit() for fit in models.fits(spec, x, x, y, nthread=1)])
     assert isinstance(fitted.model, list) and len(fitted.model) == 3
     multi = np.sort(fit_xgboost(x, y, params, [0.1, 0.5, 0.9], nthread=1).inplace_predict(x), axis=1)
     _, q = fitted.predict(x)

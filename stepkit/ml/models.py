@@ -89,8 +89,7 @@ class Fitted:
             b.set_param({"nthread": threads()})
         if self.kind == "xgboost_quantile":
             # One booster per quantile (older artifacts: one booster with a column per quantile).
-            out = np.column_stack([b.inplace_predict(raw) for b in boosters]) if len(boosters) > 1 \
-                else boosters[0].inplace_predict(raw)
+            out = np.column_stack([b.inplace_predict(raw) for b in boosters])
             # Quantiles fitted separately may cross; ordering them is the cheap repair (Chernozhukov
             # et al. 2010: the sorted curve is never worse).
             q = np.sort(out, axis=1)
@@ -131,7 +130,3 @@ def assemble(spec: Any, parts: list[Any]) -> Fitted:
         return Fitted(spec.name, spec.kind, list(parts), list(spec.quantiles))
     return Fitted(spec.name, spec.kind, parts[0])
 
-
-def fit(spec: Any, raw: np.ndarray, filled: np.ndarray, y: np.ndarray, nthread: int | None = None) -> Fitted:
-    """The model fitted in this thread, its fits one after the other."""
-    return assemble(spec, [f() for f in fits(spec, raw, filled, y, nthread)])
