@@ -118,6 +118,20 @@ class Deployer:
         if location != self.p.aws.region:
             raise AwsError(self._wrong_region(bucket, location))
 
+    def check_workgroup(self) -> None:
+        """The account's shared workgroup must leave client-side settings alone: in a workgroup that
+        overrides them, Athena fails every CTAS that sets external_location, as each stage's does.
+        (A workgroup of the pipeline's own is created by the stack without the override.)"""
+        name = self.p.aws.workgroup
+        if name != tpl.SHARED_WORKGROUP:
+            return
+        group = self.session.client("athena").get_work_group(WorkGroup=name)["WorkGroup"]
+        if group.get("Configuration", {}).get("EnforceWorkGroupConfiguration"):
+            raise AwsError(f"athena:GetWorkGroup: workgroup {name} overrides client-side settings, so Athena would "
+                           "fail every CTAS stage (each sets its external_location): turn the override off, or "
+                           f"name a workgroup of the pipeline's own in aws.workgroup ({self.a.context.file}), "
+                           "which the stack creates")
+
     def _wrong_region(self, bucket: str, region: str) -> str:
         return (f"s3://{bucket} is in {region} but the pipeline deploys to {self.p.aws.region}: Lambda code must "
                 "come from a bucket in the stack's region (fix aws.bucket or aws.region)")
@@ -265,6 +279,7 @@ class Deployer:
     def run(self, dry_run: bool = False, image_tag: str | None = None) -> Outcome:
         self.check_account()
         self.check_bucket()
+        self.check_workgroup()
         stack = self.describe()
         if stack:
             self.check_stack(stack)

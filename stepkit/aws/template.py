@@ -33,6 +33,8 @@ CLEANUP_HANDLER = "workers.cleanup.handler.handler"
 ROOT_ENV = "STEPKIT_ROOT"
 PARAM_CODE_KEY = "CleanupCodeKey"
 PARAM_IMAGE_TAG = "ImageTag"
+# Every account has this Athena workgroup: the stack uses it as it is and creates no other.
+SHARED_WORKGROUP = "primary"
 RETAIN = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
 TRUST = {
     "statemachine": "states.amazonaws.com",
@@ -227,7 +229,7 @@ class _Builder:
             "DatabaseInput": {"Name": aws.database, "Description": f"Tables of {self.p.name} (stepkit)"},
         }, taggable=False, retain=True)
         self.output("DatabaseName", ref("Database"), "Glue/Athena database")
-        if aws.workgroup == "primary":
+        if aws.workgroup == SHARED_WORKGROUP:
             return
         cutoff_gb = (self.p.cost_alarm or CostAlarm(threshold_usd=1)).athena_bytes_scanned_cutoff_gb
         self.add("WorkGroup", "AWS::Athena::WorkGroup", {
@@ -237,7 +239,10 @@ class _Builder:
             "WorkGroupConfiguration": {
                 # Cost guard: at $5/TB, one runaway query costs at most cutoff_gb * $0.005.
                 "BytesScannedCutoffPerQuery": cutoff_gb * 1_000_000_000,
-                "EnforceWorkGroupConfiguration": True,
+                # Not enforced: Athena fails a CTAS that sets external_location in a workgroup that
+                # overrides client-side settings, and every CTAS stage writes to its own location.
+                # The per-query cutoff applies to every query in the workgroup either way.
+                "EnforceWorkGroupConfiguration": False,
                 "PublishCloudWatchMetricsEnabled": True,
                 "EngineVersion": {"SelectedEngineVersion": "Athena engine version 3"},
                 "ResultConfiguration": {"OutputLocation": self.n.query_results},
@@ -291,7 +296,7 @@ class _Builder:
                 "pipeline": self.p.name,
                 "cost_guard": "AWS::Budgets::Budget: billing metrics (AWS/Billing EstimatedCharges) exist only in "
                               "us-east-1 and need billing alerts enabled; a budget works from any region.",
-                "workgroup": "created with a bytes-scanned cutoff per query" if self.p.aws.workgroup != "primary"
+                "workgroup": "created with a bytes-scanned cutoff per query" if self.p.aws.workgroup != SHARED_WORKGROUP
                              else "'primary' exists in every account; no workgroup (and no cutoff) is created",
                 "retained": "Glue database, ECR repositories and log groups are kept on delete or replacement",
             }},

@@ -205,3 +205,23 @@ def test_bucket_problems_are_one_line(aws, setup, message):
     code, out = deploy()
     assert code == 1
     assert out.strip().splitlines()[-1].startswith(message)
+
+
+@pytest.mark.parametrize("enforced, code, expected", [
+    # The shared workgroup as every account has it: the deploy goes on (a dry run here).
+    (False, 0, "dry run: nothing changed"),
+    # Overriding client-side settings: Athena would fail every CTAS stage (each sets its external_location).
+    (True, 1, "athena:GetWorkGroup: workgroup primary overrides client-side settings"),
+])
+def test_the_shared_workgroup_must_not_override_client_settings(aws, tmp_path, enforced, code, expected):
+    athena = client("athena")
+    athena.delete_work_group(WorkGroup="primary")
+    athena.create_work_group(Name="primary", Configuration={
+        "EnforceWorkGroupConfiguration": enforced,
+        "ResultConfiguration": {"OutputLocation": f"s3://{BUCKET}/athena/"}})
+    got, out = deploy("--dry-run", pipeline=write_variant(tmp_path, {"aws.workgroup": "primary"}))
+    assert got == code, out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith(expected) if code else expected in out
+    if code:
+        assert "aws.workgroup" in last and client("cloudformation").list_stacks()["StackSummaries"] == []
