@@ -70,14 +70,20 @@ def list_parquet(folder: str, missing_ok: bool = False) -> list[str]:
     """Data files under `folder`, recursively, sorted; names starting with `_` or `.` are skipped."""
     fs, path = _split(folder)
     try:
-        info = fs.get_file_info(path)
-        if info.type == pafs.FileType.NotFound:
-            if missing_ok:
-                return []
-            raise DataError(f"{folder}: no such folder (no table data written there)")
-        if info.type == pafs.FileType.File:
-            return [_uri(fs, path)]
-        infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+        if folder.startswith("s3://") and folder.endswith("/"):
+            # An S3 folder is listed, never HEAD-ed first: its own key never exists, and S3 answers a
+            # HEAD of a missing key 403 (not 404) to a caller whose s3:ListBucket is limited to a
+            # prefix, as the task role's is; Arrow raises that as an error.
+            infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+            if not infos:
+                return _missing(folder, missing_ok)
+        else:
+            info = fs.get_file_info(path)
+            if info.type == pafs.FileType.NotFound:
+                return _missing(folder, missing_ok)
+            if info.type == pafs.FileType.File:
+                return [_uri(fs, path)]
+            infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
     except OSError as e:
         raise _io("list", folder, e) from None
     out = []
@@ -86,6 +92,12 @@ def list_parquet(folder: str, missing_ok: bool = False) -> list[str]:
         if i.type == pafs.FileType.File and not _hidden(rel) and i.size > 0:
             out.append(_uri(fs, i.path))
     return sorted(out)
+
+
+def _missing(folder: str, missing_ok: bool) -> list[str]:
+    if missing_ok:
+        return []
+    raise DataError(f"{folder}: no such folder (no table data written there)")
 
 
 def _dataset(folder: str, missing_ok: bool = False) -> ds.Dataset | None:

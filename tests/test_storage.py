@@ -5,6 +5,7 @@ import os
 import uuid
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
@@ -149,3 +150,48 @@ def test_writer_in_memory_or_streamed_is_atomic(root, in_memory):
     assert storage.read_table(root + "w/").column("id").to_pylist() == ["p20", "p21", "p22"]
     if not root.startswith("s3://"):  # no temp file left behind, hidden or not
         assert os.listdir(root + "w/batch_id=1") == ["part-00000.parquet"]
+
+
+class _Calls:
+    """The real (moto-backed) S3 filesystem, with a record of what each get_file_info was given."""
+
+    def __init__(self, fs):
+        self.fs, self.args = fs, []
+
+    def get_file_info(self, arg):
+        self.args.append(arg)
+        return self.fs.get_file_info(arg)
+
+
+@pytest.mark.parametrize("folder, missing_ok, expect", [
+    ("t/", False, ["batch_id=1"]),
+    ("nothere/", True, []),
+    ("nothere/", False, DataError),
+])
+def test_s3_folders_are_listed_without_a_head_of_their_own_key(aws_env, monkeypatch, folder, missing_ok, expect):
+    """S3 answers a HEAD of a missing key with 403 to a role whose s3:ListBucket has a prefix
+    condition (the task role's), and Arrow raises it: a folder is listed, never HEAD-ed."""
+    import boto3
+
+    s3 = boto3.client("s3")
+    if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=BUCKET)
+    root = f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}/"
+    storage.write_table(root + "t/batch_id=1/part-0.parquet", _table(0, 3))
+    split = storage._split
+    calls = []
+
+    def spying(uri):
+        fs, path = split(uri)
+        calls.append(_Calls(fs))
+        return calls[-1], path
+
+    monkeypatch.setattr(storage, "_split", spying)
+    if expect is DataError:
+        with pytest.raises(DataError, match="nothere/: no such folder"):
+            storage.list_parquet(root + folder, missing_ok=missing_ok)
+    else:
+        got = storage.list_parquet(root + folder, missing_ok=missing_ok)
+        assert [f.rsplit("/", 2)[-2] for f in got] == expect
+    asked = [a for c in calls for a in c.args]
+    assert asked and all(isinstance(a, pafs.FileSelector) for a in asked), asked
