@@ -34,8 +34,11 @@ def plan(payload: dict[str, Any], root: str) -> Plan:
             continue
         if not location.endswith("/"):
             location += "/"
-        # Refuse anything outside the pipeline's own tables (a hand-edited payload, a bad root).
-        if not location.startswith(tables_root) or location == tables_root or ".." in location.split("/"):
+        # Refuse anything outside the pipeline's own tables (a hand-edited payload, a bad root). On
+        # local disk `tables/./` and `tables//x` name the folder of every table: no `.`, `..` or
+        # empty segment either.
+        inside = location[len(tables_root):-1].split("/") if location.startswith(tables_root) else [""]
+        if any(part in ("", ".", "..") for part in inside):
             raise ValueError(f"cleanup refuses {location!r}: outside {tables_root}")
         delete.append(location if scope == "all" else f"{location}{run_id}/")
     return Plan(payload["database"], drop, delete)
