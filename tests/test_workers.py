@@ -186,6 +186,9 @@ def test_dockerfile_entrypoint_takes_the_compiled_arguments(task, args):
     assert f'ENTRYPOINT ["python", "-m", "workers.{task}"]' in text
     assert text.count("FROM python:3.11-slim") == 2 and f"--run-id ID{args})" in text
     assert f"COPY workers/{task}/requirements.txt" in text
+    # Bytecode kept in the image: the non-root runtime user cannot write it, so it would be
+    # recompiled on every task's start.
+    assert "__pycache__" not in text and "USER worker" in text
 
 
 # --- a long-lived worker process: what its first batch pays, what each batch re-reads
