@@ -24,12 +24,19 @@ def fill_placeholders(variables: dict[str, str]) -> list[str]:
     return filled
 
 
+# A folder with many bad files names the first few; the rest are counted.
+SHOWN = 5
+
+
 @dataclass(frozen=True)
 class Source:
     path: Path
     files: list[Path]
     rows: int
     columns: list[str]
+    # Files in the folder the local engine does not read: not hidden, but not named *.parquet
+    # (Spark's part-00000 files). Athena would read them; the runner may want to say so.
+    ignored: tuple[Path, ...] = ()
 
     @property
     def location(self) -> str:
@@ -38,7 +45,8 @@ class Source:
 
 
 def check_source(path: Path, table: str, id_column: str, document_column: str) -> Source:
-    """Exists, is Parquet, has the id and document columns, has rows: else one DataError line."""
+    """Exists, is Parquet, has rows, and every file the engine will read has the id column (string
+    or integer) and the document column (string): else a DataError, one line per problem."""
     # Footers only (no pyarrow.dataset: it imports pandas, 1.3 s of a run's start-up).
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -46,21 +54,98 @@ def check_source(path: Path, table: str, id_column: str, document_column: str) -
     path = path.resolve()
     if not path.exists():
         raise DataError(f"{path}: no such source file or folder (source table {table})")
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*.parquet") if p.is_file())
+    files, ignored = _listing(path)
     if not files:
-        raise DataError(f"{path}: source table {table} has 0 rows: no Parquet files in the folder")
-    try:
-        metadata = [pq.read_metadata(f) for f in files]
-        columns = list(metadata[0].schema.to_arrow_schema().names)
-        missing = [c for c in (id_column, document_column) if c not in columns]
-        if missing:
-            raise DataError(f"{path}: source table {table} has no column {missing[0]!r} "
-                            f"(source.{'id_column' if missing[0] == id_column else 'document_column'}); "
-                            f"its columns: {', '.join(columns) or 'none'}")
-        rows = sum(m.num_rows for m in metadata)
-    except (pa.ArrowInvalid, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"{path}: source table {table} is not readable Parquet: {first}") from None
+        raise DataError(f"{path}: source table {table} has 0 rows: no Parquet files in the folder{_unread(ignored)}")
+    problems: list[str] = []
+    rows, columns = 0, None
+    first: dict[str, tuple[Path, pa.DataType]] = {}  # column -> the first file's type of it
+    for f in files:
+        try:
+            metadata = pq.read_metadata(f)
+            schema = metadata.schema.to_arrow_schema()
+        except (pa.ArrowInvalid, OSError) as e:
+            text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            problems.append(f"{f}: source table {table} is not readable Parquet: {text}")
+            continue
+        rows += metadata.num_rows
+        columns = list(schema.names) if columns is None else columns
+        for column, field, allowed in ((id_column, "id_column", ("string", "integer")),
+                                       (document_column, "document_column", ("string",))):
+            problem = _column(f, schema, table, column, field, allowed, first, typed=metadata.num_rows > 0)
+            if problem:
+                problems.append(problem)
+                break  # one line per file: the first thing to fix in it
+    if problems:
+        more = len(problems) - SHOWN
+        shown = problems[:SHOWN] + ([f"{path}: source table {table}: {more} more problem(s) in other files"]
+                                    if more > 0 else [])
+        raise DataError("\n".join(shown))
     if rows == 0:
         raise DataError(f"{path}: source table {table} is empty (0 rows)")
-    return Source(path, files, rows, columns)
+    return Source(path, files, rows, columns or [], tuple(ignored))
+
+
+def _listing(path: Path) -> tuple[list[Path], list[Path]]:
+    """The files the local engine reads, and the visible ones it does not. A folder is listed as
+    the DuckDB engine lists a table's location (engines.listing: recursive, `_`/`.` names skipped,
+    only *.parquet, as Athena's own writers name them); a single file is read whatever its name."""
+    from stepkit.engines.listing import files  # imports duckdb, which the run loads anyway
+
+    if path.is_file():
+        return [path], []
+    visible = files(path)
+    return [f for f in visible if f.name.endswith(".parquet")], [f for f in visible if not f.name.endswith(".parquet")]
+
+
+def _unread(ignored: list[Path]) -> str:
+    if not ignored:
+        return ""
+    return (f" (the local engine reads only files named *.parquet; {len(ignored)} file(s) without that suffix "
+            f"are not read, e.g. {ignored[0].name}: rename them to end in .parquet)")
+
+
+def _column(f: Path, schema, table: str, column: str, field: str, allowed: tuple[str, ...],
+            first: dict, typed: bool) -> str | None:
+    """One line about `column` in file `f`, or None when it is there with a usable type. The type of
+    a file without rows is not judged: no value is read from it (pyarrow writes an empty list as null)."""
+    import pyarrow as pa
+
+    where = f"{f}: source table {table}"
+    found = schema.get_all_field_indices(column)
+    if not found:
+        return (f"{where} has no column {column!r} (source.{field}); "
+                f"its columns: {', '.join(schema.names) or 'none'}")
+    if len(found) > 1:
+        return f"{where} has {len(found)} columns named {column!r} (source.{field})"
+    dtype = schema.field(found[0]).type
+    if not typed:
+        return None
+    kind = _kind(dtype)
+    if kind not in allowed:
+        expected = ("a string or integer id" if field == "id_column"
+                    else "JSON text in a string (Parquet UTF8) column")
+        null = " (every value is null)" if dtype == pa.null() else ""
+        return f"{where}: column {column!r} (source.{field}) has type {dtype}{null}; expected {expected}"
+    seen = first.setdefault(column, (f, dtype))
+    if _kind(seen[1]) != kind:
+        # Athena reads every file as the table's one declared type: a file that disagrees fails there.
+        return (f"{where}: column {column!r} (source.{field}) has type {dtype} but {seen[1]} in {seen[0]}; "
+                "every file must give it one type")
+    return None
+
+
+def _kind(dtype) -> str | None:
+    """'string', 'integer' or None, looking through dictionary encoding and the JSON extension type."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(dtype):
+        dtype = dtype.value_type
+    if isinstance(dtype, pa.ExtensionType) and dtype.extension_name == "arrow.json":
+        dtype = dtype.storage_type
+    is_view = getattr(pa.types, "is_string_view", lambda _: False)  # pyarrow >= 16
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or is_view(dtype):
+        return "string"
+    if pa.types.is_integer(dtype):
+        return "integer"
+    return None
