@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -37,6 +38,25 @@ def _q(name: str) -> str:
 
 def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+@contextmanager
+def _user_interrupt():
+    """A query the user interrupted comes out as KeyboardInterrupt, as an interrupt anywhere else does.
+
+    DuckDB ends a statement cut short by Ctrl-C (SIGINT while it runs) with `RuntimeError: Query
+    interrupted` (it takes the KeyboardInterrupt Python's handler raised, and drops it), and one
+    cut short by `con.interrupt()` with duckdb.InterruptException, a duckdb.Error that would pass
+    for a failed statement. Either way the user stopped the run: the CLI then says `interrupted`
+    and exits 130 instead of showing a traceback or a stage failure that retries."""
+    try:
+        yield
+    except duckdb.InterruptException:
+        raise KeyboardInterrupt from None
+    except RuntimeError as e:
+        if str(e) != "Query interrupted":
+            raise
+        raise KeyboardInterrupt from None
 
 
 class DuckDBEngine:
@@ -82,7 +102,8 @@ class DuckDBEngine:
         run = {"select": self._select, "ctas": self._ctas, "insert": self._insert,
                "external": self._external, "drop": self._drop}[st.kind]
         try:
-            fields = run(st)
+            with _user_interrupt():  # inside: an interrupt is not a failed statement (duckdb.Error)
+                fields = run(st)
         except duckdb.Error as e:
             what = st.qualified if st.table else summary(sql)
             message = str(e).strip().splitlines()[0]
@@ -108,8 +129,9 @@ class DuckDBEngine:
 
     def row_count(self, database: str, name: str) -> int:
         t = self._table(database, name)
-        self._view(t)
-        return int(self.con.execute(f"SELECT count(*) FROM {_q(t.database)}.{_q(t.name)}").fetchone()[0])
+        with _user_interrupt():
+            self._view(t)
+            return int(self.con.execute(f"SELECT count(*) FROM {_q(t.database)}.{_q(t.name)}").fetchone()[0])
 
     def set_threads(self, threads: int | None) -> None:
         threads = threads or self.threads  # None: back to what the engine was made with

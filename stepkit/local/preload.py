@@ -9,8 +9,20 @@ later gets it as usual (only xgboost's own XGBRegressor wrappers lack scikit-lea
 """
 from __future__ import annotations
 
-import importlib
-import sys
+import signal
+
+# First, before the slow imports below: Ctrl-C in a terminal reaches the whole process group, the
+# forkserver and every worker as well as the main process. The main process reports it (the CLI
+# prints `interrupted`, exits 130) and records the run as failed; a worker or the forkserver should
+# just end, silently, at once. Python's own handler would print each one's traceback instead (25
+# lines of a KeyboardInterrupt inside an import), and would only act once the C call it is in
+# returns (a long xgboost fit). The forkserver ignores SIGINT for itself once its imports are done
+# and hands each worker it forks the handler found here (CPython's forkserver.main: old_handlers).
+# Outputs stay whole: every write is a hidden temp file renamed into place (stepkit/storage.py).
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+import importlib  # noqa: E402 - after the handler: an import may take a second or two
+import sys  # noqa: E402
 
 # pandas: not used by the workers, but pyarrow imports it (where installed) at its first array
 # conversion in a process: 0.5 s in the first batch of every worker process, paid here once instead.
