@@ -21,6 +21,9 @@ from stepkit.local.runs import RunRecord, StageRecord, check_writable, new_run_i
 from stepkit.local.source import check_source, fill_placeholders
 
 ENGINE_MEMORY = os.environ.get("STEPKIT_ENGINE_MEMORY", "3GB")
+# Fault injection for tests: a stage name. As that stage starts, SIGINT goes to the run's whole
+# process group, as a terminal's Ctrl-C does (run it in a process group of its own).
+INTERRUPT_ENV = "STEPKIT_FAULT_INTERRUPT_AT"
 # Stages whose work lives only in memory: cheap, always run again on --resume.
 RERUN_ON_RESUME = {"batch_ids"}
 # Stages that must not run again on --resume once done (they delete things).
@@ -106,12 +109,20 @@ class Runner:
 
     # --- the run
     def run(self) -> Outcome:
+        try:
+            return self._run()
+        except OSError as e:  # the work folder's own trouble (a read-only sub-folder, a full disk)
+            raise StepkitError(_os_message(e)) from None
+
+    def _run(self) -> Outcome:
         check_writable(self.workdir)
-        ctx, artifacts, filled = self._load()
         runs = self.workdir / "runs"
+        if self.resume is not None and not _plain_name(self.resume):
+            raise StepkitError(f"--resume {self.resume!r}: expected a run id, one of the folders in {runs}")
+        ctx, artifacts, filled = self._load()
         record = RunRecord.load(runs / self.resume) if self.resume else None
-        if record and record.status == "succeeded":
-            raise StepkitError(f"{runs / self.resume}: run {self.resume} already succeeded; nothing to resume")
+        if record:
+            self._check_resumable(record, runs)
         source = self._source(ctx, record)
         for w in artifacts.warnings:
             self.out.log(str(w))
@@ -143,10 +154,20 @@ class Runner:
             self._stages(lctx, artifacts.definition, order, record, run_dir)
             self._finish(lctx, record, run_dir)
         except BaseException as e:
-            if record.status == "running":  # interrupted, or the report failed: never left looking alive
-                record.status, record.ended = "failed", time.time()
-                record.error = record.error or f"{type(e).__name__}: {e}"
-                record.save(run_dir)
+            now, error = time.time(), _error_text(e)
+            # Interrupted, or the report failed: never left looking alive. A stage that was running
+            # beside the failed one (its task stops with the run) is not left "running" either.
+            stuck = [s for s in record.stages if s.status == "running"]
+            for s in stuck:
+                s.status, s.end, s.error = "failed", now, s.error or error
+            if record.status == "running":
+                record.status, record.ended = "failed", now
+                record.error = record.error or error
+                record.failed_stage = record.failed_stage or (stuck[0].name if stuck else None)
+            record.save(run_dir)
+            if isinstance(e, KeyboardInterrupt):
+                self.out.log(f"run {run_id} interrupted at {record.failed_stage or 'start'}; continue it with: "
+                             f"stepkit run {self.pipeline_path} --local --workdir {self.workdir} --resume {run_id}")
             raise
         finally:
             lctx.engine.close()
@@ -154,6 +175,24 @@ class Runner:
 
             wait_discarded(lctx)
         return Outcome(run_id, run_dir, record)
+
+    def _check_resumable(self, record: RunRecord, runs: Path) -> None:
+        """The same run, continued: its pipeline file and source, and no later run in this workdir."""
+        where = runs / record.run_id
+        if record.status == "succeeded":
+            raise StepkitError(f"{where}: run {record.run_id} already succeeded; nothing to resume")
+        if Path(record.pipeline) != self.pipeline_path.resolve():
+            raise StepkitError(f"{self.pipeline_path}: run {record.run_id} ran {record.pipeline}; resume it with "
+                               "that file (edited if need be), or start a new run")
+        if self.source_arg is not None and self.source_arg.resolve() != Path(record.source).resolve():
+            raise StepkitError(f"{self.source_arg}: run {record.run_id} read {record.source}; a resumed run reads "
+                               "the same source (leave out --source), or start a new run for other data")
+        later = sorted(p.name for p in runs.iterdir() if p.is_dir() and p.name != record.run_id
+                       and _started(p) > record.started)
+        if later:
+            # Its PreCleanup dropped this run's tables and its own now hold the names.
+            raise StepkitError(f"{where}: run {later[-1]} started after run {record.run_id} in {self.workdir} and "
+                               "replaced its tables; start a new run instead")
 
     def _local_context(self, ctx, run_id: str, run_dir: Path):
         from stepkit import config
@@ -246,13 +285,16 @@ class Runner:
             if beside is not None:
                 beside.followers.append(rec)
             try:
+                if os.environ.get(INTERRUPT_ENV) == stage.name:
+                    _interrupt()
                 result = self._attempts(lctx, stage, policy, rec)
-            except StepkitError as e:
+            except (StepkitError, OSError) as e:  # OSError: the workdir's own trouble, one line too
                 if beside is not None:  # the earlier stage's failure is the run's, as on AWS
                     self._settle(lctx, beside, record, run_dir)
-                self._failed(lctx, record, rec, run_dir, e)
+                self._failed(lctx, record, rec, run_dir,
+                             e if isinstance(e, StepkitError) else StepkitError(_os_message(e)))
             except BaseException as e:  # a bug, or Ctrl-C: record it, clean up, keep the traceback
-                self._fail(lctx, record, rec, run_dir, f"{type(e).__name__}: {e}")
+                self._fail(lctx, record, rec, run_dir, _error_text(e))
                 raise
             self._succeeded(lctx, stage, rec, record, run_dir, result)
         if beside is not None:
@@ -429,6 +471,36 @@ def _reads_only(lctx, stage, whole: set[tuple[str, str]]) -> bool:
         if not set(tables) <= whole:
             return False
     return True
+
+
+def _interrupt() -> None:
+    import signal
+
+    os.killpg(os.getpgrp(), signal.SIGINT)
+    time.sleep(10)  # KeyboardInterrupt arrives here, at the next bytecode
+
+
+def _plain_name(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
+
+
+def _started(run_dir: Path) -> float:
+    """When the run in `run_dir` started (0 when its record is unreadable: not a run)."""
+    try:
+        return RunRecord.load(run_dir).started
+    except StepkitError:
+        return 0.0
+
+
+def _error_text(e: BaseException) -> str:
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    return _os_message(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
+
+
+def _os_message(e: OSError) -> str:
+    where = e.filename if e.filename is not None else ""
+    return f"{where}: {e.strerror or e}" if where else f"{type(e).__name__}: {e}"
 
 
 def outputs(lctx, written: dict[str, int] | None = None) -> dict[str, Any]:

@@ -1,0 +1,88 @@
+"""`--resume` continues the same run, or says in one line why it cannot; an interrupted run and a
+work folder that cannot be written leave an honest record and one line, never a traceback."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stepkit.local.runner import INTERRUPT_ENV
+from stepkit.local.runs import RunRecord, StageRecord
+from tests._local_runs import ENV, ROOT, SMALL, record, run_local
+from tests.test_local_run import shared, source  # noqa: F401  (session fixtures)
+
+
+def _failed_run(work: Path, run_id: str, started: float, pipeline: Path = SMALL, source: str = "/data/s.parquet") -> None:
+    rec = RunRecord(run_id, str(pipeline.resolve()), source, str(work), status="failed", started=started,
+                    failed_stage="Training", stages=[StageRecord("PreCleanup", "cleanup", "succeeded")])
+    (work / "runs" / run_id).mkdir(parents=True)
+    rec.save(work / "runs" / run_id)
+
+
+@pytest.mark.parametrize("setup, resume, extra, expected", [
+    (None, "", (), "--resume '': expected a run id, one of the folders in"),
+    (None, "../elsewhere/runs/local-1", (), "--resume '../elsewhere/runs/local-1': expected a run id"),
+    (None, "..", (), "--resume '..': expected a run id"),
+    (None, "local-nope", (), "local-nope: no such run"),
+    ({"pipeline": ROOT / "pipelines" / "predict_age.yaml"}, "local-a", (),
+     "run local-a ran " + str((ROOT / "pipelines" / "predict_age.yaml").resolve())),
+    ({}, "local-a", ("--source", "/data/other.parquet"),
+     "/data/other.parquet: run local-a read /data/s.parquet; a resumed run reads the same source"),
+    ({"later": True}, "local-a", (), "run local-b started after run local-a"),
+])
+def test_resume_refuses_what_is_not_the_same_run(tmp_path, setup, resume, extra, expected):
+    work = tmp_path / "work"
+    if setup is not None:
+        _failed_run(work, "local-a", 1000.0, pipeline=setup.get("pipeline", SMALL))
+        if setup.get("later"):
+            _failed_run(work, "local-b", 2000.0)
+    from tests._local_runs import cli
+
+    args = ["run", str(SMALL), "--local", "--workdir", str(work), "--env-file", str(ENV), "--resume", resume, *extra]
+    result = cli(*args)
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert expected in lines[-1], lines
+    assert "Traceback" not in result.output
+    # Nothing was run: no new run folder, the records as they were.
+    runs = sorted(p.name for p in (work / "runs").iterdir()) if (work / "runs").is_dir() else []
+    assert runs == ["local-a"] * (setup is not None) + ["local-b"] * bool(setup and setup.get("later"))
+
+
+def test_an_interrupted_run_leaves_no_stage_running_and_says_how_to_resume(tmp_path, source):  # noqa: F811
+    """Ctrl-C (SIGINT to the run's process group, as a terminal sends it) as EvaluationFeatures
+    starts, while Training runs beside it: exit 130, the resume command, no stage left 'running',
+    and no worker's traceback."""
+    work = tmp_path / "work"
+    env = {**os.environ, INTERRUPT_ENV: "EvaluationFeatures", "STEPKIT_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "stepkit", "run", str(SMALL), "--local", "--source", source,
+                           "--workdir", str(work), "--env-file", str(ENV)],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=300, start_new_session=True)
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    rec = record(work)
+    by = {s["name"]: s for s in rec["stages"]}
+    assert (rec["status"], rec["failed_stage"]) == ("failed", "EvaluationFeatures")
+    assert by["EvaluationFeatures"]["error"] == "interrupted (Ctrl-C)"
+    assert by["Training"]["status"] == "failed" and "running" not in {s["status"] for s in rec["stages"]}
+    assert f"--resume {rec['run_id']}" in done.stdout + done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "interrupted"
+
+
+@pytest.mark.parametrize("blocked", ["runs", "warehouse/_tmp"])
+def test_a_work_folder_that_cannot_be_written_is_one_line(tmp_path, source, blocked):  # noqa: F811
+    """A file where the run needs a folder (permissions alone do not stop root, who runs CI)."""
+    work = tmp_path / "work"
+    (work / blocked).parent.mkdir(parents=True, exist_ok=True)
+    (work / blocked).write_text("")
+    result = run_local(SMALL, source, work)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    last = result.output.strip().splitlines()[-1]
+    assert str(work / blocked) in last, last
+    for path in (work / "runs").glob("*/run.json") if (work / "runs").is_dir() else []:
+        assert json.loads(path.read_text())["status"] == "failed"
