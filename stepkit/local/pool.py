@@ -58,11 +58,20 @@ def start(modules: list[str]) -> None:
 
     Returns at once: the imports (~1 s) overlap the run's first stages instead of delaying the
     first task. A forkserver already running (an earlier run in this process) is kept."""
-    from multiprocessing import forkserver
+    from multiprocessing import forkserver, resource_tracker
 
     _STARTED[:] = list(dict.fromkeys([*modules, *_STARTED]))
     _context(PRELOAD[0])
-    forkserver.ensure_running()
+    # Started with SIGINT blocked (inherited): a Ctrl-C before preload.py sets its handler would
+    # otherwise end the new interpreter's start-up with a traceback. A Ctrl-C meanwhile reaches this
+    # process once the mask is restored, as a KeyboardInterrupt. The resource tracker first: starting
+    # it unblocks SIGINT in this thread (CPython's resource_tracker.ensure_running).
+    resource_tracker.ensure_running()
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def stop_soon() -> None:

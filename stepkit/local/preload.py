@@ -20,6 +20,9 @@ import signal
 # and hands each worker it forks the handler found here (CPython's forkserver.main: old_handlers).
 # Outputs stay whole: every write is a hidden temp file renamed into place (stepkit/storage.py).
 signal.signal(signal.SIGINT, signal.SIG_DFL)
+# pool.start() starts this process with SIGINT blocked (a Ctrl-C during the interpreter's own
+# start-up printed a fatal-error traceback): with the handler in place, a pending one ends it now.
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 import importlib  # noqa: E402 - after the handler: an import may take a second or two
 import sys  # noqa: E402
