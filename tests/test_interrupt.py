@@ -146,6 +146,13 @@ def _forkserver(parent: int) -> int | None:
     return None
 
 
+def _default_sigint() -> None:
+    """In the child, before exec: a shell's background job (CI may start tests so) has SIGINT
+    ignored, which exec keeps, and Python then never raises KeyboardInterrupt; a terminal's
+    command has it at the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _until(what, timeout: float):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -167,7 +174,8 @@ def test_ctrl_c_during_a_sql_stage_ends_the_run_quietly(tmp_path, when):
         [sys.executable, "-m", "stepkit", "run", str(SMALL), "--local", "--source", source,
          "--workdir", str(workdir), "--env-file", str(ENV)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env,
-        start_new_session=True)  # its own process group, as a terminal gives a command
+        start_new_session=True,  # its own process group, as a terminal gives a command
+        preexec_fn=_default_sigint)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()

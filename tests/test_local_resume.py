@@ -13,6 +13,7 @@ import pytest
 from stepkit.local.runner import INTERRUPT_ENV
 from stepkit.local.runs import RunRecord, StageRecord
 from tests._local_runs import ENV, ROOT, SMALL, record, run_local
+from tests.test_interrupt import _default_sigint
 from tests.test_local_run import shared, source  # noqa: F401  (session fixtures)
 
 
@@ -61,7 +62,8 @@ def test_an_interrupted_run_leaves_no_stage_running_and_says_how_to_resume(tmp_p
     env = {**os.environ, INTERRUPT_ENV: "EvaluationFeatures", "STEPKIT_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "stepkit", "run", str(SMALL), "--local", "--source", source,
                            "--workdir", str(work), "--env-file", str(ENV)],
-                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=300, start_new_session=True)
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=300, start_new_session=True,
+                          preexec_fn=_default_sigint)
     assert done.returncode == 130, done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     rec = record(work)
