@@ -180,10 +180,12 @@ def test_cli_refuses_bad_options(tmp_path, args, message):
     assert result.exit_code == 2 and message in result.output
 
 
-def test_cli_writes_file_and_meta(tmp_path):
+@pytest.mark.parametrize("env", [("--env-file", str(ENV)), ()])  # the AWS variables do not matter here
+def test_cli_writes_file_and_meta(tmp_path, monkeypatch, env):
+    for name in ("AWS_ACCOUNT_ID", "S3_BUCKET", "SUBNET_ID", "SECURITY_GROUP_ID"):
+        monkeypatch.delenv(name, raising=False)
     out = tmp_path / "d" / "src.parquet"
-    result = CliRunner().invoke(main, ["demo-data", str(PIPELINE), "--env-file", str(ENV), "--rows", "500",
-                                       "--out", str(out)])
+    result = CliRunner().invoke(main, ["demo-data", str(PIPELINE), *env, "--rows", "500", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "Bayes floor MAE" in result.output
     assert pq.read_table(out).num_rows == 500 and json.loads(Path(f"{out}.meta.json").read_text())["rows"] == 500

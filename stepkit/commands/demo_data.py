@@ -19,9 +19,14 @@ def demo_data(pipeline: str, rows: int, out: str, seed: int, labelled_share: flo
               var: tuple[str, ...], env_file: str | None) -> None:
     """Write a source table shaped by PIPELINE's spec, and OUT.meta.json describing it."""
     from stepkit import demo_data as generator
+    from stepkit.local.source import fill_placeholders
     from stepkit.spec.loader import load_pipeline
 
-    p, _ = load_pipeline(pipeline, _variables(var, env_file))
+    variables = _variables(var, env_file)
+    # Only the source's shape matters here (nothing calls AWS): unset AWS variables get the local
+    # placeholders `run --local` uses, so no --env-file is needed.
+    fill_placeholders(variables)
+    p, _ = load_pipeline(pipeline, variables)
     meta = generator.write(out, p, rows=rows, seed=seed, labelled_share=labelled_share)
     click.echo(f"{out}: {meta['rows']:,} rows ({meta['distinct_ids']:,} distinct ids, {meta['labelled_rows']:,} "
                f"usable labelled); Bayes floor MAE {meta['bayes_floor_mae']:.3f}, R² {meta['bayes_floor_r2']:.3f}")
