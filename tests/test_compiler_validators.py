@@ -225,7 +225,8 @@ def test_glue_only_the_pipelines_databases(path):
     a = compiled(path)
     p, n = a.context.p, a.context.names
     own, src = p.aws.database, p.source.database or p.aws.database
-    allowed_read = set(n.glue_arns(own)) | set(n.glue_arns(src))
+    # `default`: Athena's documented lookup of the region's default database (read only).
+    allowed_read = set(n.glue_arns(own)) | set(n.glue_arns(src)) | {n.arn("glue", "database/default")}
     allowed_write = set(n.glue_arns(own))
     seen = set()
     for role in ROLES:
@@ -238,6 +239,7 @@ def test_glue_only_the_pipelines_databases(path):
                 seen.add(r)
                 assert r in (allowed_write if writes else allowed_read), (role, r, writes)
     assert f"arn:aws:glue:{p.aws.region}:{p.aws.account_id}:table/{own}/*" in seen
+    assert n.arn("glue", "database/default") in seen
 
 
 # --- SQL -----------------------------------------------------------------------------------

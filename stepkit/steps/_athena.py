@@ -50,6 +50,11 @@ def statements(ctx: "Context") -> list[Statement]:
         Statement.of(role, "athena:GetDataCatalog", n.arn("athena", "datacatalog/AwsDataCatalog")),
         Statement.of(role, ["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartition",
                             "glue:GetPartitions", "glue:BatchGetPartition"], reads),
+        # Athena looks up the region's `default` database (athena ug, fine-grained-access-to-glue-
+        # resources: "access policy to the default database and catalog per AWS Region"; without it
+        # queries can fail with "not authorized to perform glue:GetDatabase on database/default").
+        # Read only: the guide also lists CreateDatabase, which nothing here needs.
+        Statement.of(role, "glue:GetDatabase", [n.arn("glue", "catalog"), n.arn("glue", "database/default")]),
         Statement.of(role, ["glue:CreateTable", "glue:UpdateTable", "glue:DeleteTable", "glue:CreatePartition",
                             "glue:BatchCreatePartition", "glue:UpdatePartition", "glue:BatchDeletePartition"],
                      n.glue_arns(aws.database)),
