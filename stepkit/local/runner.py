@@ -476,6 +476,9 @@ def _reads_only(lctx, stage, whole: set[tuple[str, str]]) -> bool:
 def _interrupt() -> None:
     import signal
 
+    # A moment into the stage: a worker process still being forked for the task that started just
+    # before (training, beside) would find the ended run's semaphores gone and print a traceback.
+    time.sleep(0.5)
     os.killpg(os.getpgrp(), signal.SIGINT)
     time.sleep(10)  # KeyboardInterrupt arrives here, at the next bytecode
 
