@@ -46,6 +46,9 @@ CASES = [
      "stages[3].bucket_count", "898 partition x bucket combinations"),
     ("unknown stage type", "  - name: GenerateBatchIds\n    type: batch_ids", "  - name: GenerateBatchIds\n    type: batch_idz",
      "batch_idz", "stages[6].type", "'batch_idz' is not a stage type"),
+    ("neither a number nor a name", "    partitions: batches\n", "    partitions: batchez\n", "batchez",
+     "stages[5].partitions", "Input should be a valid integer, unable to parse string as an integer (got 'batchez'); "
+     "or: Input should be 'batches' or 'batch_groups'"),
     ("unknown table key", "    table: training_targets\n", "    table: training_targetz\n", "training_targetz",
      "stages[3].table", "'training_targetz' is not a key of `tables`"),
     ("unknown task key", "    task: prediction\n", "    task: predictor\n", "predictor", "stages[8].task",

@@ -174,7 +174,23 @@ def validation_problems(file: str, error: ValidationError, positions: Positions)
             message = f"{err['ctx']['tag']!r} is not a stage type (one of {err['ctx']['expected_tags']})"
         line, col = positions.find_key(loc) if err["type"] == "extra_forbidden" else positions.find(loc)
         problems.append(Problem(file, line, col, dotted(loc), message))
-    return problems
+    return _one_per_field(problems)
+
+
+def _one_per_field(problems: list[Problem]) -> list[Problem]:
+    """A value that fits none of a union's forms (`partitions: 898 | batches | batch_groups`) gets
+    one error per form from pydantic: one line for the field, naming every form it could take."""
+    merged: dict[tuple[int, int, str], Problem] = {}
+    for p in problems:
+        key = (p.line, p.col, p.field)
+        if key in merged:
+            first = merged[key]
+            if p.message not in first.message:
+                message = f"{first.message}; or: {p.message}"
+                merged[key] = Problem(first.file, first.line, first.col, first.field, message)
+        else:
+            merged[key] = p
+    return list(merged.values())
 
 
 def _strip_union_tags(loc: Loc, positions: Positions) -> Loc:
@@ -186,7 +202,7 @@ def _strip_union_tags(loc: Loc, positions: Positions) -> Loc:
             if any(k[: len(candidate)] == candidate for k in positions):
                 out.append(part)
                 continue
-            if "[" in part or part.startswith("function-") or part in _UNION_TAGS:
+            if "[" in part or part.startswith("function-") or part in _UNION_TAGS or part in _SCALAR_TAGS:
                 continue
         out.append(part)
     return tuple(out)
@@ -194,6 +210,8 @@ def _strip_union_tags(loc: Loc, positions: Positions) -> Loc:
 
 # Filled by stepkit.steps with the registered step type names (they appear in union locs).
 _UNION_TAGS: set[str] = set()
+# The member of an `int | Literal[...]` style union that pydantic names in the loc.
+_SCALAR_TAGS = {"int", "float", "str", "bool", "none"}
 
 
 def load_pipeline(path: str | Path, variables: Mapping[str, str] | None = None):
