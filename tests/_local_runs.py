@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Any, Callable
 
@@ -87,3 +88,10 @@ def query(sql: str) -> list[tuple]:
 
 def table(location: str) -> str:
     return f"read_parquet('{location.rstrip('/')}/**/*.parquet', hive_partitioning = false)"
+
+
+def default_sigint() -> None:
+    """In the child, before exec: a shell's background job (CI may start tests so) has SIGINT
+    ignored, which exec keeps, and Python then never raises KeyboardInterrupt; a terminal's
+    command has it at the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -15,7 +15,7 @@ import pytest
 
 from stepkit.engines import QueryError
 from stepkit.engines.duckdb import DuckDBEngine
-from tests._local_runs import ENV, ROOT, SMALL, make_source, record
+from tests._local_runs import ENV, ROOT, SMALL, default_sigint, make_source, record
 
 # ~1.6e9 pairs: about 25 s on one thread, so an interrupt after 0.3 s always lands inside it.
 PAIRS = "FROM UNNEST(sequence(0, 39999)) AS a(i) CROSS JOIN UNNEST(sequence(0, 39999)) AS b(j) WHERE (i * j) % 7 = 3"
@@ -146,13 +146,6 @@ def _forkserver(parent: int) -> int | None:
     return None
 
 
-def _default_sigint() -> None:
-    """In the child, before exec: a shell's background job (CI may start tests so) has SIGINT
-    ignored, which exec keeps, and Python then never raises KeyboardInterrupt; a terminal's
-    command has it at the default."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _until(what, timeout: float):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -175,7 +168,7 @@ def test_ctrl_c_during_a_sql_stage_ends_the_run_quietly(tmp_path, when):
          "--workdir", str(workdir), "--env-file", str(ENV)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env,
         start_new_session=True,  # its own process group, as a terminal gives a command
-        preexec_fn=_default_sigint)
+        preexec_fn=default_sigint)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()

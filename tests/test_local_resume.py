@@ -12,8 +12,7 @@ import pytest
 
 from stepkit.local.runner import INTERRUPT_ENV
 from stepkit.local.runs import RunRecord, StageRecord
-from tests._local_runs import ENV, ROOT, SMALL, record, run_local
-from tests.test_interrupt import _default_sigint
+from tests._local_runs import ENV, ROOT, SMALL, default_sigint, record, run_local
 from tests.test_local_run import shared, source  # noqa: F401  (session fixtures)
 
 
@@ -63,7 +62,7 @@ def test_an_interrupted_run_leaves_no_stage_running_and_says_how_to_resume(tmp_p
     done = subprocess.run([sys.executable, "-m", "stepkit", "run", str(SMALL), "--local", "--source", source,
                            "--workdir", str(work), "--env-file", str(ENV)],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=300, start_new_session=True,
-                          preexec_fn=_default_sigint)
+                          preexec_fn=default_sigint)
     assert done.returncode == 130, done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     rec = record(work)
