@@ -16,9 +16,9 @@ from sqlglot import exp
 
 from stepkit.cli import _variables
 from stepkit.compiler.build import Artifacts, build
-from stepkit.compiler.context import Context
+from stepkit.ir.context import Context
 from stepkit.spec.loader import read_yaml
-from stepkit.spec.pipeline import pipeline_model
+from stepkit.compiler.load import pipeline_model
 
 ROOT = Path(__file__).resolve().parents[1]
 ATHENA = "arn:aws:states:::athena:startQueryExecution.sync"

@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
 from stepkit.aws import package
-from stepkit.aws import template as tpl
-from stepkit.aws.cfn import TAG_MANAGED, TAG_PIPELINE, MANAGED_BY, stack_tags
+from stepkit.compiler import template as tpl
+from stepkit.ir.cfn import TAG_MANAGED, TAG_PIPELINE, MANAGED_BY, stack_tags
 from stepkit.aws.session import Session, explain
 from stepkit.errors import AwsError
 

@@ -9,13 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stepkit.compiler import asl, integrations, sqlcheck
-from stepkit.compiler.context import Context
-from stepkit.compiler.iam import Policy, Statement
-from stepkit.compiler.names import CLEANUP_FUNCTION, ROLES
-from stepkit.compiler.sql import SqlStatement, TemplateError
+from stepkit.compiler import integrations, sqlcheck
+from stepkit.ir import asl
+from stepkit.ir.context import Context
+from stepkit.ir.iam import Policy, Statement
+from stepkit.ir.names import CLEANUP_FUNCTION, ROLES
+from stepkit.ir.sql import SqlStatement, TemplateError
 from stepkit.errors import Problem, SpecError
-from stepkit.spec.loader import Positions, dotted, load_pipeline
+from stepkit.compiler.load import load_pipeline
+from stepkit.spec.loader import Positions, dotted
 from stepkit.steps import cleanup as cleanup_block
 from stepkit.steps.base import Finding
 
@@ -38,7 +40,7 @@ class Artifacts:
             out[f"iam/{role}.json"] = policy.render()
         for st in self.statements:
             out[f"sql/{st.name}.sql"] = st.sql
-        from stepkit.aws import template  # lazy: pure dicts, no boto3; keeps compile fast
+        from stepkit.compiler import template  # lazy: pure dicts; keeps compile fast
 
         out["template.json"] = template.render(template.build(self))
         return dict(sorted(out.items()))

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from stepkit.compiler.asl import ECS_RETRY, State, escape_intrinsic, state
-from stepkit.compiler.iam import Statement
+from stepkit.ir.asl import ECS_RETRY, State, escape_intrinsic, state
+from stepkit.ir.iam import Statement
 
 if TYPE_CHECKING:
-    from stepkit.compiler.context import Context
+    from stepkit.ir.context import Context
 
 RESOURCE = "arn:aws:states:::ecs:runTask.sync"
 # Step Functions creates this EventBridge rule itself to learn when a task stops (docs: ecs-iam).

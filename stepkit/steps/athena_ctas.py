@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
-from stepkit.compiler.asl import Fragment
-from stepkit.compiler.iam import Statement
-from stepkit.compiler.sql import MAX_WRITERS, SqlStatement, sql_string
+from stepkit.ir.asl import Fragment
+from stepkit.ir.iam import Statement
+from stepkit.ir.sql import MAX_WRITERS, SqlStatement, sql_string
 from stepkit.spec.names import AthenaIdentifier
 from stepkit.steps import _athena
 from stepkit.steps.base import Finding, Stage
 
 if TYPE_CHECKING:
-    from stepkit.compiler.context import Context
+    from stepkit.ir.context import Context
 
 
 class AthenaCtas(Stage):

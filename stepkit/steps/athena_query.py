@@ -5,14 +5,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from stepkit.compiler.asl import Fragment, one_line
-from stepkit.compiler.iam import Statement
-from stepkit.compiler.sql import SqlStatement
+from stepkit.ir.asl import Fragment, one_line
+from stepkit.ir.iam import Statement
+from stepkit.ir.sql import SqlStatement
 from stepkit.steps import _athena
 from stepkit.steps.base import Finding, Stage
 
 if TYPE_CHECKING:
-    from stepkit.compiler.context import Context
+    from stepkit.ir.context import Context
 
 
 class AthenaQuery(Stage):

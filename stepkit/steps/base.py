@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from stepkit.compiler.asl import Fragment
-from stepkit.compiler.iam import Statement
-from stepkit.compiler.sql import SqlStatement
+from stepkit.ir.asl import Fragment
+from stepkit.ir.iam import Statement
+from stepkit.ir.sql import SqlStatement
 from stepkit.spec.models import Model
 from stepkit.spec.names import StateName
 
 if TYPE_CHECKING:
-    from stepkit.compiler.context import Context
+    from stepkit.ir.context import Context
 
 
 @dataclass(frozen=True)

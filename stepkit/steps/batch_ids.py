@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from stepkit.compiler.asl import Fragment, state
+from stepkit.ir.asl import Fragment, state
 from stepkit.steps.base import Finding, Stage
 
 if TYPE_CHECKING:
-    from stepkit.compiler.context import Context
+    from stepkit.ir.context import Context
 
 # States.ArrayRange returns at most 1,000 items (docs: intrinsic functions).
 ARRAY_RANGE_MAX = 1000

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from stepkit.compiler.asl import Fragment
-from stepkit.compiler.iam import Statement
-from stepkit.compiler.names import CLEANUP_FUNCTION
+from stepkit.ir.asl import Fragment
+from stepkit.ir.iam import Statement
+from stepkit.ir.names import CLEANUP_FUNCTION
 from stepkit.steps.base import Finding, Stage
 from stepkit.steps.lambda_invoke import invoke, invoke_statement
 
 if TYPE_CHECKING:
-    from stepkit.compiler.context import Context
+    from stepkit.ir.context import Context
 
 
 class Cleanup(Stage):

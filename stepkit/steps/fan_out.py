@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from stepkit.compiler.asl import TASK_FAILED_RETRY, Fragment, State
-from stepkit.compiler.asl import state as asl_state
-from stepkit.compiler.iam import Statement
+from stepkit.ir.asl import TASK_FAILED_RETRY, Fragment, State
+from stepkit.ir.asl import state as asl_state
+from stepkit.ir.iam import Statement
 from stepkit.steps import _ecs
 from stepkit.steps.base import Finding, Stage
 from stepkit.steps.batch_ids import ITEMS_PATH
 
 if TYPE_CHECKING:
-    from stepkit.compiler.context import Context
+    from stepkit.ir.context import Context
 
 INLINE_MAX_CONCURRENCY = 40
 HISTORY_LIMIT = 25_000

@@ -5,13 +5,13 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from stepkit.compiler.asl import Fragment
-from stepkit.compiler.iam import Statement
+from stepkit.ir.asl import Fragment
+from stepkit.ir.iam import Statement
 from stepkit.steps import _ecs
 from stepkit.steps.base import Finding, Stage
 
 if TYPE_CHECKING:
-    from stepkit.compiler.context import Context
+    from stepkit.ir.context import Context
 
 
 class FargateTask(Stage):

@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from stepkit.aws.cfn import Portable, get_att, logical_id, ref, sub, tags
-from stepkit.compiler import asl
-from stepkit.compiler.names import CLEANUP_FUNCTION, ROLES
+from stepkit.ir.cfn import Portable, get_att, logical_id, ref, sub, tags
+from stepkit.ir import asl
+from stepkit.ir.names import CLEANUP_FUNCTION, ROLES
 from stepkit.spec.models import CostAlarm
 
 if TYPE_CHECKING:

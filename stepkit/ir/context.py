@@ -7,8 +7,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from stepkit.compiler import sql as sqlmod
-from stepkit.compiler.names import RUN_ID, Names
+from stepkit.ir import sql as sqlmod
+from stepkit.ir.names import RUN_ID, Names
 from stepkit.spec.pipeline import Pipeline
 
 
