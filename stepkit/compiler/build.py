@@ -12,6 +12,7 @@ from typing import Any
 from stepkit.compiler import integrations, sqlcheck
 from stepkit.ir import asl
 from stepkit.ir.context import Context
+from stepkit.ir.cfn import Resource
 from stepkit.ir.iam import Policy, Statement
 from stepkit.ir.names import CLEANUP_FUNCTION, ROLES
 from stepkit.ir.sql import SqlStatement, TemplateError
@@ -31,6 +32,7 @@ class Artifacts:
     definition: dict[str, Any]
     policies: dict[str, Policy]
     statements: list[SqlStatement]
+    resources: list[Resource] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
 
     def files(self) -> dict[str, str]:
@@ -70,20 +72,20 @@ def _locate(ctx: Context, positions: Positions, index: int | None, f: Finding) -
     return Problem(str(ctx.file), line, col, dotted(loc), f.message if f.level == "error" else f"warning: {f.message}")
 
 
-def _failure_path(ctx: Context) -> tuple[dict[str, asl.State], list[Statement], str]:
+def _failure_path(ctx: Context) -> tuple[dict[str, asl.State], list[Statement], list[Resource], str]:
     """States every failure goes to: clean up what the run made, then fail with the stage's error."""
     fail = {"Type": "Fail", "Comment": "Fails the execution with the failed stage's error and cause.",
             "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
     of = ctx.p.on_failure
     if not (of.drop_tables or of.delete_data):
-        return {FAILED: fail}, [], FAILED
+        return {FAILED: fail}, [], [], FAILED
     block = cleanup_block.Cleanup(name=CLEANUP_ON_FAILURE, drop_tables=of.drop_tables, delete_data=of.delete_data,
                                   scope="run", comment="Drops what the failed run made; then the execution fails.")
     state = block.fragment(ctx).states[CLEANUP_ON_FAILURE]
     # Clean-up trouble must not hide the original error.
     state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.cleanup_error", "Next": FAILED}]
     state["Next"] = FAILED
-    return {CLEANUP_ON_FAILURE: state, FAILED: fail}, block.iam(ctx), CLEANUP_ON_FAILURE
+    return {CLEANUP_ON_FAILURE: state, FAILED: fail}, block.iam(ctx), block.resources(ctx), CLEANUP_ON_FAILURE
 
 
 def _base_statements(ctx: Context) -> list[Statement]:
@@ -132,7 +134,7 @@ def build(ctx: Context, positions: Positions | None = None,
     if errors:
         raise SpecError(problems=errors)
 
-    failure_states, failure_iam, on_error = _failure_path(ctx)
+    failure_states, failure_iam, failure_resources, on_error = _failure_path(ctx)
     states: dict[str, asl.State] = {}
     stage_of: dict[str, int] = {}
     fragments = [stage.fragment(ctx) for stage in p.stages]
@@ -179,7 +181,8 @@ def build(ctx: Context, positions: Positions | None = None,
         errors.append(_locate(ctx, positions, index, Finding("error", loc, f"state {issue}")))
     if errors:
         raise SpecError(problems=errors)
-    return Artifacts(ctx, definition, policies, statements, warnings)
+    resources = [r for stage in p.stages for r in stage.resources(ctx)] + failure_resources
+    return Artifacts(ctx, definition, policies, statements, resources, warnings)
 
 
 def compile_file(path: str | Path, variables: dict[str, str] | None = None,
@@ -189,9 +192,4 @@ def compile_file(path: str | Path, variables: dict[str, str] | None = None,
     return build(ctx, positions, check_sql=check_sql)
 
 
-def uses_cleanup_function(ctx: Context) -> bool:
-    of = ctx.p.on_failure
-    return bool(of.drop_tables or of.delete_data) or any(s.type == "cleanup" for s in ctx.p.stages)
-
-
-__all__ = ["Artifacts", "build", "compile_file", "CLEANUP_FUNCTION", "uses_cleanup_function"]
+__all__ = ["Artifacts", "build", "compile_file", "CLEANUP_FUNCTION"]

@@ -3,6 +3,7 @@
 - `fragment(ctx)`: its ASL states
 - `iam(ctx)`: the IAM statements those states (and the code they run) need, per role
 - `sql(ctx)`: its Athena statements, if any
+- `resources(ctx)`: the AWS resources (CloudFormation) its states need
 - `check(ctx)`: findings about AWS limits the schema alone cannot see
 - `run_local(ctx)`: how it runs on the embedded engine (`stepkit run --local`)
 """
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field
 
 from stepkit.ir.asl import Fragment
+from stepkit.ir.cfn import Resource
 from stepkit.ir.iam import Statement
 from stepkit.ir.sql import SqlStatement
 from stepkit.spec.models import Model
@@ -50,6 +52,10 @@ class Stage(Model):
         return []
 
     def sql(self, ctx: "Context") -> list[SqlStatement]:
+        return []
+
+    def resources(self, ctx: "Context") -> list[Resource]:
+        """The AWS resources its states need (a task definition, a function): the template is their union."""
         return []
 
     def check(self, ctx: "Context") -> list[Finding]:

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from stepkit.ir.asl import TASK_FAILED_RETRY, Fragment, State
 from stepkit.ir.asl import state as asl_state
+from stepkit.ir.cfn import Resource
 from stepkit.ir.iam import Statement
 from stepkit.steps import _ecs
 from stepkit.steps.base import Finding, Stage
@@ -109,6 +110,9 @@ class FanOut(Stage):
         # Map states take no TimeoutSeconds: each child task has its own.
         state["ResultPath"] = None
         return Fragment().add(self.name, state).chain()
+
+    def resources(self, ctx: "Context") -> list[Resource]:
+        return _ecs.resources(ctx, self.task)
 
     def iam(self, ctx: "Context") -> list[Statement]:
         out = _ecs.statements(ctx, self.task)

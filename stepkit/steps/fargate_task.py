@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from stepkit.ir.asl import Fragment
+from stepkit.ir.cfn import Resource
 from stepkit.ir.iam import Statement
 from stepkit.steps import _ecs
 from stepkit.steps.base import Finding, Stage
@@ -33,6 +34,9 @@ class FargateTask(Stage):
 
     def iam(self, ctx: "Context") -> list[Statement]:
         return _ecs.statements(ctx, self.task)
+
+    def resources(self, ctx: "Context") -> list[Resource]:
+        return _ecs.resources(ctx, self.task)
 
     def run_local(self, ctx) -> dict:
         from stepkit.local import tasks
