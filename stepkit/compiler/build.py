@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stepkit.compiler import integrations, sqlcheck
+from stepkit.compiler import flow, integrations, sqlcheck
 from stepkit.ir import asl
 from stepkit.ir.context import Context
 from stepkit.ir.cfn import Resource
@@ -131,6 +131,12 @@ def build(ctx: Context, positions: Positions | None = None,
             statements.append(st)
             owners.append(i)
 
+    if errors:
+        raise SpecError(problems=errors)
+    for i, message in flow.problems([stage.flow(ctx) for stage in p.stages], [s.name for s in p.stages]):
+        where = ("reads",) if getattr(p.stages[i], "reads", None) is not None else ("template",) \
+            if hasattr(p.stages[i], "template") else ("type",)
+        errors.append(_locate(ctx, positions, i, Finding("error", where, message)))
     if errors:
         raise SpecError(problems=errors)
 

@@ -13,7 +13,7 @@ from stepkit.ir.asl import Fragment
 from stepkit.ir.cfn import PARAM_CODE_KEY, Output, Resource, get_att, log_group, parameter, ref, role_id
 from stepkit.ir.iam import Statement
 from stepkit.ir.names import CLEANUP_FUNCTION
-from stepkit.steps.base import Finding, Stage
+from stepkit.steps.base import Finding, Flow, Stage
 from stepkit.steps.lambda_invoke import invoke, invoke_statement
 
 if TYPE_CHECKING:
@@ -40,6 +40,10 @@ class Cleanup(Stage):
         if not self.drop_tables and not self.delete_data:
             found.append(Finding("error", ("type",), "a cleanup stage needs drop_tables or delete_data"))
         return found
+
+    def flow(self, ctx: "Context") -> Flow:
+        # Ordered against everything: what runs before it may still read what it deletes.
+        return Flow(deletes=frozenset(self.drop_tables) | frozenset(self.delete_data), barrier=True)
 
     def payload(self, ctx: "Context") -> dict[str, Any]:
         names = ctx.p.tables.names()

@@ -9,13 +9,13 @@ from stepkit.ir.asl import Fragment
 from stepkit.ir.cfn import Resource
 from stepkit.ir.iam import Statement
 from stepkit.steps import _ecs
-from stepkit.steps.base import Finding, Stage
+from stepkit.steps.base import DeclaredFlow, Finding
 
 if TYPE_CHECKING:
     from stepkit.ir.context import Context
 
 
-class FargateTask(Stage):
+class FargateTask(DeclaredFlow):
     """One container run, e.g. model training. Gets `--config URI --run-id RUN` plus `args`."""
 
     type: Literal["fargate_task"] = "fargate_task"
