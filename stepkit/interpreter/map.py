@@ -171,8 +171,11 @@ def _distributed(m, name, state, processor, inputs, effective, scope, token, con
         m.history.emit("MapRunStarted", "mapRunStartedEventDetails", {"mapRunArn": arn}, scope, state=name)
     sink = rt.sink_for(map_run_file)
     n = len(inputs)
-    tolerated_count = _number(state, "ToleratedFailureCount", effective, 0)
-    tolerated_pct = _number(state, "ToleratedFailurePercentage", effective, 0)
+    # Only the thresholds given apply; with neither, one failed child fails the Map Run.
+    tolerated_count = _number(state, "ToleratedFailureCount", effective, None)
+    tolerated_pct = _number(state, "ToleratedFailurePercentage", effective, None)
+    if tolerated_count is None and tolerated_pct is None:
+        tolerated_count = 0
     entries: list[dict | None] = [None] * n
     failed = [0]
     exceeded: list[bool] = []
@@ -212,7 +215,8 @@ def _distributed(m, name, state, processor, inputs, effective, scope, token, con
             entries[i] = {**entry, "Status": "FAILED", "Error": e.error, "Cause": e.cause, "StopDate": _stamp()}
             with lock:
                 failed[0] += 1
-                too_many = failed[0] > tolerated_count or failed[0] * 100.0 / n > tolerated_pct
+                too_many = (tolerated_count is not None and failed[0] > tolerated_count) or (
+                    tolerated_pct is not None and failed[0] * 100.0 / n > tolerated_pct)
                 if too_many and not exceeded:
                     exceeded.append(True)
                     group.cancel("tolerated failure threshold exceeded")
@@ -230,8 +234,9 @@ def _distributed(m, name, state, processor, inputs, effective, scope, token, con
     finally:
         group.release()
     if exceeded:
-        cause = (f"{failed[0]} of {n} child executions failed; the Map tolerates {tolerated_count} "
-                 f"({tolerated_pct}%)")
+        limits = " and ".join(x for x in (tolerated_count is not None and f"{tolerated_count} failures",
+                                          tolerated_pct is not None and f"{tolerated_pct}%") if x)
+        cause = f"{failed[0]} of {n} child executions failed; the Map Run tolerates {limits}"
         m.history.emit("MapRunFailed", "mapRunFailedEventDetails",
                        {"error": errors.EXCEED_TOLERATED_FAILURE_THRESHOLD, "cause": cause}, scope)
         raise StatesError(errors.EXCEED_TOLERATED_FAILURE_THRESHOLD, cause)
