@@ -77,9 +77,9 @@ class Machine:
                   replay: "Replay | None") -> tuple[Any, str | None]:
         kind = state["Type"]
         path = self.prefix + scope + (name,)
-        entered = self.history.emit(f"{kind}StateEntered", "stateEnteredEventDetails",
-                                    {"name": name, "input": dumps(raw), "inputDetails": {"truncated": False}},
-                                    scope)["timestamp"]
+        event = self.history.emit(f"{kind}StateEntered", "stateEnteredEventDetails",
+                                  {"name": name, "input": dumps(raw), "inputDetails": {"truncated": False}}, scope)
+        entered = event["timestamp"]
         try:
             if kind in ("Task", "Parallel", "Map"):
                 output, nxt = self._with_errors(name, state, raw, scope, token, entered, path, replay)
@@ -88,6 +88,9 @@ class Machine:
         except StatesError as e:
             if not hasattr(e, "state_path"):
                 e.state_path = label(path)
+                if e.error == errors.RUNTIME:  # AWS's wording of a Runtime error's cause
+                    e.cause = (f"An error occurred while executing the state '{name}' (entered at the event id "
+                               f"#{event['id']}). {e.cause}")
             raise
         except Cancelled:
             if kind in ("Task", "Parallel", "Map", "Wait"):
