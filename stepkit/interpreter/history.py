@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -43,7 +46,7 @@ class Sink:
 
     def write(self, event: dict) -> None:
         if self._file is not None:
-            self._file.write(json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n")
+            self._file.write(_ENCODER.encode(event) + "\n")
             self._file.flush()
 
     def close(self) -> None:

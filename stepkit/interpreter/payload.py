@@ -19,8 +19,11 @@ from . import errors, intrinsics
 from .jsonpath import PathNotFound, PathSyntaxError, put, query
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # one encoder: json.dumps re-creates it per call
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(value)
 
 
 def select(data: Any, path: str | None, field: str, context: dict | None = None) -> Any:
