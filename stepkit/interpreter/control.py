@@ -30,7 +30,8 @@ class Token:
         if parent is not None:
             with parent._lock:
                 if parent.event.is_set():
-                    self.reason, _ = parent.reason, self.event.set()
+                    self.reason = parent.reason
+                    self.event.set()
                 else:
                     parent._children.add(self)
 
@@ -73,6 +74,7 @@ class Deadlines:
         self._cond = threading.Condition()
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     def add(self, seconds: float, callback: Callable[[], None]) -> list:
         entry = [time.monotonic() + seconds, next(self._seq), callback]
@@ -84,6 +86,12 @@ class Deadlines:
             self._cond.notify()
         return entry
 
+    def close(self) -> None:
+        """End the watcher thread (the execution is over)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
     @staticmethod
     def remove(entry: list | None) -> None:
         if entry is not None:
@@ -92,11 +100,13 @@ class Deadlines:
     def _watch(self) -> None:
         while True:
             with self._cond:
-                while not self._heap or self._heap[0][2] is None:
+                while not self._closed and (not self._heap or self._heap[0][2] is None):
                     if self._heap:
                         heapq.heappop(self._heap)
                     else:
                         self._cond.wait()
+                if self._closed:
+                    return
                 delay = self._heap[0][0] - time.monotonic()
                 if delay > 0:
                     self._cond.wait(delay)

@@ -6,7 +6,9 @@ state machine TimeoutSeconds are enforced in wall time, multiplied by `timeout_s
 """
 from __future__ import annotations
 
+import json
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
@@ -14,7 +16,7 @@ from . import check, errors
 from .api import Adapters, Result
 from .control import Cancelled, Deadlines, Token
 from .errors import DefinitionError, StatesError
-from .history import History, Sink, history_file, iso, load_history, now
+from .history import History, Sink, history_file, load_history, now
 from .payload import dumps
 from .replay import Replay, status as final_status
 from .states import Machine
@@ -50,6 +52,7 @@ class Runtime:
         with self._lock:
             for sink in self._sinks.values():
                 sink.close()
+        self.deadlines.close()
 
 
 class Execution:
@@ -100,7 +103,6 @@ class Execution:
         start_time, redrives = started, 0
         if self._prior:
             first = next(e for e in self._prior if e["type"] == "ExecutionStarted")
-            from datetime import datetime
             start_time = datetime.fromisoformat(first["timestamp"])
             redrives = sum(1 for e in self._prior if e["type"] == "ExecutionRedriven") + 1
             self._history.emit("ExecutionRedriven", "executionRedrivenEventDetails", {"redriveCount": redrives})
@@ -157,7 +159,6 @@ class Execution:
         name = (first.get("stepkit") or {}).get("name", options.pop("name", "local"))
         options.pop("name", None)
         options.pop("input", None)
-        import json
         recorded_input = json.loads(first["executionStartedEventDetails"]["input"])
         return cls(definition, adapters, name=name, input=recorded_input, history_dir=history_dir,
                    _prior=prior, **options)
@@ -169,4 +170,4 @@ def check_resources(definition: dict, adapters: Adapters) -> list[str]:
     return check.problems(definition, adapters)
 
 
-__all__ = ["Execution", "NotRedrivable", "check_resources", "iso", "load_history"]
+__all__ = ["Execution", "NotRedrivable", "check_resources", "load_history"]

@@ -28,7 +28,7 @@ from . import errors
 from .control import Cancelled, Token
 from .errors import StatesError
 from .group import run_jobs
-from .history import History, map_run_file, now, read_jsonl
+from .history import History, iso, map_run_file, now, read_jsonl
 from .payload import apply_template, dumps, select
 from .replay import Replay, children as child_events, status as final_status
 
@@ -155,8 +155,7 @@ def _inline(m, name, processor, inputs, scope, token, limit, replay) -> list:
 
 
 def _distributed(m, name, state, processor, inputs, effective, scope, token, context, path, limit, replay):
-    from .states import Machine
-
+    Machine = type(m)  # a child execution is interpreted like its parent
     rt = m.rt
     label = state.get("Label", name)
     map_run_file = map_run_file_for(rt, path)
@@ -260,7 +259,6 @@ def _distributed(m, name, state, processor, inputs, effective, scope, token, con
 
 
 def _stamp() -> str:
-    from .history import iso
     return iso(now())
 
 

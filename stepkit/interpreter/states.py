@@ -14,6 +14,8 @@ from .control import Cancelled, Deadlines, Token
 from .errors import StatesError
 from .history import History, iso, now
 from .intrinsics import evaluate as intrinsic, is_intrinsic
+from .map import run_map
+from .parallel import run_parallel
 from .payload import apply_template, dumps, result_path, select
 from .retry import Retries
 
@@ -103,7 +105,9 @@ class Machine:
 
     def _simple(self, kind, name, state, raw, scope, token, entered, path):
         if kind == "Fail":
-            raise StatesError(self._fail_field(state, raw, "Error"), self._fail_field(state, raw, "Cause"))
+            context = self.context(name, entered, 0)
+            raise StatesError(self._fail_field(state, raw, "Error", context),
+                              self._fail_field(state, raw, "Cause", context))
         effective = select(raw, state.get("InputPath", "$"), "InputPath")
         nxt = None if state.get("End") else state.get("Next")
         if kind == "Pass":
@@ -120,13 +124,13 @@ class Machine:
                 raise StatesError(errors.NO_CHOICE_MATCHED, f"No Choice rule matched the input '{dumps(effective)[:200]}'")
         return select(effective, state.get("OutputPath", "$"), "OutputPath"), (None if kind == "Succeed" else nxt)
 
-    def _fail_field(self, state: dict, raw: Any, field: str) -> str | None:
+    def _fail_field(self, state: dict, raw: Any, field: str, context: dict) -> str | None:
         if field in state:
             return state[field]
         path = state.get(field + "Path")
         if path is None:
             return None
-        value = intrinsic(path, raw, {}) if is_intrinsic(path) else select(raw, path, field + "Path")
+        value = intrinsic(path, raw, context) if is_intrinsic(path) else select(raw, path, field + "Path", context)
         if not isinstance(value, str):
             raise StatesError(errors.RUNTIME, f"{field}Path '{path}' must select a string, got {dumps(value)[:200]}")
         return value
@@ -158,11 +162,9 @@ class Machine:
                 if state["Type"] == "Task":
                     result = self._task(name, state, effective, scope, token, context, attempt, path)
                 elif state["Type"] == "Parallel":
-                    from .parallel import run_parallel
                     result = run_parallel(self, name, state, effective, scope, token, context,
                                           replay if attempt == 0 else None)
                 else:
-                    from .map import run_map
                     result = run_map(self, name, state, effective, scope, token, context, path,
                                      replay if attempt == 0 else None)
                 if "ResultSelector" in state:
