@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from stepkit.cli import _variables, main
 from stepkit.spec.loader import read_yaml
+from stepkit.compiler.graph import node_id
 from stepkit.compiler.load import json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,13 +175,16 @@ def test_committed_schema_is_current():
 
 # --- graph ------------------------------------------------------------------------------------
 
-def state_names(states: dict) -> list[str]:
+def all_states(states: dict) -> list[tuple[str, dict]]:
+    """Every (name, state), in Map item processors and Parallel branches too."""
     out = []
     for name, state in states.items():
-        out.append(name)
+        out.append((name, state))
         processor = state.get("ItemProcessor")
         if processor:
-            out += state_names(processor["States"])
+            out += all_states(processor["States"])
+        for branch in state.get("Branches", []):
+            out += all_states(branch["States"])
     return out
 
 
@@ -194,11 +198,13 @@ def test_graph_names_every_state(path, tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0] == "flowchart TD"
     nodes = {m[1] for m in (re.match(r"^\s+([A-Za-z0-9_]+)[\[\(\{]", x) for x in lines) if m}
-    assert set(state_names(definition["States"])) <= nodes
-    edges = {(m[1], m[2]) for m in (re.match(r"^\s+(\w+) --> (\w+)$", x) for x in lines) if m}
-    for name, state in definition["States"].items():
-        if "Next" in state:
-            assert (name, state["Next"]) in edges
+    assert {node_id(n) for n, _ in all_states(definition["States"])} <= nodes
+    edges = {(m[1], m[2]) for m in (re.match(r"^\s+(\w+) -->(?:\|[^|]*\|)? (\w+)$", x) for x in lines) if m}
+    for name, state in all_states(definition["States"]):
+        targets = [state.get("Next"), state.get("Default"), *[r["Next"] for r in state.get("Choices", [])],
+                   *[b["StartAt"] for b in state.get("Branches", [])]]
+        for target in filter(None, targets):
+            assert (node_id(name), node_id(target)) in edges, (name, target)
 
 
 # --- what compile imports -----------------------------------------------------------------------

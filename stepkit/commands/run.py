@@ -21,16 +21,19 @@ WORKDIR_DEFAULT = ".work"
               help="Local run: continue a failed run from its failed stage.")
 @click.option("--demo-rows", type=click.IntRange(min=1), default=1_000_000, show_default=True,
               help="Local run without --source: rows of the generated demo source.")
+@click.option("--definition", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Local run: execute this state machine definition (hand-edited or downloaded) instead of "
+                   "the one PIPELINE compiles to; the services it calls are still PIPELINE's.")
 @click.option("--name", default=None, help="AWS run: the execution name (default: generated).")
 @var_option
 @env_file_option
 def run(pipeline: str, local: bool, source: str | None, workdir: str, resume: str | None, demo_rows: int,
-        name: str | None, var: tuple[str, ...], env_file: str | None) -> None:
+        definition: str | None, name: str | None, var: tuple[str, ...], env_file: str | None) -> None:
     """Run PIPELINE: an AWS execution, or with --local the whole pipeline on this machine."""
     variables = _variables(var, env_file)
     if not local:
-        if source or resume:
-            raise click.UsageError("--source and --resume apply to --local runs")
+        if source or resume or definition:
+            raise click.UsageError("--source, --resume and --definition apply to --local runs")
         from stepkit.aws.ops import start_run
 
         execution = start_run(pipeline, variables, name=name)
@@ -40,7 +43,7 @@ def run(pipeline: str, local: bool, source: str | None, workdir: str, resume: st
     from stepkit.local.runner import run_local
 
     outcome = run_local(pipeline, variables, Path(workdir), Path(source) if source else None, resume,
-                        demo_rows=demo_rows)
+                        demo_rows=demo_rows, definition=Path(definition) if definition else None)
     rec = outcome.record
     click.echo(f"run {outcome.run_id} succeeded in {rec.ended - rec.started:.1f} s")
     click.echo(f"  final results: {rec.outputs['final_results']}")

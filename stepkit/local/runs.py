@@ -81,6 +81,9 @@ class RunRecord:
     report: str | None = None
     notes: list[str] = field(default_factory=list)
     resumed: list[float] = field(default_factory=list)
+    # The executions of the run, oldest first: {"dir": "executions/N", "kind": new|redrive|continue, ...}
+    executions: list[dict[str, Any]] = field(default_factory=list)
+    cores: int | None = None  # processes the run's workers had (throughput per core, for `stepkit plan`)
 
     def stage(self, name: str) -> StageRecord:
         for s in self.stages:
@@ -111,6 +114,8 @@ class RunRecord:
             "report": self.report,
             "notes": self.notes,
             "resumed_epochs": self.resumed,
+            "executions": self.executions,
+            "cores": self.cores,
         }
 
     def save(self, run_dir: Path) -> Path:
@@ -132,6 +137,7 @@ class RunRecord:
                 stages=[StageRecord.read(s) for s in data["stages"]], metrics=data.get("metrics") or {},
                 training=data.get("training") or {}, outputs=data.get("outputs") or {}, report=data.get("report"),
                 notes=data.get("notes") or [], resumed=data.get("resumed_epochs") or [],
+                executions=data.get("executions") or [], cores=data.get("cores"),
             )
         except (ValueError, KeyError, TypeError) as e:
             raise StepkitError(f"{path}: not a stepkit run record ({e})") from None

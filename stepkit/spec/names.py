@@ -9,7 +9,9 @@ from pydantic import AfterValidator
 _ATHENA_ID = re.compile(r"^[a-z_][a-z0-9_]*$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _RESOURCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-_STATE_NAME_FORBIDDEN = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]")
+# AWS's forbidden characters in state names, and a quote: stepkit's guards address stages as
+# $.done['NAME'] (compiler/wiring.py).
+_STATE_NAME_FORBIDDEN = re.compile(r"[\s<>{}\[\]?*\"'#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]")
 
 # The longest suffix stepkit appends to the resource prefix (see compiler/names.py).
 LONGEST_SUFFIX = len("-task-execution")
@@ -54,7 +56,7 @@ def state_name(value: str) -> str:
     if not value or len(value) > 80:
         raise ValueError("a state name has 1-80 characters")
     if _STATE_NAME_FORBIDDEN.search(value):
-        raise ValueError(f"{value!r}: state names may not hold spaces or any of < > {{ }} [ ] ? * \" # % \\ ^ | ~ ` $ & , ; : /")
+        raise ValueError(f"{value!r}: state names may not hold spaces or any of < > {{ }} [ ] ? * \" ' # % \\ ^ | ~ ` $ & , ; : /")
     return value
 
 

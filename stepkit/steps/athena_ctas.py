@@ -8,7 +8,7 @@ so there the compiler refuses a layout Athena would refuse.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 class AthenaCtas(Stage):
     """Create a table from a SELECT (template), stored as Parquet under the run's own location."""
+
+    repeatable: ClassVar[bool] = False  # its statements write files: cleaned up first (its prepare state)
 
     type: Literal["athena_ctas"] = "athena_ctas"
     table: str = Field(description="Key in `tables` of the table to create.")
@@ -156,12 +158,3 @@ class AthenaCtas(Stage):
 
     def iam(self, ctx: "Context") -> list[Statement]:
         return _athena.statements(ctx)
-
-    def run_local(self, ctx: Any) -> dict[str, Any]:
-        """Run the CTAS (and its INSERT INTO chunks) on the local engine, in the state machine's order."""
-        statements = self.sql(ctx.compile)
-        rows = 0
-        for i, st in enumerate(statements):
-            rows += ctx.engine.execute(st.text(ctx.run_id)).rows_written or 0
-            ctx.progress(self.name, i + 1, len(statements))
-        return {"rows_out": rows, "statements": len(statements)}

@@ -15,6 +15,7 @@ from stepkit.ir.asl import TASK_FAILED_RETRY, Fragment, State
 from stepkit.ir.asl import state as asl_state
 from stepkit.ir.cfn import Resource
 from stepkit.ir.iam import Statement
+from stepkit.ir.names import RUN_ID_PATH
 from stepkit.steps import _ecs
 from stepkit.steps.base import DeclaredFlow, Finding, Flow
 from stepkit.steps.batch_ids import BATCH_IDS, ITEMS_PATH
@@ -99,8 +100,9 @@ class FanOut(DeclaredFlow):
         state.update(
             {
                 "ItemsPath": ITEMS_PATH,
-                # Evaluated in the parent: the children get the parent's execution name as run id.
-                "ItemSelector": {"batch_id.$": "$$.Map.Item.Value", "run_id.$": "$$.Execution.Name"},
+                # Evaluated in the parent: the children get the parent's run id (their own execution
+                # names differ).
+                "ItemSelector": {"batch_id.$": "$$.Map.Item.Value", "run_id.$": RUN_ID_PATH},
                 "MaxConcurrency": b.max_concurrency,
                 "ItemProcessor": processor,
             }
@@ -134,8 +136,3 @@ class FanOut(DeclaredFlow):
                              f"arn:aws:s3:::{aws.bucket}/{aws.prefix}/map-results/*"),
             ]
         return out
-
-    def run_local(self, ctx) -> dict:
-        from stepkit.local import tasks
-
-        return tasks.fan_out(ctx, self)

@@ -8,6 +8,7 @@ from pydantic import Field
 from stepkit.ir.asl import Fragment
 from stepkit.ir.cfn import Resource
 from stepkit.ir.iam import Statement
+from stepkit.ir.names import RUN_ID_PATH
 from stepkit.steps import _ecs
 from stepkit.steps.base import DeclaredFlow, Finding
 
@@ -29,7 +30,7 @@ class FargateTask(DeclaredFlow):
         return []
 
     def fragment(self, ctx: "Context") -> Fragment:
-        cmd = _ecs.command(ctx, "$$.Execution.Name", list(self.args))
+        cmd = _ecs.command(ctx, RUN_ID_PATH, list(self.args))
         return Fragment().add(self.name, _ecs.task(ctx, self.task, cmd, self.comment)).chain()
 
     def iam(self, ctx: "Context") -> list[Statement]:
@@ -37,8 +38,3 @@ class FargateTask(DeclaredFlow):
 
     def resources(self, ctx: "Context") -> list[Resource]:
         return _ecs.resources(ctx, self.task)
-
-    def run_local(self, ctx) -> dict:
-        from stepkit.local import tasks
-
-        return tasks.fargate_task(ctx, self)

@@ -7,7 +7,7 @@ from pydantic import Field
 
 from stepkit.ir.asl import LAMBDA_RETRY, Fragment, State, state
 from stepkit.ir.iam import Statement
-from stepkit.ir.names import CLEANUP_FUNCTION
+from stepkit.ir.names import RUN_ID_PATH
 from stepkit.steps.base import Finding, Stage
 
 if TYPE_CHECKING:
@@ -57,19 +57,9 @@ class LambdaInvoke(Stage):
         return []
 
     def fragment(self, ctx: "Context") -> Fragment:
-        payload = {**self.payload, "run_id.$": "$$.Execution.Name"}
+        payload = {**self.payload, "run_id.$": RUN_ID_PATH}
         state = invoke(ctx, self.function_arn(ctx), payload, ctx.p.compute.lambda_.timeout_seconds, self.comment)
         return Fragment().add(self.name, state).chain()
 
     def iam(self, ctx: "Context") -> list[Statement]:
         return [invoke_statement(self.function_arn(ctx))]
-
-    def run_local(self, ctx) -> dict[str, Any]:
-        from stepkit.errors import StepkitError
-        from stepkit.local import tasks
-
-        # Locally there are no functions; stepkit's own cleanup function is a plan run in-process.
-        if self.function_arn(ctx.compile) == ctx.names.function_arn(CLEANUP_FUNCTION):
-            return tasks.cleanup(ctx, dict(self.payload))
-        raise StepkitError(f"stages.{self.name}.function: {self.function}: a local run has no Lambda functions; "
-                           f"only stepkit's own {CLEANUP_FUNCTION!r} function runs locally")
