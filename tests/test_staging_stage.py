@@ -1,17 +1,20 @@
 """StagingFeatures on the local engine: which copy it keeps of an id seen more than once (a copy
 that parses as JSON, then the smallest text), through the engine's dedup plan
-(stepkit/engines/dedup.py) and, as the SQL reads, without it."""
+(stepkit/engines/dedup.py) and, as the SQL reads, without it; and the id's type (source.id_type)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from stepkit.compiler.context import Context
 from stepkit.engines import shims
 from stepkit.engines.duckdb import DuckDBEngine
+from stepkit.ml.fixtures import variant
 from stepkit.spec.loader import load_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,4 +104,23 @@ def test_one_valid_and_one_malformed_copy_of_500_ids(tmp_path, monkeypatch, plan
     assert len(got) == 600
     assert [k for k, (ok, _) in got.items() if not ok] == []
     assert all(got[f"p{i:03d}"] == (True, 20 + i % 60) for i in range(500))
+
+
+# (source id column, source.id_type, the staging id's DuckDB type and values). Athena compares ids by
+# type: HumanQA joins the staging ids with the predictions table, declared with `id <id_type>`.
+ID_TYPES = [
+    (pa.array([7, 8], pa.int64()), "string", "VARCHAR", ["7", "8"]),
+    (pa.array([7, 8], pa.int32()), "bigint", "BIGINT", [7, 8]),
+    (pa.array([7, 8], pa.int64()), "bigint", "BIGINT", [7, 8]),
+    (pa.array(["7", "8"]), "string", "VARCHAR", ["7", "8"]),
+]
+
+
+@pytest.mark.parametrize("ids, id_type, duck_type, values", ID_TYPES)
+def test_staging_ids_take_the_declared_id_type(tmp_path, ids, id_type, duck_type, values):
+    pipeline, _ = load_pipeline(ROOT / "pipelines" / "predict_age.yaml", _env())
+    pipeline = variant(pipeline, source={"id_type": id_type})
+    pq.write_table(pa.table({"person_id": ids, "profile_json": [doc(30), doc(31)]}), tmp_path / "source.parquet")
+    rows = run_staging(tmp_path, tmp_path / "source.parquet", pipeline, "typeof(id), id")
+    assert sorted(rows) == [(duck_type, v) for v in values]
 

@@ -93,7 +93,7 @@ class Runner:
         path = self.source_arg or (Path(record.source) if record else None)
         if path is None:
             path = self._demo_source(ctx.p)
-        return check_source(Path(path), table, p.source.id_column, p.source.document_column)
+        return check_source(Path(path), table, p.source.id_column, p.source.document_column, p.source.id_type)
 
     def _demo_source(self, pipeline) -> Path:
         # Cached per pipeline and size; written atomically, so a cached file is always whole.

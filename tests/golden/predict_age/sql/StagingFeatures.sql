@@ -17,8 +17,9 @@ WITH deduped AS (
   GROUP BY person_id
 ),
 parsed AS (
-  -- Parse the kept document; malformed JSON becomes NULL instead of failing the query.
-  SELECT id, try(json_parse(doc)) AS j
+  -- Parse the kept document; malformed JSON becomes NULL instead of failing the query. The id takes
+  -- the declared source.id_type here, so every later table (and the predictions' DDL) agrees.
+  SELECT cast(id AS varchar) AS id, try(json_parse(doc)) AS j
   FROM deduped
 ),
 extracted AS (
