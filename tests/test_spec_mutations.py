@@ -59,6 +59,15 @@ CASES = [
      "greater than 0"),
     ("bad schedule", "  expression: cron(0 6 ? * MON *)", "  expression: cron(0 6 * * MON *)",
      "cron(0 6 * * MON *)", "schedule.expression", "'?' in day-of-month or day-of-week"),
+    # Names stepkit creates must be usable bare in Athena's queries (Trino) and DDL (Hive).
+    ("feature named with a reserved word", "{name: num_jobs,", "{name: order,", "order", "features[2].name",
+     "'order' is a reserved word in Athena DDL and queries"),
+    ("target named with a DDL reserved word", "target:\n  name: age\n", "target:\n  name: date\n", "date",
+     "target.name", "'date' is a reserved word in Athena DDL"),
+    ("table named with a reserved word", "  human_qa: predict_age_human_qa\n", "  human_qa: values\n", "values",
+     "tables.human_qa", "'values' is a reserved word in Athena DDL and queries"),
+    ("database named with a reserved word", "  database: ai_agent_kb_predict_age\n", "  database: group\n", "group",
+     "aws.database", "'group' is a reserved word"),
 ]
 
 
@@ -118,6 +127,10 @@ def test_missing_template_variable(tmp_path):
     ("SELECT FROM WHERE (\n", "sql/TrainingTargets.sql does not parse as Athena SQL"),
     ("SELECT 1 AS a; SELECT 2 AS b\n", "sql/TrainingTargets.sql holds 2 statements"),
     ("SELECT 'unclosed\n", "sql/TrainingTargets.sql does not parse as Athena SQL"),
+    # sqlglot reads these; Athena does not.
+    ("SELECT 1 AS id, 2 AS order\n", "sql/TrainingTargets.sql does not run on Athena: 'order' is a reserved word "
+     "in Athena queries; quote it as \"order\""),
+    ("SELECT id, age AS values FROM t\n", "sql/TrainingTargets.sql does not run on Athena: 'values' is a reserved"),
 ])
 def test_template_that_renders_bad_sql(tmp_path, body, words):
     """sqlglot reads every rendered statement; a failure points at the stage's `template`."""

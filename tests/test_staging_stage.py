@@ -124,3 +124,17 @@ def test_staging_ids_take_the_declared_id_type(tmp_path, ids, id_type, duck_type
     rows = run_staging(tmp_path, tmp_path / "source.parquet", pipeline, "typeof(id), id")
     assert sorted(rows) == [(duck_type, v) for v in values]
 
+
+def test_source_names_athena_reserves_are_quoted(tmp_path):
+    """The source's database, table and columns are the user's and cannot be renamed: a reserved word
+    among them is double-quoted in the query (stepkit's own names are refused instead, by validate)."""
+    pipeline, _ = load_pipeline(ROOT / "pipelines" / "predict_age.yaml", _env())
+    pipeline = variant(pipeline, source={"database": "group", "table": "select", "id_column": "order",
+                                         "document_column": "values"})
+    ctx = Context(pipeline, root=str(tmp_path / "warehouse") + "/")
+    (statement,) = next(s for s in pipeline.stages if s.name == "StagingFeatures").sql(ctx)
+    assert 'FROM "group"."select"' in statement.sql and 'min("values")' in statement.sql
+    assert 'WHERE "order" IS NOT NULL' in statement.sql
+    pq.write_table(pa.table({"order": ["a", "b"], "values": [doc(30), cut(31)]}), tmp_path / "source.parquet")
+    rows = run_staging(tmp_path, tmp_path / "source.parquet", pipeline)
+    assert sorted(rows) == [("a", True, 30), ("b", False, None)]

@@ -23,6 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from stepkit.spec.reserved import DDL, QUERY
+
 # What `${run_id}` becomes while parsing: any plain identifier-like text would do.
 SAMPLE_RUN_ID = "run_0000"
 # A child that has not answered by then is presumed stuck; the parse is redone here.
@@ -43,6 +45,34 @@ def check(text: str) -> str | None:
         return f"does not parse as Athena SQL: {str(e).splitlines()[0]}"
     if len(trees) != 1:
         return f"holds {len(trees)} statements; Athena runs exactly one per query"
+    return refusal(trees[0])
+
+
+def refusal(tree) -> str | None:
+    """What Athena refuses in a statement sqlglot reads, or None: a reserved word as a bare
+    identifier (sqlglot reads `x AS order`; Athena does not). The local engine asks the same
+    (engines/transpile.py)."""
+    return _reserved_identifier(tree)
+
+
+def _is_ddl(tree) -> bool:
+    """Athena runs these with Hive's grammar (backticks); queries and CTAS with Trino's (double quotes)."""
+    from sqlglot import exp
+
+    if isinstance(tree, exp.Create):
+        return tree.expression is None
+    return isinstance(tree, (exp.Drop, exp.Alter, exp.Describe))
+
+
+def _reserved_identifier(tree) -> str | None:
+    from sqlglot import exp
+
+    ddl = _is_ddl(tree)
+    words, kind, quote = (DDL, "DDL", "`{}`") if ddl else (QUERY, "queries", '"{}"')
+    for ident in tree.find_all(exp.Identifier):
+        if not ident.quoted and ident.name.upper() in words:
+            return (f"does not run on Athena: {ident.name!r} is a reserved word in Athena {kind}; "
+                    f"quote it as {quote.format(ident.name)} or choose another name")
     return None
 
 
@@ -59,7 +89,9 @@ class Verdicts:
         except PackageNotFoundError:  # no version to key on: remember nothing
             self.path = None
             return
-        self.path = cache.folder("sqlcheck", sqlglot_version, Path(__file__).read_bytes())
+        # Verdicts depend on this file and on the reserved words it checks for.
+        reserved = Path(__file__).parents[1] / "spec" / "reserved.py"
+        self.path = cache.folder("sqlcheck", sqlglot_version, Path(__file__).read_bytes(), reserved.read_bytes())
 
     @staticmethod
     def key(text: str) -> str:
