@@ -27,6 +27,20 @@ CASES = [
     ("CREATE EXTERNAL TABLE db.t (id string, `date` string) STORED AS PARQUET LOCATION '{wh}/t/'", None),
     ("CREATE EXTERNAL TABLE db.t (id string) PARTITIONED BY (partition int) STORED AS PARQUET LOCATION '{wh}/t/'",
      "'partition' is a reserved word in Athena DDL"),
+    # CTAS partition columns: the SELECT's last, in the table properties' order.
+    ("CREATE TABLE db.t WITH (external_location = '{wh}/t/', partitioned_by = ARRAY['p']) AS SELECT 1 AS p, 2 AS id",
+     "HIVE_COLUMN_ORDER_MISMATCH: partition columns p must be the last columns of the SELECT list, in that order "
+     "(it ends with id)"),
+    ("CREATE TABLE db.t WITH (external_location = '{wh}/t/', partitioned_by = ARRAY['p', 'q']) AS "
+     "SELECT 1 AS id, 2 AS q, 3 AS p", "partition columns p, q must be the last columns"),
+    ("CREATE TABLE db.t WITH (external_location = '{wh}/t/', partitioned_by = ARRAY['p', 'q']) AS "
+     "SELECT 1 AS id, 3 AS p, 2 AS q", None),
+    ("CREATE TABLE db.t WITH (external_location = '{wh}/t/', partitioned_by = ARRAY['p']) AS "
+     "SELECT 1 AS p, 2 AS id UNION ALL SELECT 3, 4", "partition columns p must be the last columns"),
+    ("CREATE TABLE db.t WITH (external_location = '{wh}/t/', partitioned_by = ARRAY['nope']) AS SELECT 1 AS id",
+     "column nope of the table properties is not in the SELECT list (id); partitioned_by names it"),
+    ("CREATE TABLE db.t WITH (external_location = '{wh}/t/', bucketed_by = ARRAY['nope'], bucket_count = 2) AS "
+     "SELECT 1 AS id", "column nope of the table properties is not in the SELECT list (id); bucketed_by names it"),
 ]
 
 

@@ -68,6 +68,10 @@ CASES = [
      "tables.human_qa", "'values' is a reserved word in Athena DDL and queries"),
     ("database named with a reserved word", "  database: ai_agent_kb_predict_age\n", "  database: group\n", "group",
      "aws.database", "'group' is a reserved word"),
+    ("partition column not last in the SELECT", "    template: staging.sql.j2\n    partitioned_by: [batch_group]\n",
+     "    template: staging.sql.j2\n    partitioned_by: [batch_id]\n", "staging.sql.j2", "stages[1].template",
+     "sql/StagingFeatures.sql does not run on Athena: HIVE_COLUMN_ORDER_MISMATCH: partition columns batch_id must "
+     "be the last columns of the SELECT list, in that order (it ends with batch_group)"),
 ]
 
 

@@ -50,9 +50,9 @@ def check(text: str) -> str | None:
 
 def refusal(tree) -> str | None:
     """What Athena refuses in a statement sqlglot reads, or None: a reserved word as a bare
-    identifier (sqlglot reads `x AS order`; Athena does not). The local engine asks the same
-    (engines/transpile.py)."""
-    return _reserved_identifier(tree)
+    identifier (sqlglot reads `x AS order`; Athena does not), partition columns that are not the
+    SELECT's last (Athena fails the CTAS). The local engine asks the same (engines/transpile.py)."""
+    return _reserved_identifier(tree) or _partition_order(tree)
 
 
 def _is_ddl(tree) -> bool:
@@ -73,6 +73,36 @@ def _reserved_identifier(tree) -> str | None:
         if not ident.quoted and ident.name.upper() in words:
             return (f"does not run on Athena: {ident.name!r} is a reserved word in Athena {kind}; "
                     f"quote it as {quote.format(ident.name)} or choose another name")
+    return None
+
+
+def _partition_order(tree) -> str | None:
+    from sqlglot import exp
+
+    if not isinstance(tree, exp.Create) or tree.expression is None:
+        return None
+    props = tree.args.get("properties")
+    columns: dict[str, list[str]] = {}
+    for p in props.expressions if props else []:
+        if isinstance(p, exp.PartitionedByProperty) and isinstance(p.this, exp.Array):
+            columns["partitioned_by"] = [e.name.lower() for e in p.this.expressions]
+        elif isinstance(p, exp.Property) and p.name.lower() == "bucketed_by" and isinstance(p.args.get("value"), exp.Array):
+            columns["bucketed_by"] = [e.name.lower() for e in p.args["value"].expressions]
+    query = tree.expression
+    while isinstance(query, exp.SetOperation):  # a UNION's columns are its first SELECT's
+        query = query.this
+    if not columns or not isinstance(query, exp.Select) or query.is_star:
+        return None
+    names = [n.lower() for n in query.named_selects]
+    for prop, wanted in columns.items():
+        missing = [c for c in wanted if c not in names]
+        if missing:
+            return (f"does not run on Athena: column {missing[0]} of the table properties is not in the SELECT "
+                    f"list ({', '.join(names)}); {prop} names it")
+    parts = columns.get("partitioned_by", [])
+    if parts and names[-len(parts):] != parts:
+        return (f"does not run on Athena: HIVE_COLUMN_ORDER_MISMATCH: partition columns {', '.join(parts)} must be "
+                f"the last columns of the SELECT list, in that order (it ends with {', '.join(names[-len(parts):])})")
     return None
 
 
