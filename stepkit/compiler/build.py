@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stepkit.compiler import asl, integrations, sqlcheck
+from stepkit.compiler import asl, integrations, source_safety, sqlcheck
 from stepkit.compiler.context import Context
 from stepkit.compiler.iam import Policy, Statement
 from stepkit.compiler.names import CLEANUP_FUNCTION, ROLES
@@ -108,6 +108,7 @@ def build(ctx: Context, positions: Positions | None = None,
     for i, stage in enumerate(p.stages):
         for f in stage.check(ctx):
             (errors if f.level == "error" else warnings).append(_locate(ctx, positions, i, f))
+    errors += [_locate(ctx, positions, None, f) for f in source_safety.check(ctx)]
     if errors:
         raise SpecError(problems=errors)
 

@@ -18,7 +18,7 @@ from stepkit.errors import StepkitError
 from stepkit.local.progress import Progress
 from stepkit.local.retry import TASK_FAILED, Attempts, RetryPolicy
 from stepkit.local.runs import RunRecord, StageRecord, check_writable, new_run_id, write_atomic
-from stepkit.local.source import check_source, fill_placeholders
+from stepkit.local.source import check_apart, check_source, fill_placeholders
 
 ENGINE_MEMORY = os.environ.get("STEPKIT_ENGINE_MEMORY", "3GB")
 # Fault injection for tests: a stage name. As that stage starts, SIGINT goes to the run's whole
@@ -93,6 +93,7 @@ class Runner:
         path = self.source_arg or (Path(record.source) if record else None)
         if path is None:
             path = self._demo_source(ctx.p)
+        check_apart(Path(path), self.workdir)
         return check_source(Path(path), table, p.source.id_column, p.source.document_column, p.source.id_type)
 
     def _demo_source(self, pipeline) -> Path:

@@ -44,6 +44,23 @@ class Source:
         return self.path.as_posix().rstrip("/") + "/" if self.path.is_dir() else self.path.as_posix()
 
 
+def check_apart(source: Path, workdir: Path) -> None:
+    """The source must not lie where the run writes and deletes (WORKDIR/warehouse/: PreCleanup
+    deletes its tables' folders; WORKDIR/runs/), and the work folder must not lie inside a source
+    folder (the engine reads every Parquet file under it, the run's own tables too). Paths are
+    compared resolved, so a symlink into the work folder counts as inside it. A DataError, one line."""
+    src, work = Path(source).resolve(), Path(workdir).resolve()
+    for folder in ("warehouse", "runs"):
+        inside = work / folder
+        if src == inside or inside in src.parents:
+            raise DataError(f"{source}: the source lies inside {inside}/, where the run writes and deletes "
+                            f"(PreCleanup empties its tables' folders): move it out of the work folder or pass "
+                            f"another --workdir")
+    if src.is_dir() and (work == src or src in work.parents):
+        raise DataError(f"--workdir {workdir} lies inside the source folder {source}: the run would read its own "
+                        "tables as source rows and write beside the source's files; pass a --workdir outside it")
+
+
 def check_source(path: Path, table: str, id_column: str, document_column: str, id_type: str = "string") -> Source:
     """Exists, is Parquet, has rows, and every file the engine will read has the id column (string
     or integer; integer only for `id_type: bigint`) and the document column (string): else a
