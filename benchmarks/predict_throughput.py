@@ -61,7 +61,7 @@ import workers.prediction  # noqa: E402
 from stepkit import storage  # noqa: E402
 from stepkit.cli import _variables  # noqa: E402
 from stepkit.ml import artifacts, fixtures, predict, train  # noqa: E402
-from stepkit.spec.loader import load_pipeline  # noqa: E402
+from stepkit.compiler.load import load_pipeline  # noqa: E402
 
 
 def _batches(names, rows: int, batches: int) -> list[pa.Table]:

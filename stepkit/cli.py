@@ -119,7 +119,7 @@ def compile_(pipeline: str, out: str | None, var: tuple[str, ...], env_file: str
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of pipeline files (for editors and CI)."""
-    from stepkit.spec.schema import json_schema
+    from stepkit.compiler.load import json_schema
 
     click.echo(json.dumps(json_schema(), indent=2))
 

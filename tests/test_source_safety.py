@@ -11,15 +11,22 @@ import pyarrow.parquet as pq
 import pytest
 
 from stepkit.compiler import source_safety
-from stepkit.compiler.context import Context
+from stepkit.compiler.load import load_pipeline, pipeline_model
 from stepkit.errors import DataError
+from stepkit.ir.context import Context
 from stepkit.local.source import check_apart
-from stepkit.ml.fixtures import variant
-from stepkit.spec.loader import load_pipeline
 from tests._local_runs import SMALL, run_local
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "stepkit-example-bucket"  # pipelines/example.env; aws.prefix is predict-age
+
+
+def variant(pipeline, **changes):
+    """A validated copy of `pipeline` with sections updated (dicts merge), stages as blocks."""
+    data = pipeline.model_dump(mode="json", by_alias=True)
+    for key, value in changes.items():
+        data[key] = {**data[key], **value}
+    return pipeline_model().model_validate(data)
 
 
 def _env() -> dict[str, str]:

@@ -11,13 +11,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from stepkit.compiler.context import Context
+from stepkit.compiler.load import load_pipeline, pipeline_model
 from stepkit.engines import shims
 from stepkit.engines.duckdb import DuckDBEngine
-from stepkit.ml.fixtures import variant
-from stepkit.spec.loader import load_pipeline
+from stepkit.ir.context import Context
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def variant(pipeline, **changes):
+    """A validated copy of `pipeline` with sections updated (dicts merge), stages as blocks."""
+    data = pipeline.model_dump(mode="json", by_alias=True)
+    for key, value in changes.items():
+        data[key] = {**data[key], **value}
+    return pipeline_model().model_validate(data)
 
 
 def _env() -> dict[str, str]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from stepkit.steps.base import Finding
 
 if TYPE_CHECKING:
-    from stepkit.compiler.context import Context
+    from stepkit.ir.context import Context
 
 
 def check(ctx: "Context") -> list[Finding]:
