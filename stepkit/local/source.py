@@ -50,12 +50,12 @@ def check_apart(source: Path, workdir: Path) -> None:
     folder (the engine reads every Parquet file under it, the run's own tables too). Paths are
     compared resolved, so a symlink into the work folder counts as inside it. A DataError, one line."""
     src, work = Path(source).resolve(), Path(workdir).resolve()
-    for folder in ("warehouse", "runs"):
+    for folder, what in (("warehouse", "writes its tables and PreCleanup deletes them"),
+                         ("runs", "writes its records and reports")):
         inside = work / folder
         if src == inside or inside in src.parents:
-            raise DataError(f"{source}: the source lies inside {inside}/, where the run writes and deletes "
-                            f"(PreCleanup empties its tables' folders): move it out of the work folder or pass "
-                            f"another --workdir")
+            raise DataError(f"{source}: the source lies inside {inside}/, where the run {what}: move it out of the "
+                            "work folder or pass another --workdir")
     if src.is_dir() and (work == src or src in work.parents):
         raise DataError(f"--workdir {workdir} lies inside the source folder {source}: the run would read its own "
                         "tables as source rows and write beside the source's files; pass a --workdir outside it")
