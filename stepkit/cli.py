@@ -104,23 +104,16 @@ def compile_(pipeline: str, out: str | None, var: tuple[str, ...], env_file: str
         artifacts = compile_file(pipeline, _variables(var, env_file), check_sql=checker)
     _print_warnings(artifacts)
     out_dir = Path(out or Path(OUT_DEFAULT) / Path(pipeline).stem)
+    from stepkit.compiler import output
+
     try:
-        written = artifacts.write(out_dir)
-        _remove_stale(out_dir, written)
+        # Only into an empty folder or an earlier compile's; removes only what that compile wrote.
+        written = output.write(out_dir, artifacts.files(), Path(pipeline))
     except OSError as e:
         raise StepkitError(f"{out_dir}: cannot write: {e.strerror or e}") from None
     click.echo(f"{pipeline}: wrote {len(written)} files to {out_dir}/")
     for path in written:
         click.echo(f"  {path.relative_to(out_dir)}")
-
-
-def _remove_stale(out_dir: Path, written: list[Path]) -> None:
-    """Files a previous compile wrote that this one did not (a removed stage's SQL)."""
-    keep = {p.resolve() for p in written}
-    for sub, pattern in (("sql", "*.sql"), ("iam", "*.json")):
-        for path in (out_dir / sub).glob(pattern):
-            if path.resolve() not in keep:
-                path.unlink()
 
 
 @main.command()

@@ -94,19 +94,22 @@ def test_compile_rewrites_only_what_changed(tmp_path):
 
 
 def test_compile_removes_stale_files(tmp_path):
+    """What an earlier compile wrote and this one does not (a renamed stage's SQL) goes; nothing else."""
     out = tmp_path / "out"
-    (out / "sql").mkdir(parents=True)
-    (out / "iam").mkdir()
-    (out / "sql" / "RemovedStage.sql").write_text("SELECT 1\n")
-    (out / "iam" / "old_role.json").write_text("{}\n")
+    renamed = tmp_path / "renamed.yaml"
+    renamed.write_text(PIPELINES[0].read_text().replace("  - name: HumanQA\n", "  - name: HumanReview\n"))
+    assert run("compile", str(renamed), "--env-file", ENV, "--out", str(out)).exit_code == 0
+    assert (out / "sql" / "HumanReview.sql").exists()
     (out / "notes.txt").write_text("mine\n")  # not stepkit's: kept
+    (out / "sql" / "report.sql").write_text("SELECT 1\n")
     result = run("compile", str(PIPELINES[0]), "--env-file", ENV, "--out", str(out))
     assert result.exit_code == 0
-    assert not (out / "sql" / "RemovedStage.sql").exists()
-    assert not (out / "iam" / "old_role.json").exists()
-    assert (out / "notes.txt").read_text() == "mine\n"
+    assert not (out / "sql" / "HumanReview.sql").exists() and (out / "sql" / "HumanQA.sql").exists()
+    assert (out / "notes.txt").read_text() == "mine\n" and (out / "sql" / "report.sql").read_text() == "SELECT 1\n"
     listed = [line.strip() for line in result.stdout.splitlines()[1:]]
-    assert sorted(listed) == sorted(p for p in files(out) if p != "notes.txt")
+    mine = {"notes.txt", "sql/report.sql", ".stepkit-compile.json"}
+    assert sorted(listed) == sorted(p for p in files(out) if p not in mine)
+    assert json.loads((out / ".stepkit-compile.json").read_text())["files"] == sorted(listed)
 
 
 def test_compile_error_is_located_and_writes_nothing(tmp_path):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stepkit.compiler import flow, integrations, sqlcheck, wiring
+from stepkit.compiler import flow, integrations, source_safety, sqlcheck, wiring
 from stepkit.compiler.plan import Artifacts, Plan, StagePlan
 from stepkit.ir import asl
 from stepkit.ir.context import Context
@@ -75,6 +75,7 @@ def build(ctx: Context, positions: Positions | None = None,
     for i, stage in enumerate(p.stages):
         for f in stage.check(ctx):
             (errors if f.level == "error" else warnings).append(_locate(ctx, positions, i, f))
+    errors += [_locate(ctx, positions, None, f) for f in source_safety.check(ctx)]
     if errors:
         raise SpecError(problems=errors)
 

@@ -7,7 +7,6 @@ what a backend needs to know about a stage is here, as data.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from stepkit.errors import Problem
@@ -71,24 +70,6 @@ class Plan:
 
         out["template.json"] = template.render(template.build(self))
         return dict(sorted(out.items()))
-
-    def write(self, out_dir: Path) -> list[Path]:
-        """Every file of `files()` under out_dir; returns their paths (unchanged ones included)."""
-        written = []
-        for rel, text in self.files().items():
-            path = out_dir / rel
-            data = text.encode("utf-8")
-            written.append(path)
-            # A file that already holds this content is left alone: its mtime stays (make, rsync),
-            # and the rename below is the slowest step of a compile that changes nothing.
-            if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Write to a temporary name and rename: an interrupted compile leaves no half file.
-            tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)
-        return written
 
 
 Artifacts = Plan  # the name the rest of the code base and its tests grew up with

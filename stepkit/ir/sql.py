@@ -11,6 +11,7 @@ import jinja2
 from stepkit.ir import jinja_cache
 from stepkit.ir.names import RUN_ID
 from stepkit.errors import SpecError
+from stepkit.spec.reserved import reserved
 
 # Repository checkout first (editable installs, the README's flow); packaged copy second.
 _BUILTIN_DIRS = [
@@ -42,6 +43,12 @@ def sql_string(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def sql_identifier(name: str) -> str:
+    """A name in a query, double-quoted when Athena reserves the word (the source's table and
+    columns: the user cannot rename them). Names stepkit creates are refused instead (spec/names.py)."""
+    return f'"{name}"' if reserved(name) else name
+
+
 def sql_number(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{value!r} is not a number")
@@ -69,6 +76,7 @@ def environment(dirs: tuple[str, ...]) -> jinja2.Environment:
     )
     env.filters["sql_string"] = sql_string
     env.filters["sql_number"] = sql_number
+    env.filters["ident"] = sql_identifier
     return env
 
 

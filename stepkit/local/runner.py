@@ -24,7 +24,7 @@ from typing import Any, Callable
 from stepkit.errors import StepkitError
 from stepkit.local.progress import Progress
 from stepkit.local.runs import RunRecord, StageRecord, check_writable, new_run_id, write_atomic
-from stepkit.local.source import check_source, fill_placeholders
+from stepkit.local.source import check_apart, check_source, fill_placeholders
 
 ENGINE_MEMORY = os.environ.get("STEPKIT_ENGINE_MEMORY", "3GB")
 EXECUTIONS = "executions"
@@ -86,7 +86,8 @@ class Runner:
         path = self.source_arg or (Path(record.source) if record else None)
         if path is None:
             path = self._demo_source(ctx.p)
-        return check_source(Path(path), table, p.source.id_column, p.source.document_column)
+        check_apart(Path(path), self.workdir)
+        return check_source(Path(path), table, p.source.id_column, p.source.document_column, p.source.id_type)
 
     def _demo_source(self, pipeline) -> Path:
         # Cached per pipeline and size; written atomically, so a cached file is always whole.

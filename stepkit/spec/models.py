@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from stepkit.spec import fargate
-from stepkit.spec.names import AthenaIdentifier, BucketName, S3Prefix
+from stepkit.spec.names import AthenaIdentifier, BucketName, NewAthenaName, S3Prefix
 
 _JSON_PATH = re.compile(r"^\$(\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])+$")
 
@@ -39,7 +39,7 @@ class Aws(Model):
     region: str = Field(description="AWS region, e.g. `${AWS_REGION}`.")
     bucket: BucketName = Field(description="S3 bucket holding every table, model and query result of the pipeline.")
     prefix: S3Prefix = Field(description="Key prefix under the bucket; stepkit reads and writes only below it.")
-    database: AthenaIdentifier = Field(description="Glue/Athena database holding the pipeline's tables.")
+    database: NewAthenaName = Field(description="Glue/Athena database holding the pipeline's tables.")
     workgroup: str = Field("primary", description="Athena workgroup the queries run in.")
     network: Network = Field(description="VPC networking for the Fargate tasks.")
 
@@ -86,7 +86,7 @@ def _check_json_path(v: str) -> str:
 class Target(Model):
     """What the pipeline predicts."""
 
-    name: AthenaIdentifier = Field(description="Column name of the target, e.g. `age`.")
+    name: NewAthenaName = Field(description="Column name of the target, e.g. `age`.")
     json_path: str = Field(description="Where the known value sits in the JSON document.")
     type: Literal["integer", "double"] = Field(description="Type of the target value.")
     min: float = Field(description="Smallest valid value; known values outside [min, max] are treated as unknown.")
@@ -107,7 +107,7 @@ class Target(Model):
 class Feature(Model):
     """One model input, extracted from the JSON document."""
 
-    name: AthenaIdentifier = Field(description="Column name of the feature.")
+    name: NewAthenaName = Field(description="Column name of the feature.")
     json_path: str = Field(description="Where the value sits in the JSON document.")
     type: Literal["double", "integer", "boolean", "category"] = Field(
         description="`double`/`integer` are numeric, `boolean` is 0/1, `category` is one of `categories`."
@@ -141,13 +141,13 @@ class Feature(Model):
 class Tables(Model):
     """Athena table names the pipeline creates (the keys are what stages refer to)."""
 
-    staging: AthenaIdentifier = Field(description="Parsed features and target of every distinct source record.")
-    training_features: AthenaIdentifier = Field(description="Features of the training sample.")
-    training_targets: AthenaIdentifier = Field(description="Known targets of the training sample.")
-    evaluation_features: AthenaIdentifier = Field(description="Features of every record to score, by batch.")
-    predictions: AthenaIdentifier = Field(description="Model output, one row per scored record.")
-    human_qa: AthenaIdentifier = Field(description="Predictions joined 1:1 with source and known target, for review.")
-    final_results: AthenaIdentifier = Field(description="One row per source id: prediction or default. The output.")
+    staging: NewAthenaName = Field(description="Parsed features and target of every distinct source record.")
+    training_features: NewAthenaName = Field(description="Features of the training sample.")
+    training_targets: NewAthenaName = Field(description="Known targets of the training sample.")
+    evaluation_features: NewAthenaName = Field(description="Features of every record to score, by batch.")
+    predictions: NewAthenaName = Field(description="Model output, one row per scored record.")
+    human_qa: NewAthenaName = Field(description="Predictions joined 1:1 with source and known target, for review.")
+    final_results: NewAthenaName = Field(description="One row per source id: prediction or default. The output.")
 
     def names(self) -> dict[str, str]:
         return self.model_dump()

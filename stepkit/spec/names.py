@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
+from stepkit.spec.reserved import reserved
+
 _ATHENA_ID = re.compile(r"^[a-z_][a-z0-9_]*$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _RESOURCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -26,6 +28,16 @@ def athena_identifier(value: str) -> str:
         )
     if len(value) > 255:
         raise ValueError(f"{value!r} is longer than Athena's 255 characters")
+    return value
+
+
+def not_reserved(value: str) -> str:
+    """A name stepkit gives a table, column or database it creates: usable bare in every statement.
+    (Names of the source, which the user cannot rename, are quoted where needed instead.)"""
+    kind = reserved(value)
+    if kind:
+        raise ValueError(f"{value!r} is a reserved word in Athena {kind} (a statement naming it bare fails there); "
+                         "choose another name")
     return value
 
 
@@ -68,6 +80,8 @@ def s3_prefix(value: str) -> str:
 
 
 AthenaIdentifier = Annotated[str, AfterValidator(athena_identifier)]
+# A table, column or database stepkit creates under this name.
+NewAthenaName = Annotated[str, AfterValidator(athena_identifier), AfterValidator(not_reserved)]
 BucketName = Annotated[str, AfterValidator(bucket_name)]
 ResourcePrefix = Annotated[str, AfterValidator(resource_prefix)]
 StateName = Annotated[str, AfterValidator(state_name)]
