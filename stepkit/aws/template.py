@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 LOG_RETENTION_DAYS = 30
 # ECR keeps this many images per repository; older ones expire (the seed's images are ~600 MB each).
 KEEP_IMAGES = 10
-CLEANUP_HANDLER = "workers.cleanup.handler.handler"
+CLEANUP_HANDLER = "stepkit.workers.cleanup.handler.handler"
 ROOT_ENV = "STEPKIT_ROOT"
 PARAM_CODE_KEY = "CleanupCodeKey"
 PARAM_IMAGE_TAG = "ImageTag"

@@ -1,8 +1,8 @@
 """Local execution of the blocks that run code on AWS: Fargate tasks, the fan-out, cleanup.
 
 The blocks' `run_local` methods are thin and call these, so the process handling stays in
-one place. A task key `NAME` in `compute.tasks` runs the worker module `workers.NAME` (the
-module the task's container image runs on AWS).
+one place. A task key `NAME` in `compute.tasks` runs the worker module `stepkit.workers.NAME`
+(the module the task's container image runs on AWS).
 """
 from __future__ import annotations
 
@@ -20,14 +20,14 @@ from stepkit.local.retry import RetryPolicy
 
 
 def worker_module(stage_name: str, task: str) -> str:
-    module = f"workers.{task}"
+    module = f"stepkit.workers.{task}"
     try:
         found = importlib.util.find_spec(module)
     except ModuleNotFoundError:
         found = None
     if found is None:
         raise StepkitError(f"stages.{stage_name}.task: {task!r} has no local worker: no module {module} "
-                           "(a local run runs workers/<task>/ in a process instead of the container)")
+                           "(a local run runs it in a process instead of the container)")
     return module
 
 

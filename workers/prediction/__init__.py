@@ -11,10 +11,10 @@ from typing import Any
 import joblib  # noqa: F401 - the model artifact's format; imported by the first load otherwise
 
 from stepkit.ml import predict
-# load_config's parser: workers/__init__.py imports it late, to stay light for the cleanup Lambda.
+# load_config's parser: stepkit.workers (workers/__init__.py) imports it late, to stay light for the cleanup Lambda.
 from stepkit import config  # noqa: F401
 from stepkit.spec.pipeline import pipeline_model
-from workers import load_config
+from stepkit.workers import load_config
 
 # The worker config's validator (every block's model), complete: pydantic otherwise finishes
 # it on the first validation (0.13 s).
