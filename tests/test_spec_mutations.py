@@ -59,6 +59,11 @@ CASES = [
      "greater than 0"),
     ("bad schedule", "  expression: cron(0 6 ? * MON *)", "  expression: cron(0 6 * * MON *)",
      "cron(0 6 * * MON *)", "schedule.expression", "'?' in day-of-month or day-of-week"),
+    ("own worker module without its image", "timeout_minutes: 60}", "timeout_minutes: 60, module: my_pkg.scoring}",
+     "my_pkg.scoring", "compute.tasks.prediction.module", "a task's own `module` needs its own `image`"),
+    ("worker module not a module name", "timeout_minutes: 60}",
+     "timeout_minutes: 60, image: 'repo/mine:1', module: my-pkg/scoring}", "my-pkg/scoring",
+     "compute.tasks.prediction.module", "should match pattern"),
 ]
 
 

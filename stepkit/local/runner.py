@@ -221,7 +221,7 @@ class Runner:
         for stage in ctx.p.stages:
             if stage.type in WORKER_STAGES:
                 try:
-                    modules.append(tasks.worker_module(stage.name, stage.task))
+                    modules.append(tasks.worker_module(ctx.p, stage.name, stage.task))
                 except StepkitError:
                     pass  # reported by the stage itself when it runs
         pool.start(modules)

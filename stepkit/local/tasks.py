@@ -2,7 +2,7 @@
 
 The blocks' `run_local` methods are thin and call these, so the process handling stays in
 one place. A task key `NAME` in `compute.tasks` runs the worker module `stepkit.workers.NAME`
-(the module the task's container image runs on AWS).
+(the module the task's container image runs on AWS), or the task's own `module`.
 """
 from __future__ import annotations
 
@@ -19,15 +19,17 @@ from stepkit.local import pool
 from stepkit.local.retry import RetryPolicy
 
 
-def worker_module(stage_name: str, task: str) -> str:
-    module = f"stepkit.workers.{task}"
+def worker_module(pipeline, stage_name: str, task: str) -> str:
+    spec = pipeline.compute.tasks.get(task)
+    module = (spec.module if spec is not None else None) or f"stepkit.workers.{task}"
     try:
         found = importlib.util.find_spec(module)
     except ModuleNotFoundError:
         found = None
     if found is None:
         raise StepkitError(f"stages.{stage_name}.task: {task!r} has no local worker: no module {module} "
-                           "(a local run runs it in a process instead of the container)")
+                           f"(a local run runs it in a process instead of the container; compute.tasks.{task}.module "
+                           "names the module of your own image)")
     return module
 
 
@@ -39,7 +41,7 @@ def _worker_env(ctx) -> dict[str, str]:
 def fargate_task(ctx, stage) -> dict[str, Any]:
     """One worker run in its own process. Its compiled Retry names only ECS throttling, which
     cannot happen locally, so a failure fails the stage (as a failed container does)."""
-    module = worker_module(stage.name, stage.task)
+    module = worker_module(ctx.compile.p, stage.name, stage.task)
     if stage.args:
         raise StepkitError(f"stages.{stage.name}.args: extra worker arguments are not supported by local runs yet")
     result, _ = pool.run_task(module, (str(ctx.config_path), ctx.run_id), RetryPolicy([]), stage.name, ctx.log)
@@ -49,7 +51,7 @@ def fargate_task(ctx, stage) -> dict[str, Any]:
 def fan_out(ctx, stage) -> dict[str, Any]:
     """Every batch through the worker, `ctx.concurrency` processes at once, retried per the
     compiled child state's Retry (States.TaskFailed: a batch whose worker failed or died)."""
-    module = worker_module(stage.name, stage.task)
+    module = worker_module(ctx.compile.p, stage.name, stage.task)
     if stage.args:
         raise StepkitError(f"stages.{stage.name}.args: extra worker arguments are not supported by local runs yet")
     _, child = stage._child(ctx.compile)

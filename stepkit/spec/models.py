@@ -197,6 +197,12 @@ class TaskCompute(Model):
     image: str | None = Field(
         None, description="Container image; default: the stack's ECR repository for this task, tag `latest`."
     )
+    module: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
+        description="Python module of the task's own worker, for `image`: what the image runs "
+        "(`python -m MODULE --config URI --run-id ID [--batch-id N]`), and what a local run runs in a process, "
+        "calling its `run(config_uri, run_id[, batch_id])`. Default: stepkit's `stepkit.workers.<task>`.",
+    )
 
     # Field validators, not one model validator, so an error points at the value that is wrong.
     @field_validator("cpu")
@@ -214,6 +220,15 @@ class TaskCompute(Model):
         problem = fargate.check(cpu, v) if cpu is not None else None
         if problem:
             raise ValueError(problem)
+        return v
+
+    @field_validator("module")
+    @classmethod
+    def _module(cls, v: str | None, info: ValidationInfo) -> str | None:
+        # stepkit's own images run stepkit's own workers: a local run of another module would prove
+        # code that AWS never runs.
+        if v is not None and not info.data.get("image"):
+            raise ValueError("a task's own `module` needs its own `image` (stepkit's images run stepkit.workers.<task>)")
         return v
 
 
