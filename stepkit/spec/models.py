@@ -6,10 +6,13 @@ these descriptions as the JSON Schema that editors and CI read.
 from __future__ import annotations
 
 import re
+import sys
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from stepkit.ml import kinds as model_kinds  # the kinds' names only: it imports no model code
 from stepkit.spec import fargate
 from stepkit.spec.names import AthenaIdentifier, BucketName, S3Prefix
 
@@ -245,8 +248,10 @@ class ModelSpec(Model):
     """A model to train. The best by `selection.metric` among them scores the records."""
 
     name: AthenaIdentifier = Field(description="Model name, unique in the pipeline.")
-    kind: Literal["ridge", "xgboost", "xgboost_quantile"] = Field(
-        description="`ridge`, `xgboost` (squared error) or `xgboost_quantile` (lower/median/upper quantiles)."
+    kind: str = Field(
+        description="`ridge`, `xgboost` (squared error) or `xgboost_quantile` (lower/median/upper quantiles); "
+        "or a kind an installed package registers (entry-point group `stepkit.models`).",
+        json_schema_extra=lambda schema: schema.update(enum=model_kinds.names()),
     )
     params: dict[str, float | int | str | bool] = Field(
         default_factory=dict, description="Hyper-parameters passed to the estimator."
@@ -254,6 +259,18 @@ class ModelSpec(Model):
     quantiles: list[float] | None = Field(
         None, description="For `xgboost_quantile`: lower, median and upper quantile, e.g. [0.1, 0.5, 0.9]."
     )
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        # The registry's names, read when validating (not fixed at import), in pydantic's own words for a choice.
+        if not model_kinds.known(v):
+            names = [repr(n) for n in model_kinds.names()]
+            expected = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+        # Interned, as a Literal's value was: pickle writes an object met before as a reference, so
+        # a fresh copy of the same text would change the artifact's bytes, hence the model version.
+        return sys.intern(v)
 
     @model_validator(mode="after")
     def _quantiles(self) -> "ModelSpec":
