@@ -39,7 +39,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 def _pipeline():
     from stepkit.local.source import PLACEHOLDERS
-    from stepkit.spec.loader import load_pipeline
+    from stepkit.compiler.load import load_pipeline
 
     return load_pipeline(PIPELINE, dict(PLACEHOLDERS))[0]
 

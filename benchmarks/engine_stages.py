@@ -39,11 +39,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from engine_staging import ENV, floor_sql, make_source  # noqa: E402
 
 from stepkit import storage  # noqa: E402
-from stepkit.compiler.context import Context  # noqa: E402
+from stepkit.ir.context import Context  # noqa: E402
 from stepkit.engines.duckdb import DuckDBEngine  # noqa: E402
 from stepkit.engines.transpile import parse  # noqa: E402
 from stepkit.ml.predict import output_schema  # noqa: E402
-from stepkit.spec.loader import load_pipeline  # noqa: E402
+from stepkit.compiler.load import load_pipeline  # noqa: E402
 
 SQL_STAGES = ["StagingFeatures", "EvaluationFeatures", "HumanQA", "FinalResults"]
 from stepkit.local.runner import ENGINE_MEMORY as MEMORY  # noqa: E402 - the local run's cap

@@ -31,9 +31,9 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stepkit.compiler.context import Context  # noqa: E402
+from stepkit.ir.context import Context  # noqa: E402
 from stepkit.engines.duckdb import DuckDBEngine  # noqa: E402
-from stepkit.spec.loader import load_pipeline  # noqa: E402
+from stepkit.compiler.load import load_pipeline  # noqa: E402
 
 ENV = {"AWS_ACCOUNT_ID": "123456789012", "S3_BUCKET": "bench-bucket", "SUBNET_ID": "subnet-0",
        "SECURITY_GROUP_ID": "sg-0"}

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from stepkit.cli import _variables  # noqa: E402
 from stepkit.ml import fixtures, train  # noqa: E402
-from stepkit.spec.loader import load_pipeline  # noqa: E402
+from stepkit.compiler.load import load_pipeline  # noqa: E402
 
 
 def main() -> None:

@@ -126,7 +126,7 @@ def _remove_stale(out_dir: Path, written: list[Path]) -> None:
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of pipeline files (for editors and CI)."""
-    from stepkit.spec.schema import json_schema
+    from stepkit.compiler.load import json_schema
 
     click.echo(json.dumps(json_schema(), indent=2))
 

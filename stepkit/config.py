@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from stepkit.compiler.names import Names
+from stepkit.ir.names import Names
 
 
 def worker_config(pipeline: Any, root: str | None = None) -> dict[str, Any]:
@@ -26,8 +26,8 @@ def render(config: dict[str, Any]) -> str:
 
 def parse(text: str) -> tuple[Any, Names]:
     """(pipeline, names) from a worker config's text."""
-    from stepkit.spec.pipeline import pipeline_model
+    from stepkit.spec.pipeline import WorkerPipeline
 
     data = json.loads(text)
-    pipeline = pipeline_model().model_validate(data["pipeline"])
+    pipeline = WorkerPipeline.model_validate(data["pipeline"])
     return pipeline, Names(pipeline, data["root"])

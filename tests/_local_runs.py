@@ -48,7 +48,7 @@ def once(shared: Path, name: str, build: Callable[[Path], Any]) -> Any:
 def make_source(folder: Path, rows: int = SOURCE_ROWS) -> str:
     from stepkit import demo_data
     from stepkit.local.source import PLACEHOLDERS
-    from stepkit.spec.loader import load_pipeline
+    from stepkit.compiler.load import load_pipeline
 
     pipeline, _ = load_pipeline(SMALL, dict(PLACEHOLDERS))
     path = folder / "source.parquet"

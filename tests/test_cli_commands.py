@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from stepkit.cli import _variables, main
 from stepkit.spec.loader import read_yaml
-from stepkit.spec.schema import json_schema
+from stepkit.compiler.load import json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = str(ROOT / "pipelines" / "example.env")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stepkit.compiler import jinja_cache, sql, sqlcheck
+from stepkit.compiler import sqlcheck
+from stepkit.ir import jinja_cache, sql
 
 STATEMENTS = [
     ("one select", "SELECT 1 AS x", None),

@@ -16,8 +16,8 @@ from stepkit.cli import _variables, main
 from stepkit.ml import fixtures
 from stepkit.ml.models import Ridge
 from stepkit.ml.encoding import Encoder
-from stepkit.spec.loader import load_pipeline
-from stepkit.spec.pipeline import pipeline_model
+from stepkit.compiler.load import load_pipeline
+from stepkit.compiler.load import pipeline_model
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "pipelines" / "predict_age.yaml"

@@ -9,11 +9,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from stepkit.compiler.context import Context
+from stepkit.ir.context import Context
 from stepkit.engines.duckdb import DuckDBEngine
 from stepkit.engines.transpile import parse
 from stepkit.local.context import LocalContext
-from stepkit.spec.loader import load_pipeline
+from stepkit.compiler.load import load_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = "run_0001"

@@ -10,14 +10,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from stepkit.compiler.build import build
-from stepkit.compiler.context import Context
+from stepkit.ir.context import Context
 from stepkit.errors import DataError
 from stepkit.local.progress import Progress
 from stepkit.local.retry import TASK_FAILED, Attempts, RetryPolicy
 from stepkit.local.runner import stage_order
 from stepkit.local.runs import new_run_id
 from stepkit.local.source import PLACEHOLDERS, check_source, fill_placeholders
-from stepkit.spec.loader import load_pipeline
+from stepkit.compiler.load import load_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "pipelines" / "predict_age.yaml"

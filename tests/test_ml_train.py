@@ -12,7 +12,7 @@ from stepkit import storage
 from stepkit.cli import _variables
 from stepkit.errors import DataError, QualityGateError
 from stepkit.ml import fixtures, train
-from stepkit.spec.loader import load_pipeline
+from stepkit.compiler.load import load_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = "run-1"
@@ -88,7 +88,7 @@ def test_quality_gate_names_metric_value_and_threshold(trained, gate, message):
 
 def test_no_training_data_names_the_table_and_location(trained, tmp_path):
     p, _, _, _ = trained
-    from stepkit.compiler.names import Names
+    from stepkit.ir.names import Names
 
     with pytest.raises(DataError, match=r"training_features_14m/run-1/: no such folder"):
         train.run(p, Names(p, f"{tmp_path}/"), RUN)
@@ -98,7 +98,7 @@ def test_too_few_rows_for_a_split_is_a_data_error(trained, tmp_path):
     p, names, _, _ = trained
     feats = storage.read_table(names.table_location("training_features", RUN)).slice(0, 30)
     targets = storage.read_table(names.table_location("training_targets", RUN))
-    from stepkit.compiler.names import Names
+    from stepkit.ir.names import Names
 
     tiny = Names(p, f"{tmp_path}/")
     storage.write_table(tiny.table_location("training_features", RUN) + "a.parquet", feats)

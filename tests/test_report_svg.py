@@ -191,10 +191,10 @@ def test_empty_inputs_draw_nothing(tmp_path, qa, stages):
 def _lctx(tmp_path: Path, labelled: int):
     import duckdb
 
-    from stepkit.compiler.context import Context
+    from stepkit.ir.context import Context
     from stepkit.local.context import LocalContext
     from stepkit.local.source import PLACEHOLDERS
-    from stepkit.spec.loader import load_pipeline
+    from stepkit.compiler.load import load_pipeline
 
     pipeline, _ = load_pipeline(SMALL, dict(PLACEHOLDERS))
     ctx = Context(pipeline, SMALL, root=(tmp_path / "warehouse").as_posix() + "/")

@@ -195,8 +195,8 @@ def test_dockerfile_entrypoint_takes_the_compiled_arguments(task, args):
 FIRST_BATCH = BLOCKER.split("import stepkit.workers.training")[0] + """
 import xgboost  # as stepkit/local/preload.py has it in the forkserver
 import stepkit.workers.prediction
-from stepkit.spec.pipeline import pipeline_model
-complete = pipeline_model().__pydantic_complete__
+from stepkit.spec.pipeline import WorkerPipeline
+complete = WorkerPipeline.__pydantic_complete__
 before = set(sys.modules)
 stepkit.workers.prediction.run(sys.argv[2], sys.argv[3], 1)
 print(json.dumps({"complete": complete, "imported": sorted(set(sys.modules) - before)}))

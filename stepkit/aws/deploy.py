@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
 from stepkit.aws import package
-from stepkit.aws import template as tpl
-from stepkit.aws.cfn import TAG_MANAGED, TAG_PIPELINE, MANAGED_BY, stack_tags
+from stepkit.compiler import template as tpl
+from stepkit.ir.cfn import TAG_MANAGED, TAG_PIPELINE, MANAGED_BY, stack_tags
 from stepkit.aws.session import Session, explain
 from stepkit.errors import AwsError
 
@@ -187,10 +187,14 @@ class Deployer:
         if status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
             raise AwsError(f"stack {self.stack} is busy ({status}): wait for it to finish, then deploy again")
 
-    def parameters(self, stack: dict[str, Any] | None, code_key: str | None, image_tag: str | None) -> list[dict[str, str]]:
+    def parameters(self, stack: dict[str, Any] | None, code_key: str | None, image_tag: str | None,
+                   declared: dict[str, Any] | None = None) -> list[dict[str, str]]:
+        """Values of the template's parameters (`declared`; CloudFormation refuses an undeclared one)."""
         current = {p["ParameterKey"]: p.get("ParameterValue", "") for p in (stack or {}).get("Parameters", [])}
         tag = image_tag or current.get(tpl.PARAM_IMAGE_TAG) or "latest"
-        out = [{"ParameterKey": tpl.PARAM_IMAGE_TAG, "ParameterValue": tag}]
+        out = []
+        if declared is None or tpl.PARAM_IMAGE_TAG in declared:  # no task definition: no image tag
+            out.append({"ParameterKey": tpl.PARAM_IMAGE_TAG, "ParameterValue": tag})
         if code_key:
             out.append({"ParameterKey": tpl.PARAM_CODE_KEY, "ParameterValue": code_key})
         return out
@@ -298,7 +302,7 @@ class Deployer:
         self.upload(tmpl)
         url = package.template_url(self.p.aws.bucket, self.session.region, tmpl.key)
         kind = "CREATE" if creating else "UPDATE"
-        name, changes = self.change_set(kind, url, self.parameters(stack, code_key, image_tag))
+        name, changes = self.change_set(kind, url, self.parameters(stack, code_key, image_tag, template["Parameters"]))
         if not changes:
             self.echo(f"stack {self.stack}: no changes")
             return Outcome(self.stack, "none", [], self.outputs())

@@ -55,7 +55,7 @@ def dockerfile(task: str, root: Path = REPO) -> tuple[Path, Path]:
 
 
 def images(pipeline: Any, root: Path = REPO) -> list[Image]:
-    from stepkit.compiler.names import Names
+    from stepkit.ir.names import Names
 
     n = Names(pipeline)
     out = []

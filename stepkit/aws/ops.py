@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from stepkit.aws import timeline
-from stepkit.aws.cfn import TAG_PIPELINE
+from stepkit.ir.cfn import TAG_PIPELINE
 from stepkit.aws.session import Session
 from stepkit.errors import AwsError, StepkitError
 
@@ -27,8 +27,8 @@ def run_name() -> str:
 
 
 def _load(pipeline_path: str | Path, variables: dict[str, str] | None):
-    from stepkit.compiler.names import Names
-    from stepkit.spec.loader import load_pipeline
+    from stepkit.ir.names import Names
+    from stepkit.compiler.load import load_pipeline
 
     pipeline, _ = load_pipeline(pipeline_path, variables)
     return pipeline, Names(pipeline)

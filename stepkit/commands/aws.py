@@ -52,7 +52,7 @@ def images() -> None:
 def images_build(pipeline: str, tag: str | None, var: tuple[str, ...], env_file: str | None) -> None:
     """Build the worker images of PIPELINE with the Docker CLI."""
     from stepkit.aws import images as img
-    from stepkit.spec.loader import load_pipeline
+    from stepkit.compiler.load import load_pipeline
 
     p, _ = load_pipeline(pipeline, _variables(var, env_file))
     tag = tag or img.default_tag()

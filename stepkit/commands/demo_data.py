@@ -20,7 +20,7 @@ def demo_data(pipeline: str, rows: int, out: str, seed: int, labelled_share: flo
     """Write a source table shaped by PIPELINE's spec, and OUT.meta.json describing it."""
     from stepkit import demo_data as generator
     from stepkit.local.source import fill_placeholders
-    from stepkit.spec.loader import load_pipeline
+    from stepkit.compiler.load import load_pipeline
 
     variables = _variables(var, env_file)
     # Only the source's shape matters here (nothing calls AWS): unset AWS variables get the local

@@ -9,13 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stepkit.compiler import asl, integrations, sqlcheck
-from stepkit.compiler.context import Context
-from stepkit.compiler.iam import Policy, Statement
-from stepkit.compiler.names import CLEANUP_FUNCTION, ROLES
-from stepkit.compiler.sql import SqlStatement, TemplateError
+from stepkit.compiler import flow, integrations, sqlcheck
+from stepkit.ir import asl
+from stepkit.ir.context import Context
+from stepkit.ir.cfn import Resource
+from stepkit.ir.iam import Policy, Statement
+from stepkit.ir.names import CLEANUP_FUNCTION, ROLES
+from stepkit.ir.sql import SqlStatement, TemplateError
 from stepkit.errors import Problem, SpecError
-from stepkit.spec.loader import Positions, dotted, load_pipeline
+from stepkit.compiler.load import load_pipeline
+from stepkit.spec.loader import Positions, dotted
 from stepkit.steps import cleanup as cleanup_block
 from stepkit.steps.base import Finding
 
@@ -29,6 +32,7 @@ class Artifacts:
     definition: dict[str, Any]
     policies: dict[str, Policy]
     statements: list[SqlStatement]
+    resources: list[Resource] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
 
     def files(self) -> dict[str, str]:
@@ -38,7 +42,7 @@ class Artifacts:
             out[f"iam/{role}.json"] = policy.render()
         for st in self.statements:
             out[f"sql/{st.name}.sql"] = st.sql
-        from stepkit.aws import template  # lazy: pure dicts, no boto3; keeps compile fast
+        from stepkit.compiler import template  # lazy: pure dicts; keeps compile fast
 
         out["template.json"] = template.render(template.build(self))
         return dict(sorted(out.items()))
@@ -68,20 +72,20 @@ def _locate(ctx: Context, positions: Positions, index: int | None, f: Finding) -
     return Problem(str(ctx.file), line, col, dotted(loc), f.message if f.level == "error" else f"warning: {f.message}")
 
 
-def _failure_path(ctx: Context) -> tuple[dict[str, asl.State], list[Statement], str]:
+def _failure_path(ctx: Context) -> tuple[dict[str, asl.State], list[Statement], list[Resource], str]:
     """States every failure goes to: clean up what the run made, then fail with the stage's error."""
     fail = {"Type": "Fail", "Comment": "Fails the execution with the failed stage's error and cause.",
             "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
     of = ctx.p.on_failure
     if not (of.drop_tables or of.delete_data):
-        return {FAILED: fail}, [], FAILED
+        return {FAILED: fail}, [], [], FAILED
     block = cleanup_block.Cleanup(name=CLEANUP_ON_FAILURE, drop_tables=of.drop_tables, delete_data=of.delete_data,
                                   scope="run", comment="Drops what the failed run made; then the execution fails.")
     state = block.fragment(ctx).states[CLEANUP_ON_FAILURE]
     # Clean-up trouble must not hide the original error.
     state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.cleanup_error", "Next": FAILED}]
     state["Next"] = FAILED
-    return {CLEANUP_ON_FAILURE: state, FAILED: fail}, block.iam(ctx), CLEANUP_ON_FAILURE
+    return {CLEANUP_ON_FAILURE: state, FAILED: fail}, block.iam(ctx), block.resources(ctx), CLEANUP_ON_FAILURE
 
 
 def _base_statements(ctx: Context) -> list[Statement]:
@@ -129,8 +133,14 @@ def build(ctx: Context, positions: Positions | None = None,
 
     if errors:
         raise SpecError(problems=errors)
+    for i, message in flow.problems([stage.flow(ctx) for stage in p.stages], [s.name for s in p.stages]):
+        where = ("reads",) if getattr(p.stages[i], "reads", None) is not None else ("template",) \
+            if hasattr(p.stages[i], "template") else ("type",)
+        errors.append(_locate(ctx, positions, i, Finding("error", where, message)))
+    if errors:
+        raise SpecError(problems=errors)
 
-    failure_states, failure_iam, on_error = _failure_path(ctx)
+    failure_states, failure_iam, failure_resources, on_error = _failure_path(ctx)
     states: dict[str, asl.State] = {}
     stage_of: dict[str, int] = {}
     fragments = [stage.fragment(ctx) for stage in p.stages]
@@ -177,7 +187,8 @@ def build(ctx: Context, positions: Positions | None = None,
         errors.append(_locate(ctx, positions, index, Finding("error", loc, f"state {issue}")))
     if errors:
         raise SpecError(problems=errors)
-    return Artifacts(ctx, definition, policies, statements, warnings)
+    resources = [r for stage in p.stages for r in stage.resources(ctx)] + failure_resources
+    return Artifacts(ctx, definition, policies, statements, resources, warnings)
 
 
 def compile_file(path: str | Path, variables: dict[str, str] | None = None,
@@ -187,9 +198,4 @@ def compile_file(path: str | Path, variables: dict[str, str] | None = None,
     return build(ctx, positions, check_sql=check_sql)
 
 
-def uses_cleanup_function(ctx: Context) -> bool:
-    of = ctx.p.on_failure
-    return bool(of.drop_tables or of.delete_data) or any(s.type == "cleanup" for s in ctx.p.stages)
-
-
-__all__ = ["Artifacts", "build", "compile_file", "CLEANUP_FUNCTION", "uses_cleanup_function"]
+__all__ = ["Artifacts", "build", "compile_file", "CLEANUP_FUNCTION"]

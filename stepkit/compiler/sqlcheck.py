@@ -52,7 +52,7 @@ class Verdicts:
     def __init__(self) -> None:
         from importlib.metadata import PackageNotFoundError, version
 
-        from stepkit.compiler import cache
+        from stepkit import cache
 
         try:
             sqlglot_version = version("sqlglot")

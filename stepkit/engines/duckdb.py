@@ -20,7 +20,7 @@ from typing import Sequence
 
 import duckdb
 
-from stepkit.compiler.sql import MAX_WRITERS
+from stepkit.ir.sql import MAX_WRITERS
 from stepkit.engines import Columns, QueryError, QueryResult
 from stepkit.engines.catalog import Catalog, Table
 from stepkit.engines.listing import Schemas, files, listing

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from stepkit.compiler.context import Context
+from stepkit.ir.context import Context
 
 
 @dataclass

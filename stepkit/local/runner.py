@@ -77,8 +77,8 @@ class Runner:
     # --- set-up: every user error is found here, before anything is written
     def _load(self):
         from stepkit.compiler.build import build
-        from stepkit.compiler.context import Context
-        from stepkit.spec.loader import load_pipeline
+        from stepkit.ir.context import Context
+        from stepkit.compiler.load import load_pipeline
 
         filled = fill_placeholders(self.variables)
         pipeline, positions = load_pipeline(self.pipeline_path, self.variables)

@@ -115,7 +115,7 @@ def warehouse(pipeline: Any, root: str, run_id: str, rows: int, seed: int = 0, f
     """Demo source -> feature tables -> worker config under `root` (a local folder or s3:// prefix
     ending in '/'). Returns (names, config URI, demo meta)."""
     from stepkit import config, demo_data
-    from stepkit.compiler.names import Names
+    from stepkit.ir.names import Names
 
     names = Names(pipeline, root)
     source_uri = f"{root}demo/source.parquet"
@@ -128,9 +128,9 @@ def warehouse(pipeline: Any, root: str, run_id: str, rows: int, seed: int = 0, f
 
 def variant(pipeline: Any, **changes: Any) -> Any:
     """A validated copy of `pipeline` with top-level sections replaced or updated (dicts merge)."""
-    from stepkit.spec.pipeline import pipeline_model
+    from stepkit.spec.pipeline import WorkerPipeline
 
     data = pipeline.model_dump(mode="json", by_alias=True)
     for key, value in changes.items():
         data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
-    return pipeline_model().model_validate(data)
+    return WorkerPipeline.model_validate(data)

@@ -214,15 +214,14 @@ _UNION_TAGS: set[str] = set()
 _SCALAR_TAGS = {"int", "float", "str", "bool", "none"}
 
 
-def load_pipeline(path: str | Path, variables: Mapping[str, str] | None = None):
-    """Read and validate a pipeline file. Returns (pipeline, positions); raises SpecError."""
-    from stepkit.spec.pipeline import pipeline_model
-
+def load_pipeline(path: str | Path, variables: Mapping[str, str] | None, model: type):
+    """Read a pipeline file and validate it with `model` (stepkit.compiler.load binds the block
+    registry). Returns (pipeline, positions); raises SpecError."""
     data, positions = read_yaml(path, variables)
     if not isinstance(data, dict):
         raise SpecError(problems=[Problem(str(path), 1, 1, "", "a pipeline file is a mapping of fields")])
     try:
-        pipeline = pipeline_model().model_validate(data)
+        pipeline = model.model_validate(data)
     except ValidationError as e:
         raise SpecError(problems=validation_problems(str(path), e, positions)) from None
     return pipeline, positions

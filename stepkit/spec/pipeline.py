@@ -1,8 +1,7 @@
 """The top-level `Pipeline` model: everything in one pipeline YAML file."""
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Mapping, Union
 
 from pydantic import Field, model_validator
 
@@ -78,31 +77,43 @@ class PipelineBase(Model):
     @model_validator(mode="after")
     def _stages(self) -> "PipelineBase":
         stages = getattr(self, "stages", [])
-        names = [s.name for s in stages]
+        names = [s["name"] if isinstance(s, dict) else s.name for s in stages]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"stage names must be unique: {', '.join(dupes)}")
         return self
 
 
-@lru_cache(maxsize=1)
-def pipeline_model() -> type[PipelineBase]:
-    """The Pipeline model with a `stages` union over every registered block."""
-    from pydantic import create_model
+_MODELS: dict[tuple[tuple[str, type], ...], type[PipelineBase]] = {}
 
-    from stepkit.spec import loader
-    from stepkit.steps import registry
 
-    blocks = registry()
-    loader._UNION_TAGS.update(blocks)
-    union: Any = Union[tuple(blocks.values())] if len(blocks) > 1 else next(iter(blocks.values()))
-    stage = Annotated[union, Field(discriminator="type")]
-    return create_model(
-        "Pipeline",
-        __base__=PipelineBase,
-        __doc__=PipelineBase.__doc__,
-        stages=(list[stage], Field(min_length=1, description="The stages, in order. Each names its building block in `type`.")),
-    )
+def pipeline_model(blocks: Mapping[str, type[Model]]) -> type[PipelineBase]:
+    """The Pipeline model with a `stages` union over `blocks` (type name -> block model).
+
+    The spec knows no block: the caller hands them in (stepkit.compiler.load binds the registry)."""
+    key = tuple(blocks.items())
+    if key not in _MODELS:
+        from pydantic import create_model
+
+        from stepkit.spec import loader
+
+        loader._UNION_TAGS.update(blocks)
+        union: Any = Union[tuple(blocks.values())] if len(blocks) > 1 else next(iter(blocks.values()))
+        stage = Annotated[union, Field(discriminator="type")]
+        _MODELS[key] = create_model(
+            "Pipeline",
+            __base__=PipelineBase,
+            __doc__=PipelineBase.__doc__,
+            stages=(list[stage], Field(min_length=1, description="The stages, in order. Each names its building block in `type`.")),
+        )
+    return _MODELS[key]
+
+
+class WorkerPipeline(PipelineBase):
+    """The pipeline as a worker reads it from its config: every section, stages left as written
+    (a worker runs one task and reads no stage; validating them would import every block)."""
+
+    stages: list[dict[str, Any]] = Field(min_length=1, description="The stages, as written.")
 
 
 Pipeline = PipelineBase  # for type hints; instances come from pipeline_model()

@@ -7,6 +7,7 @@ A package adds a block by exposing its Stage subclass in the `stepkit.steps` ent
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from importlib import import_module
 from importlib.metadata import entry_points
 
@@ -33,7 +34,9 @@ def _load(target: str) -> type[Stage]:
     return cls
 
 
+@lru_cache(maxsize=1)
 def registry() -> dict[str, type[Stage]]:
+    """Every block by type name: the built-in ones, then third-party ones (read once per process)."""
     found = {name: _load(target) for name, target in BUILTIN.items()}
     for ep in entry_points(group="stepkit.steps"):
         if ep.name not in found:

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from stepkit.compiler.asl import ATHENA_RETRY, State, one_line, state, with_run_id
-from stepkit.compiler.iam import Statement
-from stepkit.compiler.sql import SqlStatement
+from stepkit.ir.asl import ATHENA_RETRY, State, one_line, state, with_run_id
+from stepkit.ir.iam import Statement
+from stepkit.ir.sql import SqlStatement
 
 if TYPE_CHECKING:
-    from stepkit.compiler.context import Context
+    from stepkit.ir.context import Context
 
 RESOURCE = "arn:aws:states:::athena:startQueryExecution.sync"
 

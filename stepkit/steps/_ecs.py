@@ -3,15 +3,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from stepkit.compiler.asl import ECS_RETRY, State, escape_intrinsic, state
-from stepkit.compiler.iam import Statement
+import json
+
+from stepkit.ir.asl import ECS_RETRY, State, escape_intrinsic, state
+from stepkit.ir.cfn import PARAM_IMAGE_TAG, Output, Resource, get_att, log_group, logical_id, parameter, ref, role_id, sub
+from stepkit.ir.iam import Statement
 
 if TYPE_CHECKING:
-    from stepkit.compiler.context import Context
+    from stepkit.ir.context import Context
 
 RESOURCE = "arn:aws:states:::ecs:runTask.sync"
 # Step Functions creates this EventBridge rule itself to learn when a task stops (docs: ecs-iam).
 ECS_RULE = "rule/StepFunctionsGetEventsForECSTaskRule"
+# ECR keeps this many images per repository; older ones expire (the seed's images are ~600 MB each).
+KEEP_IMAGES = 10
 
 
 def command(ctx: "Context", run_id_path: str, extra: list[str | tuple[str, str]]) -> str:
@@ -89,3 +94,57 @@ def statements(ctx: "Context", task_name: str) -> list[Statement]:
 
 def vcpus(ctx: "Context", task_name: str) -> float:
     return ctx.p.compute.tasks[task_name].cpu
+
+
+def _megabytes(gb: float) -> str:
+    return str(int(round(gb * 1024)))
+
+
+def resources(ctx: "Context", task_name: str) -> list[Resource]:
+    """The cluster, and the task's image repository, log group and task definition."""
+    n, spec = ctx.names, ctx.p.compute.tasks[task_name]
+    tid = logical_id(task_name)
+    cluster = Resource("Cluster", "AWS::ECS::Cluster", {
+        "ClusterName": n.cluster,
+        "ClusterSettings": [{"Name": "containerInsights", "Value": "disabled"}],
+    }, outputs=(Output("ClusterName", ref("Cluster"), "ECS cluster"),
+                Output("ClusterArn", get_att("Cluster", "Arn"), "ECS cluster ARN")))
+    repo = f"{tid}Repository"
+    repository = Resource(repo, "AWS::ECR::Repository", {
+        "RepositoryName": n.repository(task_name),
+        "ImageScanningConfiguration": {"ScanOnPush": True},
+        "LifecyclePolicy": {"LifecyclePolicyText": json.dumps({"rules": [{
+            "rulePriority": 1, "description": f"keep the last {KEEP_IMAGES} images",
+            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": KEEP_IMAGES},
+            "action": {"type": "expire"}}]}, sort_keys=True)},
+    }, retain=True, outputs=(Output(f"{repo}Uri", get_att(repo, "RepositoryUri"), f"ECR repository of the {task_name} image"),))
+    logs = log_group(f"{tid}LogGroup", n.log_group(task_name), f"the {task_name} containers")
+    image = spec.image or sub(
+        f"${{AWS::AccountId}}.dkr.ecr.${{AWS::Region}}.amazonaws.com/${{{repo}}}:${{{PARAM_IMAGE_TAG}}}")
+    container = {
+        "Name": n.container(task_name),
+        "Image": image,
+        "Essential": True,
+        "LogConfiguration": {"LogDriver": "awslogs", "Options": {
+            "awslogs-group": ref(logs.logical_id), "awslogs-region": ref("AWS::Region"),
+            "awslogs-stream-prefix": task_name}},
+    }
+    props = {
+        "Family": n.task_family(task_name),
+        "Cpu": str(int(spec.cpu * 1024)),
+        "Memory": _megabytes(spec.memory_gb),
+        "NetworkMode": "awsvpc",
+        "RequiresCompatibilities": ["FARGATE"],
+        "RuntimePlatform": {"CpuArchitecture": spec.architecture, "OperatingSystemFamily": "LINUX"},
+        "ExecutionRoleArn": get_att(role_id("task_execution"), "Arn"),
+        "TaskRoleArn": get_att(role_id("task"), "Arn"),
+        "ContainerDefinitions": [container],
+    }
+    if spec.ephemeral_storage_gb > 20:
+        props["EphemeralStorage"] = {"SizeInGiB": spec.ephemeral_storage_gb}
+    td = f"{tid}TaskDefinition"
+    task_definition = Resource(td, "AWS::ECS::TaskDefinition", props,
+                               outputs=(Output(f"{td}Arn", ref(td), f"Task definition of {task_name}"),),
+                               parameters=(parameter(PARAM_IMAGE_TAG, Type="String", Default="latest",
+                                                     Description="Image tag the task definitions run."),))
+    return [cluster, repository, logs, task_definition]

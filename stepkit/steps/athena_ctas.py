@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
-from stepkit.compiler.asl import Fragment
-from stepkit.compiler.iam import Statement
-from stepkit.compiler.sql import MAX_WRITERS, SqlStatement, sql_string
+from stepkit.ir.asl import Fragment
+from stepkit.ir.iam import Statement
+from stepkit.ir.sql import MAX_WRITERS, SqlStatement, sql_string
 from stepkit.spec.names import AthenaIdentifier
 from stepkit.steps import _athena
-from stepkit.steps.base import Finding, Stage
+from stepkit.steps.base import Finding, Flow, Stage
 
 if TYPE_CHECKING:
-    from stepkit.compiler.context import Context
+    from stepkit.ir.context import Context
 
 
 class AthenaCtas(Stage):
@@ -53,6 +53,13 @@ class AthenaCtas(Stage):
 
     def tables_written(self) -> list[str]:
         return [self.table]
+
+    def flow(self, ctx: "Context") -> Flow:
+        where = f"stages.{self.name}"
+        used: set[str] = set()
+        for chunk in self.chunks(ctx) or [None]:
+            used |= ctx.tables_used(self.template, where, **({"chunk": chunk} if chunk else {}))
+        return Flow(reads=frozenset(used - {self.table}), writes=frozenset({self.table}))
 
     def partition_count(self, ctx: "Context") -> int | None:
         if self.partitions == "batches":

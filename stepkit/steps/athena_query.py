@@ -5,14 +5,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from stepkit.compiler.asl import Fragment, one_line
-from stepkit.compiler.iam import Statement
-from stepkit.compiler.sql import SqlStatement
+from stepkit.ir.asl import Fragment, one_line
+from stepkit.ir.iam import Statement
+from stepkit.ir.sql import SqlStatement
 from stepkit.steps import _athena
-from stepkit.steps.base import Finding, Stage
+from stepkit.steps.base import Finding, Flow, Stage
 
 if TYPE_CHECKING:
-    from stepkit.compiler.context import Context
+    from stepkit.ir.context import Context
 
 
 class AthenaQuery(Stage):
@@ -30,6 +30,15 @@ class AthenaQuery(Stage):
         if self.table and self.table not in ctx.p.tables.names():
             return [Finding("error", ("table",), f"{self.table!r} is not a key of `tables`")]
         return []
+
+    def flow(self, ctx: "Context") -> Flow:
+        (st,) = self.sql(ctx)
+        used = ctx.tables_used(self.template, f"stages.{self.name}")
+        own = frozenset({self.table}) if self.table else frozenset()
+        # CREATE EXTERNAL TABLE declares a table over files other stages write; other DDL changes it.
+        if st.kind == "ddl" and one_line(st.sql).upper().startswith("CREATE EXTERNAL"):
+            return Flow(reads=frozenset(used) - own, defines=own)
+        return Flow(reads=frozenset(used) - own, writes=own)
 
     def sql(self, ctx: "Context") -> list[SqlStatement]:
         text = ctx.render(self.template, f"stages.{self.name}")

@@ -3,6 +3,7 @@
 - `fragment(ctx)`: its ASL states
 - `iam(ctx)`: the IAM statements those states (and the code they run) need, per role
 - `sql(ctx)`: its Athena statements, if any
+- `resources(ctx)`: the AWS resources (CloudFormation) its states need
 - `check(ctx)`: findings about AWS limits the schema alone cannot see
 - `run_local(ctx)`: how it runs on the embedded engine (`stepkit run --local`)
 """
@@ -13,14 +14,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from stepkit.compiler.asl import Fragment
-from stepkit.compiler.iam import Statement
-from stepkit.compiler.sql import SqlStatement
+from stepkit.ir.asl import Fragment
+from stepkit.ir.cfn import Resource
+from stepkit.ir.iam import Statement
+from stepkit.ir.sql import SqlStatement
 from stepkit.spec.models import Model
-from stepkit.spec.names import StateName
+from stepkit.spec.names import AthenaIdentifier, StateName
 
 if TYPE_CHECKING:
-    from stepkit.compiler.context import Context
+    from stepkit.ir.context import Context
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,33 @@ class Finding:
     message: str
     # True: `loc` starts at the top of the file (the value at fault is a pipeline setting, not the stage's).
     root: bool = False
+
+
+@dataclass(frozen=True)
+class Flow:
+    """What a stage reads and changes, by name: table keys, artifacts a task declares (`model`), and
+    execution state (`$batch_ids`). The compiler orders stages by it, runs independent ones side by
+    side (a Parallel state), and refuses a stage that reads what no earlier stage writes."""
+
+    reads: frozenset[str] = frozenset()
+    writes: frozenset[str] = frozenset()
+    # Tables declared without data (an external table): a reader still needs a stage that fills it.
+    defines: frozenset[str] = frozenset()
+    deletes: frozenset[str] = frozenset()
+    # Effects not known (a Lambda of the user's, a wait that orders by time): such a stage runs after
+    # every stage before it and before every stage after it, and may have written anything.
+    barrier: bool = False
+
+    @property
+    def touches(self) -> frozenset[str]:
+        return self.reads | self.writes | self.defines | self.deletes
+
+    @property
+    def changes(self) -> frozenset[str]:
+        return self.writes | self.defines | self.deletes
+
+
+BARRIER = Flow(barrier=True)
 
 
 class Stage(Model):
@@ -52,8 +81,16 @@ class Stage(Model):
     def sql(self, ctx: "Context") -> list[SqlStatement]:
         return []
 
+    def resources(self, ctx: "Context") -> list[Resource]:
+        """The AWS resources its states need (a task definition, a function): the template is their union."""
+        return []
+
     def check(self, ctx: "Context") -> list[Finding]:
         return []
+
+    def flow(self, ctx: "Context") -> Flow:
+        """What it reads and changes (see Flow). Unknown: a barrier."""
+        return BARRIER
 
     def tables_written(self) -> list[str]:
         """Table keys this stage creates (for cleanup and the local catalog)."""
@@ -61,3 +98,19 @@ class Stage(Model):
 
     def run_local(self, ctx: Any) -> dict[str, Any]:
         raise NotImplementedError(f"{self.type} has no local execution yet")  # type: ignore[attr-defined]
+
+
+class DeclaredFlow(Stage):
+    """A stage whose work stepkit cannot read (a container): it says what it reads and writes."""
+
+    reads: list[AthenaIdentifier] | None = Field(
+        None, description="Tables (keys of `tables`) and artifacts (such as `model`) it reads. With `writes`, "
+        "lets stepkit run it beside the stages it does not depend on, and check that an earlier stage writes "
+        "each of them. Omitted: it runs after every earlier stage and before every later one.")
+    writes: list[AthenaIdentifier] | None = Field(
+        None, description="Tables and artifacts (such as `model`) it writes; see `reads`.")
+
+    def flow(self, ctx: "Context") -> Flow:
+        if self.reads is None and self.writes is None:
+            return BARRIER
+        return Flow(reads=frozenset(self.reads or ()), writes=frozenset(self.writes or ()))

@@ -3,16 +3,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from stepkit.compiler.asl import Fragment, state
-from stepkit.steps.base import Finding, Stage
+from stepkit.ir.asl import Fragment, state
+from stepkit.steps.base import Finding, Flow, Stage
 
 if TYPE_CHECKING:
-    from stepkit.compiler.context import Context
+    from stepkit.ir.context import Context
 
 # States.ArrayRange returns at most 1,000 items (docs: intrinsic functions).
 ARRAY_RANGE_MAX = 1000
 RESULT_PATH = "$.batch_ids"
 ITEMS_PATH = "$.batch_ids.ids"
+# What it writes, in the data flow's names: execution state, not a table.
+BATCH_IDS = "$batch_ids"
 
 
 class BatchIds(Stage):
@@ -26,6 +28,9 @@ class BatchIds(Stage):
             return [Finding("error", ("batching", "batches"), f"{n} batches: States.ArrayRange makes at most "
                             f"{ARRAY_RANGE_MAX} items (stage {self.name}); use fewer, larger batches", root=True)]
         return []
+
+    def flow(self, ctx: "Context") -> Flow:
+        return Flow(writes=frozenset({BATCH_IDS}))
 
     def fragment(self, ctx: "Context") -> Fragment:
         n = ctx.p.batching.batches

@@ -9,14 +9,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from stepkit.compiler.asl import Fragment
-from stepkit.compiler.iam import Statement
-from stepkit.compiler.names import CLEANUP_FUNCTION
-from stepkit.steps.base import Finding, Stage
+from stepkit.ir.asl import Fragment
+from stepkit.ir.cfn import PARAM_CODE_KEY, Output, Resource, get_att, log_group, parameter, ref, role_id
+from stepkit.ir.iam import Statement
+from stepkit.ir.names import CLEANUP_FUNCTION
+from stepkit.steps.base import Finding, Flow, Stage
 from stepkit.steps.lambda_invoke import invoke, invoke_statement
 
 if TYPE_CHECKING:
-    from stepkit.compiler.context import Context
+    from stepkit.ir.context import Context
 
 
 class Cleanup(Stage):
@@ -40,6 +41,10 @@ class Cleanup(Stage):
             found.append(Finding("error", ("type",), "a cleanup stage needs drop_tables or delete_data"))
         return found
 
+    def flow(self, ctx: "Context") -> Flow:
+        # Ordered against everything: what runs before it may still read what it deletes.
+        return Flow(deletes=frozenset(self.drop_tables) | frozenset(self.delete_data), barrier=True)
+
     def payload(self, ctx: "Context") -> dict[str, Any]:
         names = ctx.p.tables.names()
         return {
@@ -60,10 +65,44 @@ class Cleanup(Stage):
     def iam(self, ctx: "Context") -> list[Statement]:
         return statements(ctx)
 
+    def resources(self, ctx: "Context") -> list[Resource]:
+        return resources(ctx)
+
     def run_local(self, ctx) -> dict[str, Any]:
         from stepkit.local import tasks
 
         return tasks.cleanup(ctx, self.payload(ctx.compile))
+
+
+# The function's entry point in the zip `stepkit deploy` uploads (stepkit/aws/package.py).
+HANDLER = "stepkit.workers.cleanup.handler.handler"
+# Where the function may delete: the pipeline's root (s3://bucket/prefix/).
+ROOT_ENV = "STEPKIT_ROOT"
+
+
+def resources(ctx: "Context") -> list[Resource]:
+    """stepkit's cleanup function and its log group (shared by every cleanup state)."""
+    n, p = ctx.names, ctx.p
+    name = n.function(CLEANUP_FUNCTION)
+    logs = log_group("CleanupFunctionLogGroup", f"/aws/lambda/{name}", "the cleanup Lambda")
+    lam = p.compute.lambda_
+    function = Resource("CleanupFunction", "AWS::Lambda::Function", {
+        "FunctionName": name,
+        "Description": f"stepkit cleanup for {p.name}: drops tables and deletes their S3 files",
+        "Runtime": "python3.12",
+        "Architectures": [lam.architecture],
+        "Handler": HANDLER,
+        "Code": {"S3Bucket": p.aws.bucket, "S3Key": ref(PARAM_CODE_KEY)},
+        "Role": get_att(role_id("lambda"), "Arn"),
+        "MemorySize": lam.memory_mb,
+        "Timeout": lam.timeout_seconds,
+        "Environment": {"Variables": {ROOT_ENV: n.root}},
+        "LoggingConfig": {"LogGroup": ref(logs.logical_id)},
+    }, after_policy_of=("lambda",),
+        outputs=(Output("CleanupFunctionArn", get_att("CleanupFunction", "Arn"), "Cleanup Lambda"),),
+        parameters=(parameter(PARAM_CODE_KEY, Type="String",
+                              Description="S3 key (in aws.bucket) of the cleanup Lambda's zip; set by stepkit deploy."),))
+    return [logs, function]
 
 
 def statements(ctx: "Context") -> list[Statement]:

@@ -6,19 +6,21 @@ STANDARD executions (ECS `.sync` needs STANDARD) and whose results go to S3, not
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from stepkit.compiler.asl import TASK_FAILED_RETRY, Fragment, State
-from stepkit.compiler.asl import state as asl_state
-from stepkit.compiler.iam import Statement
+from stepkit.ir.asl import TASK_FAILED_RETRY, Fragment, State
+from stepkit.ir.asl import state as asl_state
+from stepkit.ir.cfn import Resource
+from stepkit.ir.iam import Statement
 from stepkit.steps import _ecs
-from stepkit.steps.base import Finding, Stage
-from stepkit.steps.batch_ids import ITEMS_PATH
+from stepkit.steps.base import DeclaredFlow, Finding, Flow
+from stepkit.steps.batch_ids import BATCH_IDS, ITEMS_PATH
 
 if TYPE_CHECKING:
-    from stepkit.compiler.context import Context
+    from stepkit.ir.context import Context
 
 INLINE_MAX_CONCURRENCY = 40
 HISTORY_LIMIT = 25_000
@@ -31,7 +33,7 @@ HISTORY_BUDGET = HISTORY_LIMIT // 2
 PAYLOAD_LIMIT = 262_144
 
 
-class FanOut(Stage):
+class FanOut(DeclaredFlow):
     """Run `task` once per batch id with `--batch-id N`, at most `batching.max_concurrency` at once."""
 
     type: Literal["fan_out"] = "fan_out"
@@ -39,6 +41,10 @@ class FanOut(Stage):
     args: list[str] = Field(default_factory=list, description="Extra arguments after --batch-id.")
     label: str | None = Field(None, max_length=40, pattern=r"^[A-Za-z0-9_-]+$",
                               description="Distributed Map label (<= 40 characters; default: the stage name).")
+
+    def flow(self, ctx: "Context") -> Flow:
+        declared = super().flow(ctx)  # and the batch ids it maps over, from the execution's state
+        return replace(declared, reads=declared.reads | {BATCH_IDS})
 
     def mode(self, ctx: "Context") -> str:
         b = ctx.p.batching
@@ -109,6 +115,9 @@ class FanOut(Stage):
         # Map states take no TimeoutSeconds: each child task has its own.
         state["ResultPath"] = None
         return Fragment().add(self.name, state).chain()
+
+    def resources(self, ctx: "Context") -> list[Resource]:
+        return _ecs.resources(ctx, self.task)
 
     def iam(self, ctx: "Context") -> list[Statement]:
         out = _ecs.statements(ctx, self.task)

@@ -5,16 +5,17 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from stepkit.compiler.asl import Fragment
-from stepkit.compiler.iam import Statement
+from stepkit.ir.asl import Fragment
+from stepkit.ir.cfn import Resource
+from stepkit.ir.iam import Statement
 from stepkit.steps import _ecs
-from stepkit.steps.base import Finding, Stage
+from stepkit.steps.base import DeclaredFlow, Finding
 
 if TYPE_CHECKING:
-    from stepkit.compiler.context import Context
+    from stepkit.ir.context import Context
 
 
-class FargateTask(Stage):
+class FargateTask(DeclaredFlow):
     """One container run, e.g. model training. Gets `--config URI --run-id RUN` plus `args`."""
 
     type: Literal["fargate_task"] = "fargate_task"
@@ -33,6 +34,9 @@ class FargateTask(Stage):
 
     def iam(self, ctx: "Context") -> list[Statement]:
         return _ecs.statements(ctx, self.task)
+
+    def resources(self, ctx: "Context") -> list[Resource]:
+        return _ecs.resources(ctx, self.task)
 
     def run_local(self, ctx) -> dict:
         from stepkit.local import tasks

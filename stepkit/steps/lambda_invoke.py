@@ -5,13 +5,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from stepkit.compiler.asl import LAMBDA_RETRY, Fragment, State, state
-from stepkit.compiler.iam import Statement
-from stepkit.compiler.names import CLEANUP_FUNCTION
+from stepkit.ir.asl import LAMBDA_RETRY, Fragment, State, state
+from stepkit.ir.iam import Statement
+from stepkit.ir.names import CLEANUP_FUNCTION
 from stepkit.steps.base import Finding, Stage
 
 if TYPE_CHECKING:
-    from stepkit.compiler.context import Context
+    from stepkit.ir.context import Context
 
 RESOURCE = "arn:aws:states:::lambda:invoke"
 

@@ -39,7 +39,7 @@ def test_deploy_to_an_empty_account_creates_every_resource_moto_keeps(aws):
     a = compiled()
     sm = client("stepfunctions").describe_state_machine(
         stateMachineArn="arn:aws:states:us-east-1:123456789012:stateMachine:fargate-predict-age-pipeline")
-    from stepkit.compiler import asl
+    from stepkit.ir import asl
 
     assert sm["definition"] == asl.render(a.definition)  # pseudo parameters resolved back exactly
     assert sm["roleArn"].endswith(":role/ai-agent-predict-age-sfn")
@@ -128,7 +128,7 @@ def test_dry_run_shows_the_change_set_and_creates_nothing(aws):
 
 def test_a_deploy_the_iam_api_rejects_fails_with_the_reason(aws, monkeypatch):
     """A policy IAM refuses (here: a bad Effect): one line naming the failure, exit 1."""
-    from stepkit.compiler.iam import Policy
+    from stepkit.ir.iam import Policy
 
     real = Policy.document
 

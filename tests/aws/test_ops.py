@@ -55,7 +55,7 @@ def wait_done(arn: str, seconds: float = 20) -> dict:
 
 @pytest.fixture
 def pipeline_machine(executing, tmp_path, variables):
-    from stepkit.compiler import asl
+    from stepkit.ir import asl
 
     a = compile_variant(tmp_path, variables, INLINE)
     boto3.client("stepfunctions", region_name=REGION).create_state_machine(

@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from stepkit.aws import template as tpl
-from stepkit.aws.cfn import TAG_PIPELINE, Portable
+from stepkit.compiler import template as tpl
+from stepkit.ir.cfn import TAG_PIPELINE, Portable
 from tests.aws.variants import compile_variant
 
 NAMED_WORKGROUP = {"aws.workgroup": "ai_agent_predict_age", "cost_alarm.email": "ops@example.com",
@@ -144,7 +144,7 @@ def test_account_and_region_come_from_pseudo_parameters(artifacts):
 
 
 def test_definition_and_policies_are_the_compiled_ones(artifacts):
-    from stepkit.compiler import asl
+    from stepkit.ir import asl
 
     t = tpl.build(artifacts)
     p = Portable("123456789012", "us-east-1")

@@ -13,12 +13,12 @@ import joblib  # noqa: F401 - the model artifact's format; imported by the first
 from stepkit.ml import kinds, predict
 # load_config's parser: stepkit.workers (workers/__init__.py) imports it late, to stay light for the cleanup Lambda.
 from stepkit import config  # noqa: F401
-from stepkit.spec.pipeline import pipeline_model
+from stepkit.spec.pipeline import WorkerPipeline
 from stepkit.workers import load_config
 
-# The worker config's validator (every block's model), complete: pydantic otherwise finishes
+# The worker config's validator, complete: pydantic otherwise finishes
 # it on the first validation (0.13 s).
-pipeline_model().model_rebuild()
+WorkerPipeline.model_rebuild()
 # Every built-in model kind's module: the artifact names one kind, and no batch should import it.
 for _kind in kinds.KINDS:
     kinds.get(_kind)

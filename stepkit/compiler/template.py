@@ -18,32 +18,26 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from stepkit.aws.cfn import Portable, get_att, logical_id, ref, sub, tags
-from stepkit.compiler import asl
-from stepkit.compiler.names import CLEANUP_FUNCTION, ROLES
+from stepkit.ir import asl
+from stepkit.ir.cfn import PARAM_CODE_KEY, PARAM_IMAGE_TAG, RETAIN, Portable, Resource, get_att, log_group
+from stepkit.ir.cfn import policy_id, ref, role_id, sub, tags
+from stepkit.ir.names import ROLES
 from stepkit.spec.models import CostAlarm
 
 if TYPE_CHECKING:
     from stepkit.compiler.build import Artifacts
 
-LOG_RETENTION_DAYS = 30
-# ECR keeps this many images per repository; older ones expire (the seed's images are ~600 MB each).
-KEEP_IMAGES = 10
-CLEANUP_HANDLER = "stepkit.workers.cleanup.handler.handler"
-ROOT_ENV = "STEPKIT_ROOT"
-PARAM_CODE_KEY = "CleanupCodeKey"
-PARAM_IMAGE_TAG = "ImageTag"
+__all__ = ["PARAM_CODE_KEY", "PARAM_IMAGE_TAG", "SHARED_WORKGROUP", "build", "render"]
 # Every account has this Athena workgroup: the stack uses it as it is and creates no other.
 SHARED_WORKGROUP = "primary"
-RETAIN = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
 TRUST = {
     "statemachine": "states.amazonaws.com",
     "lambda": "lambda.amazonaws.com",
     "task": "ecs-tasks.amazonaws.com",
     "task_execution": "ecs-tasks.amazonaws.com",
 }
-ROLE_IDS = {r: logical_id(r, "role") for r in ROLES}
-POLICY_IDS = {r: logical_id(r, "policy") for r in ROLES}
+ROLE_IDS = {r: role_id(r) for r in ROLES}
+POLICY_IDS = {r: policy_id(r) for r in ROLES}
 MANAGED_POLICY_MAX = 6144  # IAM quota: characters of a managed policy, whitespace excluded
 STATE_MACHINE = "StateMachine"
 SCHEDULE = "Schedule"
@@ -55,10 +49,6 @@ def _trust(service: str) -> dict[str, Any]:
         # Confused-deputy guard: only this account's state machines may assume the role.
         statement["Condition"] = {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}}
     return {"Version": "2012-10-17", "Statement": [statement]}
-
-
-def _megabytes(gb: float) -> str:
-    return str(int(round(gb * 1024)))
 
 
 class _Builder:
@@ -88,9 +78,10 @@ class _Builder:
         self.outputs[lid] = {"Description": description, "Value": value}
 
     def log_group(self, lid: str, name: str, what: str) -> str:
-        self.add(lid, "AWS::Logs::LogGroup", {"LogGroupName": name, "RetentionInDays": LOG_RETENTION_DAYS},
-                 retain=True)
-        self.output(lid + "Name", ref(lid), f"Log group of {what}")
+        r = log_group(lid, name, what)
+        self.add(lid, r.type, dict(r.properties), retain=r.retain)
+        for o in r.outputs:
+            self.output(o.logical_id, o.value, o.description)
         return lid
 
     def _policy_of(self, role: str) -> list[str]:
@@ -118,74 +109,22 @@ class _Builder:
             self.add(lid, "AWS::IAM::Role", props)
             self.output(lid + "Arn", get_att(lid, "Arn"), f"IAM role {role}")
 
-    def tasks(self) -> None:
-        self.add("Cluster", "AWS::ECS::Cluster", {
-            "ClusterName": self.n.cluster,
-            "ClusterSettings": [{"Name": "containerInsights", "Value": "disabled"}],
-        })
-        self.output("ClusterName", ref("Cluster"), "ECS cluster")
-        self.output("ClusterArn", get_att("Cluster", "Arn"), "ECS cluster ARN")
-        for task, spec in sorted(self.p.compute.tasks.items()):
-            tid = logical_id(task)
-            repo = self.add(f"{tid}Repository", "AWS::ECR::Repository", {
-                "RepositoryName": self.n.repository(task),
-                "ImageScanningConfiguration": {"ScanOnPush": True},
-                "LifecyclePolicy": {"LifecyclePolicyText": json.dumps({"rules": [{
-                    "rulePriority": 1, "description": f"keep the last {KEEP_IMAGES} images",
-                    "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": KEEP_IMAGES},
-                    "action": {"type": "expire"}}]}, sort_keys=True)},
-            }, retain=True)
-            self.output(f"{repo}Uri", get_att(repo, "RepositoryUri"), f"ECR repository of the {task} image")
-            logs = self.log_group(f"{tid}LogGroup", self.n.log_group(task), f"the {task} containers")
-            image = spec.image or sub(
-                f"${{AWS::AccountId}}.dkr.ecr.${{AWS::Region}}.amazonaws.com/${{{repo}}}:${{{PARAM_IMAGE_TAG}}}")
-            container = {
-                "Name": self.n.container(task),
-                "Image": image,
-                "Essential": True,
-                "LogConfiguration": {"LogDriver": "awslogs", "Options": {
-                    "awslogs-group": ref(logs), "awslogs-region": ref("AWS::Region"), "awslogs-stream-prefix": task}},
-            }
-            props: dict[str, Any] = {
-                "Family": self.n.task_family(task),
-                "Cpu": str(int(spec.cpu * 1024)),
-                "Memory": _megabytes(spec.memory_gb),
-                "NetworkMode": "awsvpc",
-                "RequiresCompatibilities": ["FARGATE"],
-                "RuntimePlatform": {"CpuArchitecture": spec.architecture, "OperatingSystemFamily": "LINUX"},
-                "ExecutionRoleArn": get_att(ROLE_IDS["task_execution"], "Arn"),
-                "TaskRoleArn": get_att(ROLE_IDS["task"], "Arn"),
-                "ContainerDefinitions": [container],
-            }
-            if spec.ephemeral_storage_gb > 20:
-                props["EphemeralStorage"] = {"SizeInGiB": spec.ephemeral_storage_gb}
-            td = self.add(f"{tid}TaskDefinition", "AWS::ECS::TaskDefinition", props)
-            self.output(f"{td}Arn", ref(td), f"Task definition of {task}")
-
-    def function(self) -> None:
-        from stepkit.compiler.build import uses_cleanup_function
-
-        if not uses_cleanup_function(self.a.context):
-            return
-        name = self.n.function(CLEANUP_FUNCTION)
-        logs = self.log_group("CleanupFunctionLogGroup", f"/aws/lambda/{name}", "the cleanup Lambda")
-        self.parameters[PARAM_CODE_KEY] = {
-            "Type": "String", "Description": "S3 key (in aws.bucket) of the cleanup Lambda's zip; set by stepkit deploy."}
-        lam = self.p.compute.lambda_
-        self.add("CleanupFunction", "AWS::Lambda::Function", {
-            "FunctionName": name,
-            "Description": f"stepkit cleanup for {self.p.name}: drops tables and deletes their S3 files",
-            "Runtime": "python3.12",
-            "Architectures": [lam.architecture],
-            "Handler": CLEANUP_HANDLER,
-            "Code": {"S3Bucket": self.p.aws.bucket, "S3Key": ref(PARAM_CODE_KEY)},
-            "Role": get_att(ROLE_IDS["lambda"], "Arn"),
-            "MemorySize": lam.memory_mb,
-            "Timeout": lam.timeout_seconds,
-            "Environment": {"Variables": {ROOT_ENV: self.n.root}},
-            "LoggingConfig": {"LogGroup": ref(logs)},
-        }, depends_on=self._policy_of("lambda"))
-        self.output("CleanupFunctionArn", get_att("CleanupFunction", "Arn"), "Cleanup Lambda")
+    def declared(self) -> None:
+        """What the blocks declared (task definitions, repositories, the cleanup function...)."""
+        seen: dict[str, Resource] = {}
+        for r in self.a.resources:
+            if r.logical_id in seen:
+                if seen[r.logical_id].key() != r.key():
+                    raise ValueError(f"two blocks declare different resources named {r.logical_id}")
+                continue
+            seen[r.logical_id] = r
+            depends = sorted({*r.depends_on, *(d for role in r.after_policy_of for d in self._policy_of(role))})
+            self.add(r.logical_id, r.type, dict(r.properties), taggable=r.taggable, retain=r.retain,
+                     depends_on=depends or None)
+            for o in r.outputs:
+                self.output(o.logical_id, o.value, o.description)
+            for name, declaration in r.parameters:
+                self.parameters[name] = dict(declaration)
 
     def state_machine(self) -> None:
         logs = self.log_group("StateMachineLogGroup", self.n.log_group("statemachine"), "the state machine")
@@ -280,14 +219,11 @@ class _Builder:
 
     def build(self) -> dict[str, Any]:
         self.roles()
-        self.tasks()
-        self.function()
+        self.declared()
         self.state_machine()
         self.schedule()
         self.catalog()
         self.cost_guard()
-        self.parameters[PARAM_IMAGE_TAG] = {
-            "Type": "String", "Default": "latest", "Description": "Image tag the task definitions run."}
         return {
             "AWSTemplateFormatVersion": "2010-09-09",
             "Description": f"{self.p.name}: {self.p.description}".strip().rstrip(":")[:900]

@@ -8,8 +8,8 @@ from typing import Any
 
 import jinja2
 
-from stepkit.compiler import jinja_cache
-from stepkit.compiler.names import RUN_ID
+from stepkit.ir import jinja_cache
+from stepkit.ir.names import RUN_ID
 from stepkit.errors import SpecError
 
 # The templates live in the repository's templates/sql/, which a built wheel installs as
@@ -96,9 +96,3 @@ def render(template: str, context: dict[str, Any], dirs: list[str], where: str) 
         raise TemplateError(where, f"template {template}: {e}") from None
     return "\n".join(line.rstrip() for line in text.strip().splitlines()) + "\n"
 
-
-def parse_check(statement: SqlStatement) -> str | None:
-    """None when sqlglot reads exactly one Athena statement, else why not (see sqlcheck.py)."""
-    from stepkit.compiler.sqlcheck import SAMPLE_RUN_ID, check
-
-    return check(statement.text(SAMPLE_RUN_ID))

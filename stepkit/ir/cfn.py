@@ -1,7 +1,9 @@
 """Small CloudFormation helpers: intrinsic functions, tags, and account/region as pseudo parameters."""
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 TAG_PIPELINE = "stepkit:pipeline"
@@ -73,3 +75,62 @@ class Portable:
 def logical_id(*parts: str) -> str:
     """`training` -> `Training`; `task_execution` -> `TaskExecution` (logical ids are alphanumeric)."""
     return "".join(w[:1].upper() + w[1:] for p in parts for w in re.split(r"[^A-Za-z0-9]+", p) if w)
+
+
+# --- resources a block declares (the template is the union of what the blocks declare)
+
+# Logical ids of the pipeline's four roles and their managed policies: blocks refer to them.
+def role_id(role: str) -> str:
+    return logical_id(role, "role")
+
+
+def policy_id(role: str) -> str:
+    return logical_id(role, "policy")
+
+
+LOG_RETENTION_DAYS = 30
+# Template parameters `stepkit deploy` sets: the image tag the task definitions run, and the S3 key of
+# the cleanup Lambda's zip.
+PARAM_IMAGE_TAG = "ImageTag"
+PARAM_CODE_KEY = "CleanupCodeKey"
+RETAIN = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
+
+
+@dataclass(frozen=True)
+class Output:
+    logical_id: str
+    value: Any
+    description: str
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One CloudFormation resource. Two blocks may declare the same one (the ECS cluster): the
+    template keeps one, and refuses two different resources under one logical id."""
+
+    logical_id: str
+    type: str
+    properties: dict[str, Any]
+    taggable: bool = True
+    retain: bool = False
+    depends_on: tuple[str, ...] = ()
+    # Roles whose compiled policy must exist first (AWS checks some rights at creation); the
+    # template adds the DependsOn when that role's policy is a resource of its own.
+    after_policy_of: tuple[str, ...] = ()
+    outputs: tuple[Output, ...] = ()
+    # Template parameters it refers to: name -> parameter declaration.
+    parameters: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+
+    def key(self) -> str:
+        return json.dumps([self.type, self.properties, self.taggable, self.retain, self.depends_on,
+                           self.after_policy_of], sort_keys=True, default=str)
+
+
+def parameter(name: str, **declaration: Any) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    return name, tuple(sorted(declaration.items()))
+
+
+def log_group(lid: str, name: str, what: str) -> Resource:
+    """A log group kept for LOG_RETENTION_DAYS, retained when the stack goes (it holds evidence)."""
+    return Resource(lid, "AWS::Logs::LogGroup", {"LogGroupName": name, "RetentionInDays": LOG_RETENTION_DAYS},
+                    retain=True, outputs=(Output(lid + "Name", ref(lid), f"Log group of {what}"),))

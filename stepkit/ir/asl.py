@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from stepkit.compiler.names import RUN_ID
+from stepkit.ir.names import RUN_ID
 
 State = dict[str, Any]
 

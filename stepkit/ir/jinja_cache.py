@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 from jinja2.bccache import Bucket
 
-from stepkit.compiler import cache
+from stepkit import cache
 
 
 def folder(settings: dict[str, Any]) -> Path | None:
