@@ -15,7 +15,7 @@ from tests.test_local_run import clean, shared, source  # noqa: F401  (session f
 def faulty(shared, source) -> dict:  # noqa: F811
     def build(folder: Path) -> dict:
         marker = folder / "fault-fired"
-        env = {FAULT_ENV: "workers.prediction:3", FAULT_ENV + "_MARKER": str(marker)}
+        env = {FAULT_ENV: "stepkit.workers.prediction:3", FAULT_ENV + "_MARKER": str(marker)}
         result = run_local(SMALL, source, folder / "work", env=env)
         assert result.exit_code == 0, result.output
         return {"output": result.output, "record": record(folder / "work"),
@@ -25,7 +25,7 @@ def faulty(shared, source) -> dict:  # noqa: F811
 
 
 def test_fault_fired_and_the_batch_was_retried(faulty):
-    assert faulty["fired"] == "workers.prediction:3\n"  # killed once, in the middle of writing batch 3
+    assert faulty["fired"] == "stepkit.workers.prediction:3\n"  # killed once, in the middle of writing batch 3
     detail = {s["name"]: s for s in faulty["record"]["stages"]}["ParallelPrediction"]["detail"]
     assert 3 in detail["retried"] and detail["pool_restarts"] == 1 and detail["batches"] == 7
     assert re.search(r"ParallelPrediction/3/ParallelPredictionBatch: States.TaskFailed \(the worker process died"

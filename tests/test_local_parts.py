@@ -228,6 +228,30 @@ def test_workers_see_the_environment_of_their_run_not_an_earlier_one(monkeypatch
     assert Workers(1).single("tests._env_probe", ("STEPKIT_PROBE",), 1, threading.Event()) is None
 
 
+@pytest.mark.parametrize("task, module, runs", [
+    ({}, "stepkit.workers.prediction", None),  # stepkit's own worker, as its own image runs it
+    ({"image": "repo/mine:1", "module": "tests._env_probe"}, "tests._env_probe", True),  # the user's own
+    ({"image": "repo/mine:1", "module": "tests.no_such_worker"}, "no module tests.no_such_worker", False),
+])
+def test_a_task_runs_stepkits_worker_or_its_own_module(compiled, task, module, runs):
+    from stepkit.errors import StepkitError
+    from stepkit.local.pool import run_task
+    from stepkit.local.tasks import worker_module
+    from stepkit.ml.fixtures import variant
+
+    p = compiled[0].p
+    p = variant(p, compute={"tasks": {**p.model_dump(mode="json")["compute"]["tasks"],
+                                      "prediction": {"cpu": 4, "memory_gb": 16, "timeout_minutes": 60, **task}}})
+    if runs is False:
+        with pytest.raises(StepkitError, match=f"stages.ParallelPrediction.task: 'prediction' has no local worker: "
+                                               f"{module} .*compute.tasks.prediction.module"):
+            worker_module(p, "ParallelPrediction", "prediction")
+        return
+    assert worker_module(p, "ParallelPrediction", "prediction") == module
+    if runs:  # a local run calls its run() in a worker process
+        assert run_task(module, ("PATH",), RetryPolicy(), "probe")[0]
+
+
 def test_workers_start_with_xgboost_loaded_without_scikit_learn_yet_can_import_it():
     """The forkserver preloads what the workers import (stepkit/local/preload.py); xgboost there
     does not drag in scikit-learn (2 s of the first task's start), which a worker may still import."""

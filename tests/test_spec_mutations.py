@@ -89,6 +89,11 @@ CASES = [
      "    template: staging.sql.j2\n    partitioned_by: [batch_id]\n", "staging.sql.j2", "stages[1].template",
      "sql/StagingFeatures.sql does not run on Athena: HIVE_COLUMN_ORDER_MISMATCH: partition columns batch_id must "
      "be the last columns of the SELECT list, in that order (it ends with batch_group)"),
+    ("own worker module without its image", "timeout_minutes: 60}", "timeout_minutes: 60, module: my_pkg.scoring}",
+     "my_pkg.scoring", "compute.tasks.prediction.module", "a task's own `module` needs its own `image`"),
+    ("worker module not a module name", "timeout_minutes: 60}",
+     "timeout_minutes: 60, image: 'repo/mine:1', module: my-pkg/scoring}", "my-pkg/scoring",
+     "compute.tasks.prediction.module", "should match pattern"),
 ]
 
 

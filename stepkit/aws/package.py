@@ -6,6 +6,7 @@ gets the same key and an unchanged stack sees no change.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import zipfile
 from dataclasses import dataclass
@@ -14,9 +15,10 @@ from pathlib import Path
 import stepkit
 
 REPO = Path(stepkit.__file__).resolve().parent.parent
-# Only what the handler imports: the Lambda runtime has boto3 but not pydantic or jinja2.
-CLEANUP_FILES = ("stepkit/__init__.py", "stepkit/cleanup.py", "workers/cleanup/__init__.py",
-                 "workers/cleanup/handler.py")
+# Only what the handler imports: the Lambda runtime has boto3 but not pydantic or jinja2. Named
+# by import path, as the Lambda imports them (the repository keeps stepkit.workers in workers/).
+CLEANUP_FILES = ("stepkit/__init__.py", "stepkit/cleanup.py", "stepkit/workers/__init__.py",
+                 "stepkit/workers/cleanup/__init__.py", "stepkit/workers/cleanup/handler.py")
 EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -31,19 +33,31 @@ class Artifact:
         return hashlib.sha256(self.body).hexdigest()[:16]
 
 
-def zip_files(root: Path, files: tuple[str, ...]) -> bytes:
+def source(rel: str) -> Path:
+    """The file of the module at import path `rel` (`a/b.py`, `a/__init__.py`), wherever it is
+    installed: a checkout (editable install) or site-packages (a wheel)."""
+    parts = rel.removesuffix(".py").split("/")
+    if parts[-1] == "__init__":
+        parts.pop()
+    spec = importlib.util.find_spec(".".join(parts))
+    if spec is None or not spec.origin:
+        raise FileNotFoundError(f"{rel}: no module {'.'.join(parts)} installed")
+    return Path(spec.origin)
+
+
+def zip_files(files: tuple[str, ...]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for rel in sorted(files):
             info = zipfile.ZipInfo(rel, date_time=EPOCH)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, (root / rel).read_bytes())
+            zf.writestr(info, source(rel).read_bytes())
     return buf.getvalue()
 
 
 def cleanup_code(prefix: str) -> Artifact:
-    body = zip_files(REPO, CLEANUP_FILES)
+    body = zip_files(CLEANUP_FILES)
     digest = hashlib.sha256(body).hexdigest()[:16]
     return Artifact(f"{prefix}/stepkit/code/cleanup-{digest}.zip", body, "application/zip")
 

@@ -13,11 +13,11 @@ from stepkit.ir.names import RUN_ID
 from stepkit.errors import SpecError
 from stepkit.spec.reserved import reserved
 
-# Repository checkout first (editable installs, the README's flow); packaged copy second.
-_BUILTIN_DIRS = [
-    Path(__file__).resolve().parents[2] / "templates" / "sql",
-    Path(__file__).resolve().parents[1] / "templates" / "sql",
-]
+# The templates live in the repository's templates/sql/, which a built wheel installs as
+# stepkit/templates/sql/ (pyproject.toml). An installed wheel has that copy and no checkout beside
+# it; an editable install has the checkout and no copy: the one that exists is the place.
+_PACKAGED = Path(__file__).resolve().parents[1] / "templates" / "sql"
+_BUILTIN_DIRS = [_PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[2] / "templates" / "sql"]
 
 # Athena accepts at most this many partition x bucket writers per CTAS or INSERT INTO
 # (HIVE_TOO_MANY_OPEN_PARTITIONS; docs: ctas-considerations-limitations).

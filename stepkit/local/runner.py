@@ -375,7 +375,7 @@ def _worker_modules(plan) -> set[str]:
     out = set()
     for key in plan.context.p.compute.tasks:
         try:
-            out.add(worker_module(key))
+            out.add(worker_module(plan.context.p, key))
         except StepkitError:
             pass  # reported before the run, if a state runs it
     return out

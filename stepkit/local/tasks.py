@@ -1,8 +1,8 @@
 """Local pieces of the tasks a state machine runs: which worker module a container task runs, and
 how the cleanup function's deletes happen on local disk.
 
-A task key `NAME` in `compute.tasks` runs the worker module `workers.NAME` (the module the task's
-container image runs on AWS).
+A task key `NAME` in `compute.tasks` runs the worker module `stepkit.workers.NAME` (the module the
+task's container image runs on AWS), or the task's own `module`.
 """
 from __future__ import annotations
 
@@ -16,15 +16,17 @@ from pathlib import Path
 from stepkit.errors import StepkitError
 
 
-def worker_module(task: str) -> str:
-    module = f"workers.{task}"
+def worker_module(pipeline, task: str) -> str:
+    spec = pipeline.compute.tasks.get(task)
+    module = (spec.module if spec is not None else None) or f"stepkit.workers.{task}"
     try:
         found = importlib.util.find_spec(module)
     except ModuleNotFoundError:
         found = None
     if found is None:
-        raise StepkitError(f"compute.tasks.{task}: no local worker: no module {module} "
-                           "(a local run runs workers/<task>/ in a process instead of the container)")
+        raise StepkitError(f"compute.tasks.{task}: no local worker: no module {module} (a local run runs it in a "
+                           f"process instead of the container; compute.tasks.{task}.module names the module of "
+                           "your own image)")
     return module
 
 

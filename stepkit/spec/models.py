@@ -6,10 +6,13 @@ these descriptions as the JSON Schema that editors and CI read.
 from __future__ import annotations
 
 import re
+import sys
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from stepkit.ml import kinds as model_kinds  # the kinds' names only: it imports no model code
 from stepkit.spec import fargate
 from stepkit.spec.names import AthenaIdentifier, BucketName, NewAthenaName, S3Prefix
 
@@ -197,6 +200,12 @@ class TaskCompute(Model):
     image: str | None = Field(
         None, description="Container image; default: the stack's ECR repository for this task, tag `latest`."
     )
+    module: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
+        description="Python module of the task's own worker, for `image`: what the image runs "
+        "(`python -m MODULE --config URI --run-id ID [--batch-id N]`), and what a local run runs in a process, "
+        "calling its `run(config_uri, run_id[, batch_id])`. Default: stepkit's `stepkit.workers.<task>`.",
+    )
 
     # Field validators, not one model validator, so an error points at the value that is wrong.
     @field_validator("cpu")
@@ -216,6 +225,15 @@ class TaskCompute(Model):
             raise ValueError(problem)
         return v
 
+    @field_validator("module")
+    @classmethod
+    def _module(cls, v: str | None, info: ValidationInfo) -> str | None:
+        # stepkit's own images run stepkit's own workers: a local run of another module would prove
+        # code that AWS never runs.
+        if v is not None and not info.data.get("image"):
+            raise ValueError("a task's own `module` needs its own `image` (stepkit's images run stepkit.workers.<task>)")
+        return v
+
 
 class Compute(Model):
     """Sizes of the pipeline's compute."""
@@ -230,8 +248,10 @@ class ModelSpec(Model):
     """A model to train. The best by `selection.metric` among them scores the records."""
 
     name: AthenaIdentifier = Field(description="Model name, unique in the pipeline.")
-    kind: Literal["ridge", "xgboost", "xgboost_quantile"] = Field(
-        description="`ridge`, `xgboost` (squared error) or `xgboost_quantile` (lower/median/upper quantiles)."
+    kind: str = Field(
+        description="`ridge`, `xgboost` (squared error) or `xgboost_quantile` (lower/median/upper quantiles); "
+        "or a kind an installed package registers (entry-point group `stepkit.models`).",
+        json_schema_extra=lambda schema: schema.update(enum=model_kinds.names()),
     )
     params: dict[str, float | int | str | bool] = Field(
         default_factory=dict, description="Hyper-parameters passed to the estimator."
@@ -239,6 +259,18 @@ class ModelSpec(Model):
     quantiles: list[float] | None = Field(
         None, description="For `xgboost_quantile`: lower, median and upper quantile, e.g. [0.1, 0.5, 0.9]."
     )
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        # The registry's names, read when validating (not fixed at import), in pydantic's own words for a choice.
+        if not model_kinds.known(v):
+            names = [repr(n) for n in model_kinds.names()]
+            expected = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+        # Interned, as a Literal's value was: pickle writes an object met before as a reference, so
+        # a fresh copy of the same text would change the artifact's bytes, hence the model version.
+        return sys.intern(v)
 
     @model_validator(mode="after")
     def _quantiles(self) -> "ModelSpec":

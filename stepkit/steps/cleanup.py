@@ -71,7 +71,7 @@ class Cleanup(Stage):
 
 
 # The function's entry point in the zip `stepkit deploy` uploads (stepkit/aws/package.py).
-HANDLER = "workers.cleanup.handler.handler"
+HANDLER = "stepkit.workers.cleanup.handler.handler"
 # Where the function may delete: the pipeline's root (s3://bucket/prefix/).
 ROOT_ENV = "STEPKIT_ROOT"
 

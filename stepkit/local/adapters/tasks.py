@@ -13,7 +13,7 @@ def families(services: Any) -> dict[str, str]:
 
 
 def module(services: Any, task: str) -> str:
-    return worker_module(task)
+    return worker_module(services.plan.context.p, task)
 
 
 def walk(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
