@@ -234,22 +234,24 @@ def test_workers_see_the_environment_of_their_run_not_an_earlier_one(monkeypatch
     ({"image": "repo/mine:1", "module": "tests.no_such_worker"}, "no module tests.no_such_worker", False),
 ])
 def test_a_task_runs_stepkits_worker_or_its_own_module(compiled, task, module, runs):
+    import threading
+
     from stepkit.errors import StepkitError
-    from stepkit.local.pool import run_task
+    from stepkit.local.pool import Workers
     from stepkit.local.tasks import worker_module
     from stepkit.ml.fixtures import variant
 
-    p = compiled[0].p
+    p = compiled.context.p
     p = variant(p, compute={"tasks": {**p.model_dump(mode="json")["compute"]["tasks"],
                                       "prediction": {"cpu": 4, "memory_gb": 16, "timeout_minutes": 60, **task}}})
     if runs is False:
-        with pytest.raises(StepkitError, match=f"stages.ParallelPrediction.task: 'prediction' has no local worker: "
+        with pytest.raises(StepkitError, match=f"compute.tasks.prediction: no local worker: "
                                                f"{module} .*compute.tasks.prediction.module"):
-            worker_module(p, "ParallelPrediction", "prediction")
+            worker_module(p, "prediction")
         return
-    assert worker_module(p, "ParallelPrediction", "prediction") == module
+    assert worker_module(p, "prediction") == module
     if runs:  # a local run calls its run() in a worker process
-        assert run_task(module, ("PATH",), RetryPolicy(), "probe")[0]
+        assert Workers(1).single(module, ("PATH",), 1, threading.Event())
 
 
 def test_workers_start_with_xgboost_loaded_without_scikit_learn_yet_can_import_it():
