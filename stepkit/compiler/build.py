@@ -108,6 +108,10 @@ def build(ctx: Context, positions: Positions | None = None,
     for i, stage in enumerate(p.stages):
         for f in stage.check(ctx):
             (errors if f.level == "error" else warnings).append(_locate(ctx, positions, i, f))
+    # The failure path's table keys: checked like a cleanup stage's, located under on_failure.
+    for f in cleanup_block.Cleanup(name=CLEANUP_ON_FAILURE, **p.on_failure.model_dump()).check(ctx):
+        if p.on_failure.drop_tables or p.on_failure.delete_data:
+            errors.append(_locate(ctx, positions, None, Finding(f.level, ("on_failure", *f.loc), f.message)))
     if errors:
         raise SpecError(problems=errors)
 
