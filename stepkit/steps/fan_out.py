@@ -15,6 +15,7 @@ from stepkit.compiler.asl import state as asl_state
 from stepkit.compiler.iam import Statement
 from stepkit.steps import _ecs
 from stepkit.steps.base import Finding, Stage
+from stepkit.spec.names import WorkerArg
 from stepkit.steps.batch_ids import ITEMS_PATH
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class FanOut(Stage):
 
     type: Literal["fan_out"] = "fan_out"
     task: str = Field(description="Key in `compute.tasks`: the worker run per batch.")
-    args: list[str] = Field(default_factory=list, description="Extra arguments after --batch-id.")
+    args: list[WorkerArg] = Field(default_factory=list, description="Extra arguments after --batch-id.")
     label: str | None = Field(None, max_length=40, pattern=r"^[A-Za-z0-9_-]+$",
                               description="Distributed Map label (<= 40 characters; default: the stage name).")
 

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from stepkit.compiler.asl import Fragment
 from stepkit.compiler.iam import Statement
+from stepkit.spec.names import WorkerArg
 from stepkit.steps import _ecs
 from stepkit.steps.base import Finding, Stage
 
@@ -19,7 +20,7 @@ class FargateTask(Stage):
 
     type: Literal["fargate_task"] = "fargate_task"
     task: str = Field(description="Key in `compute.tasks`: the task definition (and worker image) to run.")
-    args: list[str] = Field(default_factory=list, description="Extra arguments after --config and --run-id.")
+    args: list[WorkerArg] = Field(default_factory=list, description="Extra arguments after --config and --run-id.")
 
     def check(self, ctx: "Context") -> list[Finding]:
         if self.task not in ctx.p.compute.tasks:

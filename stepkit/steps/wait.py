@@ -18,7 +18,7 @@ class Wait(Stage):
 
     type: Literal["wait"] = "wait"
     seconds: int = Field(gt=0, le=365 * 24 * 3600, description="Seconds to wait on AWS.")
-    local_seconds: float = Field(0, ge=0, description="Seconds to wait in `stepkit run --local`.")
+    local_seconds: float = Field(0, ge=0, le=3600, description="Seconds to wait in `stepkit run --local`.")
 
     def fragment(self, ctx: "Context") -> Fragment:
         return Fragment().add(self.name, state("Wait", self.comment, Seconds=self.seconds)).chain()
