@@ -6,10 +6,11 @@ so compiled output can be committed and diffed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from stepkit.compiler import asl, integrations, sqlcheck
+from stepkit.compiler import asl, integrations, limits, sqlcheck
 from stepkit.compiler.context import Context
 from stepkit.compiler.iam import Policy, Statement
 from stepkit.compiler.names import CLEANUP_FUNCTION, ROLES
@@ -31,6 +32,19 @@ class Artifacts:
     statements: list[SqlStatement]
     warnings: list[Problem] = field(default_factory=list)
 
+    @cached_property
+    def template(self) -> dict[str, Any]:
+        """The CloudFormation template (built once: the size checks and `files()` both read it)."""
+        from stepkit.aws import template  # lazy: pure dicts, no boto3; keeps compile fast
+
+        return template.build(self)
+
+    @cached_property
+    def template_json(self) -> str:
+        from stepkit.aws import template
+
+        return template.render(self.template)
+
     def files(self) -> dict[str, str]:
         """Relative path -> content, for `compile --out`."""
         out = {"statemachine.asl.json": asl.render(self.definition)}
@@ -38,9 +52,7 @@ class Artifacts:
             out[f"iam/{role}.json"] = policy.render()
         for st in self.statements:
             out[f"sql/{st.name}.sql"] = st.sql
-        from stepkit.aws import template  # lazy: pure dicts, no boto3; keeps compile fast
-
-        out["template.json"] = template.render(template.build(self))
+        out["template.json"] = self.template_json
         return dict(sorted(out.items()))
 
     def write(self, out_dir: Path) -> list[Path]:
@@ -179,9 +191,11 @@ def build(ctx: Context, positions: Positions | None = None,
         index = stage_of.get(issue.state)  # None: the failure path, made from `on_failure`
         loc = () if index is not None else ("on_failure",)
         errors.append(_locate(ctx, positions, index, Finding("error", loc, f"state {issue}")))
+    artifacts = Artifacts(ctx, definition, policies, statements, warnings)
+    errors += limits.check(artifacts, positions)  # AWS's size limits, measured on the rendered artifacts
     if errors:
         raise SpecError(problems=errors)
-    return Artifacts(ctx, definition, policies, statements, warnings)
+    return artifacts
 
 
 def compile_file(path: str | Path, variables: dict[str, str] | None = None,
