@@ -96,7 +96,8 @@ class _Reader:
         except yaml.reader.ReaderError as e:
             # A character YAML does not allow in a file (NUL, other control characters).
             line, col = _position(self.text, e.position)
-            raise self.fail(line, col, f"YAML: character {e.character!r} is not allowed in a YAML file") from None
+            code = e.character if isinstance(e.character, int) else ord(e.character)
+            raise self.fail(line, col, f"YAML: character U+{code:04X} is not allowed in a YAML file") from None
         if root is None:
             raise self.fail(1, 1, "the file is empty")
         self._loader = yaml.SafeLoader("")
@@ -280,7 +281,8 @@ def _pydantic_message(err: dict[str, Any]) -> str:
     value = err.get("input")
     if kind == "string_type" and isinstance(value, (bool, int, float)):
         # YAML 1.1 reads yes/no/on/off/true/false as booleans and 1, 1.5 as numbers.
-        return f"{msg} (got {value!r}: YAML read the value as a {type(value).__name__}; quote it to mean text)"
+        kind_read = "boolean" if isinstance(value, bool) else "number"
+        return f"{msg} (got {value!r}: YAML read it as a {kind_read}; quote it to mean text)"
     if kind == "string_type" and type(value).__name__ == "YamlBoolean":
         return f"{msg} (got {value!r}; quote it to mean text)"
     if kind.endswith("_type") or kind.endswith("_parsing"):
@@ -299,7 +301,9 @@ def validation_problems(file: str, error: ValidationError, positions: Positions)
             # The stage's `type` is what is wrong, not the whole stage.
             loc += (err["ctx"]["discriminator"].strip("'"),)
             message = f"{err['ctx']['tag']!r} is not a stage type (one of {err['ctx']['expected_tags']})"
-        line, col = positions.find_key(loc) if err["type"] == "extra_forbidden" else positions.find(loc)
+        # An unknown field, or a mapping key that is wrong itself (pydantic's "[key]"): point at the key.
+        at_key = err["type"] == "extra_forbidden" or err["loc"][-1:] == ("[key]",)
+        line, col = positions.find_key(loc) if at_key else positions.find(loc)
         problems.append(Problem(file, line, col, dotted(loc), message))
     return _one_per_field(problems)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Any, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from stepkit.spec.models import (
     Aws,
@@ -62,6 +62,16 @@ class PipelineBase(Model):
     cost_alarm: CostAlarm | None = Field(None, description="Cost guard; omit for none.")
     on_failure: OnFailure = Field(OnFailure(), description="Clean-up when a stage fails.")
 
+    @field_validator("features")
+    @classmethod
+    def _feature_columns(cls, v: list[Feature], info: ValidationInfo) -> list[Feature]:
+        target = info.data.get("target")  # absent when the target itself was refused
+        reserved = RESERVED_COLUMNS | ({f"predicted_{target.name}", f"known_{target.name}"} if target else set())
+        clash = sorted({f.name for f in v} & reserved)
+        if clash:
+            raise ValueError(f"{', '.join(clash)}: reserved column name(s) stepkit adds to its tables")
+        return v
+
     @model_validator(mode="after")
     def _columns(self) -> "PipelineBase":
         names = [f.name for f in self.features]
@@ -69,7 +79,7 @@ class PipelineBase(Model):
         if dupes:
             raise ValueError(f"feature names must be unique: {', '.join(dupes)}")
         target = self.target.name
-        clash = sorted((set(names) | {target}) & (RESERVED_COLUMNS | {f"predicted_{target}", f"known_{target}"}))
+        clash = sorted({target} & RESERVED_COLUMNS)
         if clash:
             raise ValueError(f"{', '.join(clash)}: reserved column name(s) stepkit adds to its tables")
         if self.target.name in names:
