@@ -206,6 +206,12 @@ ROWS = [
      "holds control character U+0007"),
     ("duplicate key in flow", "{name: emoji_rate,", "{name: emoji_rate, name: emoji,", "name: emoji,",
      "features[18].name", "duplicate key"),
+    ("stage named Failed", "  - name: WaitForFinalResults\n", "  - name: Failed\n", "Failed", "stages[11].name",
+     "'Failed' names the state every failure goes to"),
+    ("stage named CleanupOnFailure", "  - name: WaitForFinalResults\n", "  - name: CleanupOnFailure\n", "Cleanup",
+     "stages[11].name", "'CleanupOnFailure' names the state every failure goes to"),
+    ("stage named as a Map's inner state", "  - name: GenerateBatchIds\n", "  - name: ParallelPredictionBatch\n",
+     "Parallel", "stages[6].name", "state names are unique in the whole state machine"),
     ("on_failure unknown table", "  delete_data: [staging, training_features, training_targets, evaluation_features, "
      "predictions]\n", "  delete_data: [staging, nope]\n", "nope", "on_failure.delete_data[1]",
      "'nope' is not a key of `tables`"),

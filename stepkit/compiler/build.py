@@ -166,6 +166,9 @@ def build(ctx: Context, positions: Positions | None = None,
                     "error", ("name",), f"two stages make a state named {name!r}; rename one"))])
             states[name] = state
             stage_of[name] = i
+    for name in failure_states.keys() & states.keys():  # a stage named Failed would be replaced silently
+        raise SpecError(problems=[_locate(ctx, positions, stage_of[name], Finding(
+            "error", ("name",), f"{name!r} names the state every failure goes to; rename the stage"))])
     states.update(failure_states)
 
     definition = {

@@ -1,4 +1,6 @@
-"""AWS's size limits, checked on the rendered artifacts before anything is deployed.
+"""AWS's size limits, checked on the rendered artifacts before anything is deployed (and the two
+rules on state names that only the rendered definition shows: length, and unique names across
+the Map states' inner states too).
 
 Each problem names the limit, the size and by how much it is over, located at the part of the
 pipeline file that makes the artifact big (a stage's template, its args, the stages as a whole).
@@ -93,8 +95,13 @@ def _all(a: "Artifacts") -> Iterator[_Over]:
 def _states(a: "Artifacts") -> Iterator[_Over]:
     """Per state: its name, its Athena query, its input (Parameters) and its ECS overrides."""
     long_names: set[tuple[Any, ...]] = set()
+    seen: set[str] = set()
     for name, state in _every_state(a.definition["States"]):
         loc = _stage_loc(a, name)
+        if name in seen:  # ASL: state names are unique in the whole machine, inside a Map's too
+            yield _Over(loc + ("name",), f"makes a state named {name!r}, which another stage's Map state has "
+                        "inside it; state names are unique in the whole state machine: rename the stage")
+        seen.add(name)
         if len(name) > STATE_NAME_CHARS and loc not in long_names:
             long_names.add(loc)  # one line per stage, not one per `_InsertNN` state
             yield _Over(loc + ("name",), f"makes a state named {name!r}, {len(name)} characters; Step Functions "
