@@ -212,6 +212,11 @@ ROWS = [
      "stages[11].name", "'CleanupOnFailure' names the state every failure goes to"),
     ("stage named as a Map's inner state", "  - name: GenerateBatchIds\n", "  - name: ParallelPredictionBatch\n",
      "Parallel", "stages[6].name", "state names are unique in the whole state machine"),
+    ("rate of 0", "  expression: cron(0 6 ? * MON *)\n", "  expression: rate(0 hours)\n", "rate",
+     "schedule.expression", "EventBridge takes rate(1 hour) or rate(N hours)"),
+    ("rate 1 hours", "  expression: cron(0 6 ? * MON *)\n", "  expression: rate(1 hours)\n", "rate",
+     "schedule.expression", "EventBridge takes rate(1 hour)"),
+    ("rate 1 day", "  expression: cron(0 6 ? * MON *)\n", "  expression: rate(1 day)\n", None, None, COMPILES),
     ("on_failure unknown table", "  delete_data: [staging, training_features, training_targets, evaluation_features, "
      "predictions]\n", "  delete_data: [staging, nope]\n", "nope", "on_failure.delete_data[1]",
      "'nope' is not a key of `tables`"),

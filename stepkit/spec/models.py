@@ -354,7 +354,7 @@ class Schedule(Model):
 
     enabled: bool = Field(False, description="Whether the schedule fires (the rule is created either way).")
     expression: str = Field(
-        "cron(0 6 ? * MON *)", description="EventBridge `cron(...)` or `rate(...)` expression (UTC)."
+        "cron(0 6 ? * MON *)", max_length=256, description="EventBridge `cron(...)` or `rate(...)` expression (UTC)."
     )
 
     @field_validator("expression")
@@ -369,6 +369,12 @@ class Schedule(Model):
             f = m.group(1).split()
             if f[2] != "?" and f[4] != "?":
                 raise ValueError("EventBridge cron needs '?' in day-of-month or day-of-week")
+        if m.group(2) is not None:
+            # EventBridge: a positive value; the unit singular for 1 (rate(1 hour)), plural past it.
+            n, unit = int(m.group(2)), m.group(3)
+            if n < 1 or (n == 1) != (not unit.endswith("s")):
+                raise ValueError(f"{v!r}: EventBridge takes rate(1 {unit.rstrip('s')}) or rate(N {unit.rstrip('s')}s) "
+                                 "with N above 1")
         return v
 
 
