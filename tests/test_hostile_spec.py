@@ -365,3 +365,35 @@ def test_billion_laughs_in_bounded_memory(tmp_path):
     assert time.monotonic() - start < 20
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert "more than 100,000 values" in result.stderr
+
+
+@pytest.mark.parametrize("path,value,valid", [
+    (("aws", "prefix"), "*", False),
+    (("aws", "prefix"), "../..", True),  # the pattern is per character; the '..' part rule is the validator's
+    (("aws", "bucket"), "*x*", False),
+    (("aws", "bucket"), "${S3_BUCKET}", True),  # editors see the file before substitution
+    (("aws", "workgroup"), "*", False),
+    (("aws", "account_id"), "12345678901", False),
+    (("source", "location"), "s3://*", False),
+    (("resource_prefix",), "AI", False),
+    (("features", 0, "name"), "Years", False),
+    (("aws", "network", "subnets", 0), "subnet-*", False),
+    (("cost_alarm", "email"), "ops", False),
+    (("tables", "staging"), "x" * 256, False),
+])
+def test_the_published_schema_shows_the_rules(path, value, valid):
+    """`stepkit schema` carries each rule as a pattern / maxLength, for editors and CI."""
+    import jsonschema
+
+    from stepkit.cli import _variables
+    from stepkit.spec.loader import read_yaml
+    from stepkit.spec.schema import json_schema
+
+    data, _ = read_yaml(ROOT / "pipelines" / "predict_age.yaml", _variables((), ENV))
+    data["cost_alarm"]["email"] = "ops@example.com"
+    node = data
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    errors = list(jsonschema.Draft202012Validator(json_schema()).iter_errors(data))
+    assert (errors == []) == valid, [e.message for e in errors]
