@@ -13,13 +13,23 @@ from stepkit.errors import StepkitError
 OUT_DEFAULT = "out"
 
 
+# An env file is a few NAME=VALUE lines; anything near this is not one.
+ENV_FILE_MAX = 1_048_576
+
+
 def _variables(pairs: tuple[str, ...], env_file: str | None) -> dict[str, str]:
     values = dict(os.environ)
     if env_file:
-        path = Path(env_file)
-        if not path.is_file():
+        from stepkit.spec.loader import read_text
+
+        if not os.path.lexists(env_file):
             raise StepkitError(f"{env_file}: no such env file")
-        for n, line in enumerate(path.read_text().splitlines(), 1):
+        text = read_text(Path(env_file), ENV_FILE_MAX, "an env file of NAME=VALUE lines")
+        for n, line in enumerate(text.split("\n"), 1):
+            bad = next((c for c in line if ord(c) < 32 and c not in "\t\r"), None)
+            if bad is not None:
+                raise StepkitError(f"{env_file}:{n}:{line.index(bad) + 1}: control character U+{ord(bad):04X}: "
+                                   "not an env file of NAME=VALUE lines")
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
@@ -37,7 +47,9 @@ def _variables(pairs: tuple[str, ...], env_file: str | None) -> dict[str, str]:
 
 var_option = click.option("--var", "var", multiple=True, metavar="NAME=VALUE",
                           help="Set a ${NAME} variable of the pipeline file (repeatable).")
-env_file_option = click.option("--env-file", type=click.Path(dir_okay=False), default=None,
+# File arguments are plain paths: the loader says in one line what is wrong with one (missing, a
+# folder, unreadable, not UTF-8); click's own checks would end in a usage error instead.
+env_file_option = click.option("--env-file", type=click.Path(), default=None,
                                help="Read NAME=VALUE lines for ${NAME} variables.")
 
 
@@ -65,7 +77,7 @@ def _print_warnings(artifacts) -> None:
 
 
 @main.command()
-@click.argument("pipelines", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("pipelines", nargs=-1, required=True, type=click.Path())
 @var_option
 @env_file_option
 def validate(pipelines: tuple[str, ...], var: tuple[str, ...], env_file: str | None) -> None:
@@ -88,7 +100,7 @@ def validate(pipelines: tuple[str, ...], var: tuple[str, ...], env_file: str | N
 
 
 @main.command(name="compile")
-@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.argument("pipeline", type=click.Path())
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None,
               help="Output folder (default: out/<pipeline name>).")
 @var_option
@@ -125,7 +137,7 @@ def schema() -> None:
 
 
 @main.command()
-@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.argument("pipeline", type=click.Path())
 @var_option
 @env_file_option
 def graph(pipeline: str, var: tuple[str, ...], env_file: str | None) -> None:

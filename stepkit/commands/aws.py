@@ -22,7 +22,7 @@ def _session(region: str | None):
 
 
 @click.command()
-@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.argument("pipeline", type=click.Path())
 @click.option("--stack-name", default=None, help="CloudFormation stack (default: the pipeline's resource_prefix).")
 @click.option("--dry-run", is_flag=True, help="Show the change set, then stop.")
 @click.option("--image-tag", default=None, help="Image tag the task definitions run (default: keep the current one).")
@@ -45,7 +45,7 @@ def images() -> None:
 
 
 @images.command(name="build")
-@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.argument("pipeline", type=click.Path())
 @click.option("--tag", default=None, help="Image tag (default: UTC timestamp); `latest` is tagged too.")
 @var_option
 @env_file_option
@@ -61,7 +61,7 @@ def images_build(pipeline: str, tag: str | None, var: tuple[str, ...], env_file:
 
 
 @images.command(name="push")
-@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.argument("pipeline", type=click.Path())
 @click.option("--tag", required=True, help="The tag `images build` printed.")
 @click.option("--no-deploy", is_flag=True, help="Only push; leave the task definitions on their current tag.")
 @var_option
@@ -124,7 +124,7 @@ def logs(stage: str, follow: bool, since: int | None, region: str | None, pipeli
 
 
 @click.command()
-@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.argument("pipeline", type=click.Path())
 @var_option
 @env_file_option
 def results(pipeline: str, var: tuple[str, ...], env_file: str | None) -> None:

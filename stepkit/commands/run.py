@@ -11,11 +11,11 @@ WORKDIR_DEFAULT = ".work"
 
 
 @click.command(name="run")
-@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.argument("pipeline", type=click.Path())
 @click.option("--local", "local", is_flag=True, help="Run every stage here (DuckDB, worker processes): no AWS account.")
 @click.option("--source", type=click.Path(), default=None,
               help="Local run: the source as a Parquet file or folder (default: a generated demo source).")
-@click.option("--workdir", type=click.Path(file_okay=False), default=WORKDIR_DEFAULT, show_default=True,
+@click.option("--workdir", type=click.Path(), default=WORKDIR_DEFAULT, show_default=True,
               help="Local run: warehouse, run records and reports go here.")
 @click.option("--resume", "resume", default=None, metavar="RUN_ID",
               help="Local run: continue a failed run from its failed stage.")

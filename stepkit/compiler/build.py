@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stepkit.compiler import flow, integrations, source_safety, sqlcheck, wiring
+from stepkit.compiler import flow, integrations, limits, source_safety, sqlcheck, wiring
 from stepkit.compiler.plan import Artifacts, Plan, StagePlan
 from stepkit.ir import asl
 from stepkit.ir.context import Context
@@ -76,6 +76,10 @@ def build(ctx: Context, positions: Positions | None = None,
         for f in stage.check(ctx):
             (errors if f.level == "error" else warnings).append(_locate(ctx, positions, i, f))
     errors += [_locate(ctx, positions, None, f) for f in source_safety.check(ctx)]
+    # The failure path's table keys: checked like a cleanup stage's, located under on_failure.
+    for f in cleanup_block.Cleanup(name=CLEANUP_ON_FAILURE, **p.on_failure.model_dump()).check(ctx):
+        if p.on_failure.drop_tables or p.on_failure.delete_data:
+            errors.append(_locate(ctx, positions, None, Finding(f.level, ("on_failure", *f.loc), f.message)))
     if errors:
         raise SpecError(problems=errors)
 
@@ -161,7 +165,11 @@ def build(ctx: Context, positions: Positions | None = None,
                                stage.repeatable,
                                tuple(sorted(k for k in f.writes | f.defines if k in p.tables.names()))
                                if ss.prepare is not None else (), ss.guard))
-    return Plan(ctx, definition, policies, statements, resources, warnings, plans, stage_of)
+    plan = Plan(ctx, definition, policies, statements, resources, warnings, plans, stage_of)
+    errors += limits.check(plan, positions)  # AWS's size limits, measured on the rendered artifacts
+    if errors:
+        raise SpecError(problems=errors)
+    return plan
 
 
 def _state_only(f: flow.Flow) -> bool:

@@ -7,6 +7,7 @@ what a backend needs to know about a stage is here, as data.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from stepkit.errors import Problem
@@ -59,6 +60,19 @@ class Plan:
                 return s
         raise KeyError(name)
 
+    @cached_property
+    def template(self) -> dict[str, Any]:
+        """The CloudFormation template (built once: the size checks and `files()` both read it)."""
+        from stepkit.compiler import template  # lazy: pure dicts; keeps compile fast
+
+        return template.build(self)
+
+    @cached_property
+    def template_json(self) -> str:
+        from stepkit.compiler import template
+
+        return template.render(self.template)
+
     def files(self) -> dict[str, str]:
         """Relative path -> content, for `compile --out`."""
         out = {"statemachine.asl.json": asl.render(self.definition)}
@@ -66,9 +80,7 @@ class Plan:
             out[f"iam/{role}.json"] = policy.render()
         for st in self.statements:
             out[f"sql/{st.name}.sql"] = st.sql
-        from stepkit.compiler import template  # lazy: pure dicts; keeps compile fast
-
-        out["template.json"] = template.render(template.build(self))
+        out["template.json"] = self.template_json
         return dict(sorted(out.items()))
 
 

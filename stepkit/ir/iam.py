@@ -43,6 +43,8 @@ class Statement:
 class Policy:
     role: str
     statements: list[Statement] = field(default_factory=list)
+    # merged() for these statements: the template, the size check and the policy files all read it.
+    _merged: tuple[tuple[Statement, ...], list[dict[str, Any]]] | None = field(default=None, repr=False, compare=False)
 
     def _needed(self) -> list[Statement]:
         """Drop statements another one already grants (same conditions, its actions and wider resources)."""
@@ -62,7 +64,14 @@ class Policy:
     def merged(self) -> list[dict[str, Any]]:
         """One statement per (resources, conditions): actions unioned and sorted, order stable.
 
-        Statements on '*' stay apart, one per reason, so each reads as its own exception."""
+        Statements on '*' stay apart, one per reason, so each reads as its own exception.
+        Computed once per set of statements; callers read it, never change it."""
+        key = tuple(self.statements)
+        if self._merged is None or self._merged[0] != key:
+            self._merged = (key, self._merge())
+        return self._merged[1]
+
+    def _merge(self) -> list[dict[str, Any]]:
         groups: dict[tuple, set[str]] = {}
         for s in self._needed():
             key = (tuple(sorted(set(s.resources))), s.conditions, s.why)

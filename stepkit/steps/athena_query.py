@@ -23,7 +23,7 @@ class AthenaQuery(Stage):
     type: Literal["athena_query"] = "athena_query"
     template: str = Field(description="Jinja template of the statement, in templates/sql/.")
     table: str | None = Field(None, description="Key in `tables` of the table the statement creates, if any.")
-    timeout_minutes: int = Field(10, gt=0, description="TimeoutSeconds of the query, in minutes.")
+    timeout_minutes: int = Field(10, gt=0, le=60 * 24 * 7, description="TimeoutSeconds of the query, in minutes.")
 
     def tables_written(self) -> list[str]:
         return [self.table] if self.table else []

@@ -19,6 +19,7 @@ from stepkit.ir.names import RUN_ID_PATH
 from stepkit.steps import _ecs
 from stepkit.steps.base import DeclaredFlow, Finding, Flow
 from stepkit.steps.batch_ids import BATCH_IDS, ITEMS_PATH
+from stepkit.spec.names import WorkerArg
 
 if TYPE_CHECKING:
     from stepkit.ir.context import Context
@@ -39,7 +40,7 @@ class FanOut(DeclaredFlow):
 
     type: Literal["fan_out"] = "fan_out"
     task: str = Field(description="Key in `compute.tasks`: the worker run per batch.")
-    args: list[str] = Field(default_factory=list, description="Extra arguments after --batch-id.")
+    args: list[WorkerArg] = Field(default_factory=list, description="Extra arguments after --batch-id.")
     label: str | None = Field(None, max_length=40, pattern=r"^[A-Za-z0-9_-]+$",
                               description="Distributed Map label (<= 40 characters; default: the stage name).")
 

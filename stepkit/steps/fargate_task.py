@@ -9,6 +9,7 @@ from stepkit.ir.asl import Fragment
 from stepkit.ir.cfn import Resource
 from stepkit.ir.iam import Statement
 from stepkit.ir.names import RUN_ID_PATH
+from stepkit.spec.names import WorkerArg
 from stepkit.steps import _ecs
 from stepkit.steps.base import DeclaredFlow, Finding
 
@@ -21,7 +22,7 @@ class FargateTask(DeclaredFlow):
 
     type: Literal["fargate_task"] = "fargate_task"
     task: str = Field(description="Key in `compute.tasks`: the task definition (and worker image) to run.")
-    args: list[str] = Field(default_factory=list, description="Extra arguments after --config and --run-id.")
+    args: list[WorkerArg] = Field(default_factory=list, description="Extra arguments after --config and --run-id.")
 
     def check(self, ctx: "Context") -> list[Finding]:
         if self.task not in ctx.p.compute.tasks:
