@@ -178,11 +178,12 @@ ROWS = [
     ("negative disk", "timeout_minutes: 40}", "timeout_minutes: 40, ephemeral_storage_gb: -1}", "-1",
      "compute.tasks.training.ephemeral_storage_gb", "greater than or equal to 20"),
     ("reserved table name", "  human_qa: predict_age_human_qa\n", "  human_qa: select\n", "select", "tables.human_qa",
-     "is an Athena reserved word"),
+     "is a reserved word in Athena DDL and queries"),
     ("reserved in DDL", "  human_qa: predict_age_human_qa\n", "  human_qa: date\n", "date", "tables.human_qa",
-     "is an Athena reserved word"),
+     "is a reserved word in Athena DDL"),
     ("reserved column", "{name: emoji_rate,", "{name: order,", "order", "features[18].name",
-     "is an Athena reserved word"),
+     "is a reserved word in Athena DDL and queries"),
+    ("a column may take a word only DDL reserves", "{name: emoji_rate,", "{name: date,", None, None, COMPILES),
     ("column date", "{name: emoji_rate,", "{name: date,", None, None, COMPILES),
     ("column stepkit adds", "{name: emoji_rate,", "{name: lower_bound,", "- {name: years", "features",
      "lower_bound: reserved column name"),
@@ -206,20 +207,24 @@ ROWS = [
      "holds control character U+0007"),
     ("duplicate key in flow", "{name: emoji_rate,", "{name: emoji_rate, name: emoji,", "name: emoji,",
      "features[18].name", "duplicate key"),
-    ("stage named Failed", "  - name: WaitForFinalResults\n", "  - name: Failed\n", "Failed", "stages[11].name",
-     "'Failed' names the state every failure goes to"),
-    ("stage named CleanupOnFailure", "  - name: WaitForFinalResults\n", "  - name: CleanupOnFailure\n", "Cleanup",
-     "stages[11].name", "'CleanupOnFailure' names the state every failure goes to"),
+    ("stage named Failed, no failure path: a name like any other", "  - name: WaitForFinalResults\n",
+     "  - name: Failed\n", None, None, COMPILES),
+    ("stage named Failed beside the failure path", "\nstages:\n  - name: PreCleanup\n",
+     "\non_failure:\n  delete_data: [staging]\n\nstages:\n  - name: Failed\n", "Failed", "stages[0].name",
+     "makes a state named 'Failed', a state stepkit adds to every state machine"),
+    ("stage named as stepkit's own state", "  - name: WaitForFinalResults\n", "  - name: CheckRunId\n", "Check",
+     "stages[11].name", "makes a state named 'CheckRunId', a state stepkit adds"),
+    ("stage named as another stage's guard", "  - name: WaitForFinalResults\n", "  - name: Cleanup.done\n", "Cleanup",
+     "stages[11].name", "makes a state named 'Cleanup.done'"),
     ("stage named as a Map's inner state", "  - name: GenerateBatchIds\n", "  - name: ParallelPredictionBatch\n",
-     "Parallel", "stages[6].name", "state names are unique in the whole state machine"),
+     "Parallel", "stages[6].name", "makes a state named 'ParallelPredictionBatch', as stage ParallelPrediction does"),
     ("rate of 0", "  expression: cron(0 6 ? * MON *)\n", "  expression: rate(0 hours)\n", "rate",
      "schedule.expression", "EventBridge takes rate(1 hour) or rate(N hours)"),
     ("rate 1 hours", "  expression: cron(0 6 ? * MON *)\n", "  expression: rate(1 hours)\n", "rate",
      "schedule.expression", "EventBridge takes rate(1 hour)"),
     ("rate 1 day", "  expression: cron(0 6 ? * MON *)\n", "  expression: rate(1 day)\n", None, None, COMPILES),
-    ("on_failure unknown table", "  delete_data: [staging, training_features, training_targets, evaluation_features, "
-     "predictions]\n", "  delete_data: [staging, nope]\n", "nope", "on_failure.delete_data[1]",
-     "'nope' is not a key of `tables`"),
+    ("on_failure unknown table", "\nstages:\n", "\non_failure:\n  delete_data: [staging, nope]\n\nstages:\n", "nope",
+     "on_failure.delete_data[1]", "'nope' is not a key of `tables`"),
 ]
 
 
@@ -387,7 +392,7 @@ def test_the_published_schema_shows_the_rules(path, value, valid):
 
     from stepkit.cli import _variables
     from stepkit.spec.loader import read_yaml
-    from stepkit.spec.schema import json_schema
+    from stepkit.compiler.load import json_schema
 
     data, _ = read_yaml(ROOT / "pipelines" / "predict_age.yaml", _variables((), ENV))
     data["cost_alarm"]["email"] = "ops@example.com"

@@ -54,7 +54,7 @@ AWS_CASES = [
     ({"location": f"s3://{BUCKET}/predict-age/athena-results/"}, ("source.location", "lies under")),
     ({"location": f"s3://{BUCKET}/predict-age/stepkit/"}, ("source.location", "lies under")),
     ({"location": f"s3://{BUCKET}/predict-age/kb/raw/"}, ("source.location", "lies under")),
-    ({"location": f"s3://{BUCKET}/"}, ("source.location", f"holds the pipeline's own s3://{BUCKET}/predict-age/")),
+    # (A whole bucket, which holds the pipeline's folder, is refused by the spec itself: test_spec_mutations.)
 ]
 
 

@@ -40,8 +40,10 @@ def lambda_stages(n: int) -> str:
 
 
 def tasks(n: int) -> str:
+    """`n` more tasks, each run by a stage of its own (a task no stage runs gets no resources)."""
     extra = "".join(f"    extra_{i:03d}: {{cpu: 1, memory_gb: 2, timeout_minutes: 5}}\n" for i in range(n))
-    return GOOD.replace("  tasks:\n", "  tasks:\n" + extra)
+    stages = "".join(f"  - name: Extra{i:03d}\n    type: fargate_task\n    task: extra_{i:03d}\n" for i in range(n))
+    return GOOD.replace("  tasks:\n", "  tasks:\n" + extra).replace(LAST_STAGE, LAST_STAGE + stages)
 
 
 LONG_STAGE = "E" * 78
@@ -102,7 +104,7 @@ def test_the_query_is_measured_as_athena_receives_it(tmp_path):
         compile_file(path, _variables((), ENV))
     line = next(str(p) for p in e.value.problems if "Athena takes" in p.message)
     from stepkit.ir.context import Context
-    from stepkit.spec.loader import load_pipeline
+    from stepkit.compiler.load import load_pipeline
     from stepkit.steps.athena_ctas import AthenaCtas
 
     pipeline, _ = load_pipeline(path, _variables((), ENV))

@@ -62,8 +62,8 @@ CASES = [
     # Names stepkit creates must be usable bare in Athena's queries (Trino) and DDL (Hive).
     ("feature named with a reserved word", "{name: num_jobs,", "{name: order,", "order", "features[2].name",
      "'order' is a reserved word in Athena DDL and queries"),
-    ("target named with a DDL reserved word", "target:\n  name: age\n", "target:\n  name: date\n", "date",
-     "target.name", "'date' is a reserved word in Athena DDL"),
+    ("target named with a reserved word", "target:\n  name: age\n", "target:\n  name: values\n", "values",
+     "target.name", "'values' is a reserved word in Athena DDL and queries"),
     ("table named with a reserved word", "  human_qa: predict_age_human_qa\n", "  human_qa: values\n", "values",
      "tables.human_qa", "'values' is a reserved word in Athena DDL and queries"),
     ("database named with a reserved word", "  database: ai_agent_kb_predict_age\n", "  database: group\n", "group",
@@ -83,8 +83,7 @@ CASES = [
     ("source location under the pipeline's uploads", "  location: s3://${S3_BUCKET}/kb/person_profiles_2025q3/",
      "  location: s3://${S3_BUCKET}/predict-age/stepkit/", "s3://", "source.location", "lies under the pipeline's own"),
     ("source location holds the pipeline's prefix", "  location: s3://${S3_BUCKET}/kb/person_profiles_2025q3/",
-     "  location: s3://${S3_BUCKET}/", "s3://", "source.location",
-     "s3://stepkit-example-bucket/ holds the pipeline's own s3://stepkit-example-bucket/predict-age/"),
+     "  location: s3://${S3_BUCKET}/", "s3://", "source.location", "'s3://stepkit-example-bucket/' is a whole bucket"),
     ("partition column not last in the SELECT", "    template: staging.sql.j2\n    partitioned_by: [batch_group]\n",
      "    template: staging.sql.j2\n    partitioned_by: [batch_id]\n", "staging.sql.j2", "stages[1].template",
      "sql/StagingFeatures.sql does not run on Athena: HIVE_COLUMN_ORDER_MISMATCH: partition columns batch_id must "

@@ -121,8 +121,10 @@ def build(ctx: Context, positions: Positions | None = None,
     try:
         start, wired = wiring.wire(stage_states, flow.structure(flows), ctx.names.state_machine_arn,
                                    (failure_states, on_error) if failure_states else None)
-    except ValueError as e:  # two stages (or a stage and stepkit's own states) make one state name
-        raise SpecError(problems=[_locate(ctx, positions, None, Finding("error", ("stages",), str(e)))]) from None
+    except wiring.NameClash as e:  # two stages (or a stage and stepkit's own states) make one state name
+        index = next((i for i, s in enumerate(p.stages) if s.name == e.stage), None)
+        loc = ("name",) if index is not None else ("on_failure",) if e.stage is None else ("stages",)
+        raise SpecError(problems=[_locate(ctx, positions, index, Finding("error", loc, str(e)))]) from None
     definition = {
         "Comment": f"{p.name}: {p.description}".strip().rstrip(":") + " (compiled by stepkit; do not edit)",
         "StartAt": start,
@@ -133,6 +135,10 @@ def build(ctx: Context, positions: Positions | None = None,
         for name, state in stage_states_.fragment.states.items():
             processor = state.get("ItemProcessor") or state.get("Iterator") or {}
             for inner in processor.get("States", {}):
+                if inner in stage_of or inner in wired.names:  # names are unique in the whole machine
+                    e = wiring.clash(inner, stage_states_.name, stage_of.get(inner))
+                    index = next((i for i, s in enumerate(p.stages) if s.name == e.stage), None)
+                    raise SpecError(problems=[_locate(ctx, positions, index, Finding("error", ("name",), str(e)))])
                 stage_of[inner] = stage_states_.name
     index_of = {stage.name: i for i, stage in enumerate(p.stages)}
 

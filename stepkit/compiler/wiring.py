@@ -48,6 +48,24 @@ FORBIDDEN_IN_RUN_ID = ["*'*", '*"*', "*/*", "*\\\\*", "*..*", "* *"]
 Link = Callable[[str | None], None]  # points an exit at the next state (None: the end of its scope)
 
 
+class NameClash(ValueError):
+    """Two states would have one name (or a name too long): `stage` is the stage whose name to change."""
+
+    def __init__(self, message: str, stage: str | None):
+        super().__init__(message)
+        self.stage = stage
+
+
+def clash(name: str, one: str | None, other: str | None) -> NameClash:
+    """The state `name` of stage `one` (None: stepkit's own) already is stage `other`'s: point at the stage the
+    user named so (its name is the state's), else at the one that came last."""
+    if one is None or other is None:
+        return NameClash(f"makes a state named {name!r}, a state stepkit adds to every state machine; rename it",
+                         one or other)
+    culprit, beside = (other, one) if other == name else (one, other)
+    return NameClash(f"makes a state named {name!r}, as stage {beside} does; rename one", culprit)
+
+
 @dataclass
 class StageStates:
     """One stage's states as the wiring sees them."""
@@ -87,10 +105,10 @@ class _Scope:
 
     def add(self, name: str, state: asl.State, stage: str | None = None) -> None:
         if name in self.wired.names:
-            raise ValueError(f"two states are named {name!r}")
+            raise clash(name, stage, self.wired.stage_of.get(name))
         if len(name) > 80:  # Step Functions' limit; stepkit adds suffixes such as `.prepare`
-            raise ValueError(f"state name {name!r} has {len(name)} characters (at most 80): shorten stage "
-                             f"{stage or name}")
+            raise NameClash(f"makes a state named {name!r}, {len(name)} characters; Step Functions takes at most 80: "
+                            "shorten the stage name", stage)
         self.wired.names.add(name)
         self.states[name] = state
         if stage is not None:

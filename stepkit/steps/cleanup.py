@@ -79,8 +79,10 @@ ROOT_ENV = "STEPKIT_ROOT"
 def prepare_state(ctx: "Context", stage: str, keys: tuple[str, ...]):
     """The Task a stage's guard runs before the stage runs again in a continued run: drops its tables
     and deletes this run's files of them, so the stage starts from nothing (see compiler/wiring.py)."""
-    block = Cleanup(name=f"{stage}.prepare", delete_data=list(keys), scope="run",
-                    comment=f"Drops what an earlier attempt of {stage} in this run left, before it runs again.")
+    # Not validated as a stage: its name is the stage's own plus a suffix (the wiring checks its length).
+    block = Cleanup.model_construct(
+        name=f"{stage}.prepare", drop_tables=[], delete_data=list(keys), scope="run",
+        comment=f"Drops what an earlier attempt of {stage} in this run left, before it runs again.")
     return block.fragment(ctx).states[block.name]
 
 
