@@ -153,3 +153,4 @@ if __name__ == "__main__":  # pragma: no cover
 from stepkit.commands.run import run as _run_command; main.add_command(_run_command)  # noqa: E402,E702
 from stepkit.commands.aws import COMMANDS as _aws_commands; [main.add_command(_c) for _c in _aws_commands]  # noqa: E402,E702
 from stepkit.commands.demo_data import demo_data as _demo_data_command; main.add_command(_demo_data_command)  # noqa: E402,E702
+from stepkit.commands.plan import COMMANDS as _plan_commands; [main.add_command(_c) for _c in _plan_commands]  # noqa: E402,E702

@@ -134,7 +134,8 @@ class Runner:
         run_dir = runs / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
         if record is None:
-            record = RunRecord(run_id, str(self.pipeline_path.resolve()), str(source.path), str(self.workdir))
+            record = RunRecord(run_id, str(self.pipeline_path.resolve()), str(source.path), str(self.workdir),
+                               cores=len(os.sched_getaffinity(0)))
         else:
             record.status, record.error, record.ended, record.source = "running", None, None, str(source.path)
             record.resumed.append(time.time())

@@ -81,6 +81,7 @@ class RunRecord:
     report: str | None = None
     notes: list[str] = field(default_factory=list)
     resumed: list[float] = field(default_factory=list)
+    cores: int | None = None  # of the machine that ran it: `stepkit plan --from-run` scales rates by it
 
     def stage(self, name: str) -> StageRecord:
         for s in self.stages:
@@ -111,6 +112,7 @@ class RunRecord:
             "report": self.report,
             "notes": self.notes,
             "resumed_epochs": self.resumed,
+            "cores": self.cores,
         }
 
     def save(self, run_dir: Path) -> Path:
@@ -131,7 +133,7 @@ class RunRecord:
                 error=data.get("error"), failed_stage=data.get("failed_stage"),
                 stages=[StageRecord.read(s) for s in data["stages"]], metrics=data.get("metrics") or {},
                 training=data.get("training") or {}, outputs=data.get("outputs") or {}, report=data.get("report"),
-                notes=data.get("notes") or [], resumed=data.get("resumed_epochs") or [],
+                notes=data.get("notes") or [], resumed=data.get("resumed_epochs") or [], cores=data.get("cores"),
             )
         except (ValueError, KeyError, TypeError) as e:
             raise StepkitError(f"{path}: not a stepkit run record ({e})") from None
