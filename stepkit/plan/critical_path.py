@@ -159,7 +159,8 @@ def walk(machine: State, hooks: Hooks, scope: tuple[str, ...] = (), start: float
         head = own(name, at)
         tails = [from_state(nxt, at + head.seconds) for nxt in _successors(states[name])]
         on_stack.discard(name)
-        tail = max(tails, key=lambda x: x.seconds, default=Total())
+        # Ties go to the way that reaches an end (a loop back has no path of its own).
+        tail = max(tails, key=lambda x: (x.seconds, len(x.path)), default=Total())
         out = Total(
             seconds=head.seconds + tail.seconds,
             usd=head.usd + tail.usd,
@@ -169,7 +170,7 @@ def walk(machine: State, hooks: Hooks, scope: tuple[str, ...] = (), start: float
             path=head.path + tail.path,
             spans=head.spans + tail.spans,
             charges=head.charges + tail.charges,
-            notes=head.notes + tail.notes,
+            notes=head.notes + [n for t in tails for n in t.notes],
         )
         done[name] = out
         return out

@@ -94,15 +94,18 @@ def _qualified(table: Any, default_db: str) -> str:
     return f"{(db.name if db else default_db)}.{table.name}".lower()
 
 
-def _type_bytes(declared: str, column: str, sizes: Callable[[str], float]) -> float:
-    t = declared.lower()
+def _type_bytes(declared: Any, column: str, sizes: Callable[[str], float]) -> float:
+    """Bytes a value of a declared column (a sqlglot DataType) takes."""
     if column == "id":
         return sizes("id")
-    for key, name in (("double", "double"), ("float", "double"), ("bigint", "double"), ("int", "integer"),
-                      ("bool", "boolean"), ("string", "category"), ("varchar", "category")):
-        if key in t:
-            return sizes(name)
-    return sizes("double")
+    name = getattr(getattr(declared, "this", None), "name", "")
+    if name in ("TEXT", "VARCHAR", "CHAR", "NCHAR", "NVARCHAR"):
+        return sizes("category")
+    if name in ("INT", "SMALLINT", "TINYINT", "DATE"):
+        return sizes("integer")
+    if name == "BOOLEAN":
+        return sizes("boolean")
+    return sizes("double")  # DOUBLE, FLOAT, BIGINT, DECIMAL, TIMESTAMP and the rest: 8 bytes
 
 
 def _partition_equalities(where: Any) -> dict[str, Any]:
@@ -206,8 +209,7 @@ class Catalog:
         if isinstance(schema, exp.Schema):
             for cd in schema.expressions:
                 if isinstance(cd, exp.ColumnDef):
-                    cols[cd.name.lower()] = _type_bytes(cd.args["kind"].sql() if cd.args.get("kind") else "",
-                                                        cd.name.lower(), self.type_sizes)
+                    cols[cd.name.lower()] = _type_bytes(cd.args.get("kind"), cd.name.lower(), self.type_sizes)
         part_col, parts = None, None
         text = tree.sql(dialect="athena")
         m = re.search(r"PARTITIONED BY \((\w+)", text, re.I)
