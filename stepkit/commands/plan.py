@@ -165,4 +165,87 @@ def _proposal_json(proposal, pipeline, positions, p, runs_per_month, problems, d
     return out
 
 
-COMMANDS = [plan]
+@click.command()
+@click.argument("run")
+@click.option("--plan", "pipeline_file", type=click.Path(dir_okay=False), default=None,
+              help="The pipeline file: print the plan's figures beside the measured ones.")
+@click.option("--rows", type=click.IntRange(1), default=None, help="With --plan: the run's source rows.")
+@click.option("--source-bytes", type=click.IntRange(1), default=None, help="With --plan: the source's size.")
+@click.option("--workdir", default=".work", show_default=True, help="Where local run ids are.")
+@click.option("--region", default=None, help="AWS region (default: the --plan file's, or AWS_REGION).")
+@click.option("--pipeline", "-p", "pipeline_name", default=None, metavar="NAME",
+              help="Which deployed pipeline, when the region has several (its name).")
+@var_option
+@env_file_option
+def cost(run: str, pipeline_file: str | None, rows: int | None, source_bytes: int | None, workdir: str,
+         region: str | None, pipeline_name: str | None, var: tuple[str, ...], env_file: str | None) -> None:
+    """What RUN cost: Athena bytes scanned per query, Fargate task-seconds, transitions (an AWS
+    execution, beside the plan with --plan); or the rows/s per core a local run measured."""
+    from stepkit.plan import throughput
+
+    try:
+        local = throughput.run_dir(run, workdir)
+    except StepkitError:
+        local = None
+    if local is not None:
+        for line in _local_cost(local):
+            click.echo(line)
+        return
+    _aws_cost(run, pipeline_file, rows, source_bytes, region, pipeline_name, var, env_file)
+
+
+def _local_cost(path: Path) -> list[str]:
+    from stepkit.local.runs import RunRecord
+    from stepkit.plan import throughput
+
+    config = path / "config.json"
+    try:
+        stages = json.loads(config.read_text())["pipeline"]["stages"]
+    except (OSError, ValueError, KeyError) as e:
+        raise StepkitError(f"{config}: cannot read the run's pipeline ({e})") from None
+    task_of = {s["name"]: (s["type"], s["task"]) for s in stages if s.get("type") in ("fan_out", "fargate_task")}
+    record = RunRecord.load(path)
+    lines = [f"local run {record.run_id}: {record.status}, {record.cores or '?'} cores; measured throughput "
+             f"(stepkit plan --from-run {path} prices Fargate tasks at these, per vCPU):"]
+    for m in throughput.measure(path, task_of):
+        if not m.cores:
+            lines.append(f"  {m.stage} ({m.task}): {m.how}")
+            continue
+        coef = "prediction_rows_per_s_per_vcpu" if task_of[m.stage][0] == "fan_out" else "training_rows_per_s_per_vcpu"
+        lines.append(f"  {m.stage} ({m.task}): {m.how} = {m.rows_per_s_per_core:,.0f} rows/s per core ({coef})")
+    return lines
+
+
+def _aws_cost(run, pipeline_file, rows, source_bytes, region, pipeline_name, var, env_file) -> None:
+    from stepkit.aws import ops
+    from stepkit.aws.session import Session
+    from stepkit.plan import cost as cost_mod
+    from stepkit.plan import inputs as inputs_mod
+    from stepkit.plan.model import Model
+    from stepkit.plan.prices import for_region
+
+    plan_ = prices = None
+    if pipeline_file:
+        p, _, artifacts = _load(pipeline_file, var, env_file)
+        region = region or p.aws.region
+        plan_ = Model(artifacts, inputs_mod.build(p, rows, source_bytes)).evaluate()
+        prices = plan_.prices
+        pipeline_name = pipeline_name or p.name
+    session = Session(region=region)
+    prices = prices or _maybe_prices(for_region, session.region)
+    m = ops.machine(session, pipeline_name)
+    arn = ops.execution_arn(m, run, session)
+    definition = json.loads(session.client("stepfunctions").describe_state_machine(stateMachineArn=m.arn)["definition"])
+    actuals = cost_mod.fetch(session, arn, definition, arn.rsplit(":", 1)[-1])
+    for line in cost_mod.render(actuals, plan_, prices):
+        click.echo(line)
+
+
+def _maybe_prices(for_region, region):
+    try:
+        return for_region(region)
+    except StepkitError:
+        return None
+
+
+COMMANDS = [plan, cost]

@@ -16,6 +16,9 @@ from stepkit.local.runs import RECORD, RunRecord
 from stepkit.plan.coefficients import Coef
 
 
+NO_CORES = "the run does not record its machine's cores (an older stepkit): run it again with this one"
+
+
 @dataclass(frozen=True)
 class Measured:
     stage: str
@@ -58,8 +61,8 @@ def measure(path: Path, task_of: dict[str, tuple[str, str]]) -> list[Measured]:
             cores = record.cores
             how = f"{rec.rows_out:,} rows in {seconds:,.1f} s on {cores} cores"
         if not cores:
-            raise StepkitError(f"{path / RECORD}: the run does not record its machine's cores (an older "
-                               "stepkit): run it again with this one")
+            out.append(Measured(rec.name, task, int(rec.rows_out), seconds, 0, 0.0, NO_CORES))
+            continue
         out.append(Measured(rec.name, task, int(rec.rows_out), seconds, int(cores),
                             rec.rows_out / (seconds * cores), how))
     return out
@@ -69,6 +72,8 @@ def rates(path: Path, task_of: dict[str, tuple[str, str]]) -> dict[str, Coef]:
     """Task key -> rows/s per vCPU (the slowest stage of that task, if several)."""
     out: dict[str, Coef] = {}
     for m in measure(path, task_of):
+        if not m.cores:
+            raise StepkitError(f"{path / RECORD}: {m.stage}: {m.how}")
         coef = Coef(m.rows_per_s_per_core, "rows/s a vCPU", f"measured by local run {path.name}: {m.how}")
         if m.task not in out or coef.value < out[m.task].value:
             out[m.task] = coef
