@@ -81,6 +81,9 @@ def validate(pipelines: tuple[str, ...], var: tuple[str, ...], env_file: str | N
             click.echo(str(e), err=True)
             failed += 1
             continue
+        from stepkit.plan.checks import warnings as plan_warnings  # a run's time and cost against the file's limits
+
+        artifacts.warnings += plan_warnings(artifacts, variables=variables)
         _print_warnings(artifacts)
         click.echo(f"{path}: ok ({len(artifacts.definition['States'])} states, {len(artifacts.statements)} SQL statements)")
     if failed:

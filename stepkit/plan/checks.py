@@ -97,13 +97,19 @@ def locate(file: str, positions: "Positions | None", f: Finding, warning: bool =
     return Problem(file, line, col, dotted(f.loc), ("warning: " if warning else "") + f.message)
 
 
-def warnings(artifacts: "Artifacts", positions: "Positions | None" = None) -> list[Problem]:
+def warnings(artifacts: "Artifacts", positions: "Positions | None" = None,
+             variables: dict[str, str] | None = None) -> list[Problem]:
     """The plan's checks as warnings, with the spec's figures and default coefficients; nothing
-    when the spec gives no row count. For `stepkit validate` (or the compiler)."""
+    when the spec gives no row count. For `stepkit validate` (or the compiler, which has the
+    positions; without them the file is read again with `variables` to locate the lines)."""
     from stepkit.plan.inputs import default_inputs
     from stepkit.plan.model import Model
 
     p = artifacts.context.p
+    if positions is None and variables is not None:
+        from stepkit.spec.loader import load_pipeline
+
+        _, positions = load_pipeline(artifacts.context.file, variables)
     if not p.source.rows:
         return []
     try:
