@@ -194,3 +194,54 @@ def test_month_and_alarm():
 ])
 def test_stage_of(state, stage):
     assert stage_of(state, [s.name for s in artifacts().context.p.stages]) == stage
+
+
+def _reshaped() -> dict:
+    """The compiled machine as the compiler may soon emit it: a Pass first, a DROP before the
+    staging CTAS, and Training beside EvaluationFeatures (and its INSERTs) in a Parallel."""
+    import copy
+
+    d = copy.deepcopy(artifacts().definition)
+    s = d["States"]
+    chain = ["EvaluationFeatures"] + [f"EvaluationFeatures_Insert{i:02d}" for i in range(1, 9)]
+    evaluation = {n: s.pop(n) for n in chain}
+    training = s.pop("Training")
+    for st in (training, evaluation[chain[-1]]):
+        st.pop("Next", None), st.pop("Catch", None)
+        st["End"] = True
+    training.pop("Catch", None)
+    for st in evaluation.values():
+        st.pop("Catch", None)
+    s["TrainAndEvaluate"] = {"Type": "Parallel", "Next": "GenerateBatchIds", "Branches": [
+        {"StartAt": "Training", "States": {"Training": training}},
+        {"StartAt": chain[0], "States": evaluation}]}
+    s["TrainingTargets"]["Next"] = "TrainAndEvaluate"
+    drop = copy.deepcopy(s["CreatePredictionsTable"])
+    drop["Parameters"] = {**{k: v for k, v in drop["Parameters"].items() if not k.startswith("QueryString")},
+                          "QueryString": "DROP TABLE IF EXISTS ai_agent_kb_predict_age.predict_age_staging_parsed_features_2025q3"}
+    drop["Next"] = "StagingFeatures"
+    s["StagingFeatures_Drop"] = drop
+    s["PreCleanup"]["Next"] = "StagingFeatures_Drop"
+    s["Start"] = {"Type": "Pass", "Next": "PreCleanup"}
+    d["StartAt"] = "Start"
+    return d
+
+
+def test_a_reshaped_machine_plans_with_parallel_branches_overlapping():
+    from stepkit.compiler.build import Artifacts
+
+    a = artifacts()
+    reshaped = Model(Artifacts(a.context, _reshaped(), a.policies, a.statements), Inputs(N, "test", TB, "test"))
+    p, q = plan(), reshaped.evaluate()
+    stages = {s.name: s for s in q.stages}
+    train, evaluation = stages["Training"], stages["EvaluationFeatures"]
+    assert train.start == pytest.approx(evaluation.start)  # side by side
+    saved = min(train.seconds, evaluation.seconds)
+    drop = 3  # the DROP: DDL, free, one statement's overhead
+    assert q.seconds == pytest.approx(p.seconds - saved + drop)
+    assert q.total.path[q.total.path.index("TrainAndEvaluate") + 1] == (
+        "TrainAndEvaluate/Training" if train.seconds >= evaluation.seconds else "TrainAndEvaluate/EvaluationFeatures")
+    # Same work, so the same bill, plus two transitions (the Pass and the DROP) and the Parallel's.
+    assert q.total.usd["athena"] == pytest.approx(p.total.usd["athena"])
+    assert q.total.counts["transitions"] == pytest.approx(p.total.counts["transitions"] + 3 + 0.01)
+    assert stages["(other states)"].usd["athena"] == 0  # Start, StagingFeatures_Drop and TrainAndEvaluate
