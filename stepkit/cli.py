@@ -93,6 +93,9 @@ def validate(pipelines: tuple[str, ...], var: tuple[str, ...], env_file: str | N
             click.echo(str(e), err=True)
             failed += 1
             continue
+        from stepkit.plan.checks import warnings as plan_warnings  # a run's time and cost against the file's limits
+
+        artifacts.warnings += plan_warnings(artifacts, variables=variables)
         _print_warnings(artifacts)
         click.echo(f"{path}: ok ({len(artifacts.definition['States'])} states, {len(artifacts.statements)} SQL statements)")
     if failed:
@@ -158,3 +161,4 @@ if __name__ == "__main__":  # pragma: no cover
 from stepkit.commands.run import run as _run_command; main.add_command(_run_command)  # noqa: E402,E702
 from stepkit.commands.aws import COMMANDS as _aws_commands; [main.add_command(_c) for _c in _aws_commands]  # noqa: E402,E702
 from stepkit.commands.demo_data import demo_data as _demo_data_command; main.add_command(_demo_data_command)  # noqa: E402,E702
+from stepkit.commands.plan import COMMANDS as _plan_commands; [main.add_command(_c) for _c in _plan_commands]  # noqa: E402,E702

@@ -83,7 +83,7 @@ class RunRecord:
     resumed: list[float] = field(default_factory=list)
     # The executions of the run, oldest first: {"dir": "executions/N", "kind": new|redrive|continue, ...}
     executions: list[dict[str, Any]] = field(default_factory=list)
-    cores: int | None = None  # processes the run's workers had (throughput per core, for `stepkit plan`)
+    cores: int | None = None  # of the machine that ran it: `stepkit plan --from-run` scales rates by it
 
     def stage(self, name: str) -> StageRecord:
         for s in self.stages:
