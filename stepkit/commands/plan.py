@@ -22,8 +22,8 @@ def parse_duration(text: str) -> float:
 
 def _load(pipeline: str, var: tuple[str, ...], env_file: str | None):
     from stepkit.compiler.build import build
-    from stepkit.compiler.context import Context
-    from stepkit.spec.loader import load_pipeline
+    from stepkit.ir.context import Context
+    from stepkit.compiler.load import load_pipeline
 
     variables = _variables(var, env_file)
     p, positions = load_pipeline(pipeline, variables)
@@ -103,7 +103,7 @@ def plan(pipeline: str, rows: int | None, source_bytes: int | None, from_run: st
 
 def _optimize(p, pipeline, positions, inp, coef, deadline_s, runs_per_month, model):
     from stepkit.compiler.build import build
-    from stepkit.compiler.context import Context
+    from stepkit.ir.context import Context
     from stepkit.plan import checks, edit, optimize
     from stepkit.plan.model import Model
 
@@ -198,13 +198,14 @@ def _local_cost(path: Path) -> list[str]:
     from stepkit.local.runs import RunRecord
     from stepkit.plan import throughput
 
-    config = path / "config.json"
+    record = RunRecord.load(path)
+    # The worker config the run's tasks read (its `outputs.config`; runs/<run>/config.json before).
+    config = Path(record.outputs.get("config") or path / "config.json")
     try:
         stages = json.loads(config.read_text())["pipeline"]["stages"]
     except (OSError, ValueError, KeyError) as e:
         raise StepkitError(f"{config}: cannot read the run's pipeline ({e})") from None
     task_of = {s["name"]: (s["type"], s["task"]) for s in stages if s.get("type") in ("fan_out", "fargate_task")}
-    record = RunRecord.load(path)
     lines = [f"local run {record.run_id}: {record.status}, {record.cores or '?'} cores; measured throughput "
              f"(stepkit plan --from-run {path} prices Fargate tasks at these, per vCPU):"]
     for m in throughput.measure(path, task_of):

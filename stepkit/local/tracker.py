@@ -35,13 +35,21 @@ class Tracker:
         self.maps: dict[str, list[int]] = {}  # map run arn -> [done, total]
         self.map_stage: dict[str, str] = {}
         self.total = len(plan.stages)
+        self.closed = False
 
     def __call__(self, event: dict[str, Any]) -> None:
         with self.lock:
+            if self.closed:  # the run has ended (a stopped execution may still send events): its record stays
+                return
             try:
                 self._event(event)
             except Exception as e:  # noqa: BLE001 - the record must never stop the run
                 self.out.log(f"      (run record: {type(e).__name__}: {e})")
+
+    def close(self) -> None:
+        """No more events into the record: the runner writes its last state."""
+        with self.lock:
+            self.closed = True
 
     def _event(self, e: dict[str, Any]) -> None:
         kind = e.get("type", "")
