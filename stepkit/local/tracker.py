@@ -27,6 +27,7 @@ class Tracker:
         self.reports, self.attempts = services.reports, services.attempts
         self.retried = services.extra.setdefault("retried", {})
         self.restarts = lambda: services.workers.restarts
+        self.processes = services.workers.size
         self.on_stage_end = on_stage_end
         self.lock = threading.Lock()
         self.exit_of = {state: s.name for s in plan.stages for state in s.exits}
@@ -125,7 +126,7 @@ class Tracker:
         if rec is None or rec.status != "running":
             return
         rec.status, rec.end = "succeeded", time.time()
-        rows, detail = _rows(self.plan, self.plan.stage(stage), self.reports, self.retried)
+        rows, detail = _rows(self.plan, self.plan.stage(stage), self.reports, self.retried, self.processes)
         if self.restarts() and "batches" in detail:
             detail["pool_restarts"] = self.restarts()
         rec.rows_out, rec.detail = rows, detail
@@ -154,7 +155,7 @@ class Tracker:
 
 
 def _rows(plan: Any, stage: Any, reports: dict[str, list[dict[str, Any]]],
-          retried_batches: dict[str, set[int]]) -> tuple[int | None, dict[str, Any]]:
+          retried_batches: dict[str, set[int]], processes: int) -> tuple[int | None, dict[str, Any]]:
     """Rows a stage wrote (its statements' counts, or its tasks' own) and a note for its line."""
     got: list[dict[str, Any]] = []
     for state in stage.states:
@@ -167,7 +168,8 @@ def _rows(plan: Any, stage: Any, reports: dict[str, list[dict[str, Any]]],
         retried = sorted(b for s in inner for b in retried_batches.get(s, ()))
         detail["batches"] = len(batches)
         detail["retried"] = retried
-        detail["note"] = f", {len(batches)} batches" + (f", {len(retried)} retried" if retried else "")
+        detail["note"] = f", {len(batches)} batches on {processes} processes" + (
+            f", {len(retried)} retried" if retried else "")
         return (int(sum(rows)) if rows else None), detail
     if not got:
         return None, detail
