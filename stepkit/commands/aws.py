@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import click
 
-from stepkit.cli import _print_warnings, _variables, env_file_option, var_option
+from stepkit.commands.options import _print_warnings, _variables, env_file_option, var_option
 
 region_option = click.option("--region", default=None, help="AWS region (default: AWS_REGION / your AWS config).")
 pipeline_option = click.option("--pipeline", "-p", "pipeline", default=None, metavar="NAME",

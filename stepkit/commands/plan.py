@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from stepkit.cli import _variables, env_file_option, var_option
+from stepkit.commands.options import _variables, env_file_option, var_option
 from stepkit.errors import StepkitError
 
 

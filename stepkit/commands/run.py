@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from stepkit.cli import _variables, env_file_option, var_option
+from stepkit.commands.options import _variables, env_file_option, var_option
 
 WORKDIR_DEFAULT = ".work"
 

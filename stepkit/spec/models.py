@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from stepkit.ml import kinds as model_kinds  # the kinds' names only: it imports no model code
+from stepkit.spec import kinds as model_kinds
 from stepkit.spec import fargate
 from stepkit.spec.names import (
     AthenaIdentifier,

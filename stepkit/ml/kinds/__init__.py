@@ -16,34 +16,11 @@ from importlib import import_module
 from typing import Any
 
 from stepkit.errors import StepkitError
-
-# kind name -> "module:Class". The order is the one the schema and error messages list.
-KINDS = {
-    "ridge": "stepkit.ml.kinds.ridge:RidgeKind",
-    "xgboost": "stepkit.ml.kinds.xgboost:XGBoostKind",
-    "xgboost_quantile": "stepkit.ml.kinds.xgboost_quantile:XGBoostQuantileKind",
-}
-GROUP = "stepkit.models"
-
+# The names (what a spec may say) live in the spec, which imports no ML code.
+from stepkit.spec.kinds import GROUP, KINDS, _plugins, known, names  # noqa: F401
 
 class UnknownKind(StepkitError):
     """A kind name no installed package provides (an artifact from elsewhere, a plugin removed)."""
-
-
-def _plugins() -> dict[str, str]:
-    from importlib.metadata import entry_points
-
-    return {ep.name: ep.value for ep in entry_points(group=GROUP)}
-
-
-def names() -> list[str]:
-    """Every kind a spec may name: the built-in ones, then those installed packages register."""
-    return [*KINDS, *sorted(n for n in _plugins() if n not in KINDS)]
-
-
-def known(name: str) -> bool:
-    # Installed packages are looked up only for a name that is not built in: the common case reads no metadata.
-    return name in KINDS or name in _plugins()
 
 
 _LOADED: dict[str, Any] = {}
