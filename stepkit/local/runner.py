@@ -286,6 +286,7 @@ class Runner:
         except KeyboardInterrupt:
             execution.stop("stepkit.Interrupted", "interrupted (Ctrl-C)")
             services.workers.kill()
+            services.engine.interrupt()  # a statement running now stops too
             thread.join(30)
             raise
         if "error" in holder:

@@ -64,11 +64,12 @@ class Services:
         """The run is over: the engine, the workers, and the folders still being deleted."""
         from stepkit.local.tasks import wait_discarded
 
-        try:
-            self.engine.close()
-        finally:
-            self.workers.close()
-            wait_discarded(self)
+        # Each step on its own: a run that is ending on an error (or Ctrl-C) keeps that error as the news.
+        for step in (self.engine.close, self.workers.close, lambda: wait_discarded(self)):
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001
+                self.log(f"      (closing the run: {type(e).__name__}: {e})")
 
     def count(self, state: str) -> None:
         with self._tasks_lock:
@@ -117,13 +118,6 @@ class Turns:
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()
-
-    def __enter__(self) -> None:  # `with lock:` waits behind every numbered turn
-        self._held = self.take()
-        self._held.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        self._held.__exit__(*exc)
 
 
 def cores() -> int:

@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from stepkit.local.faults import kill_at
 from stepkit.local.progress import Progress
 from stepkit.local.runs import RunRecord, StageRecord
 
@@ -87,6 +88,7 @@ class Tracker:
             return
         if kind.endswith("StateEntered"):
             name = e.get("stateEnteredEventDetails", {}).get("name", "")
+            kill_at("enter", name)
             stage = self.plan.stage_of.get(name)
             if stage and name not in self.guards:
                 self._start(stage)
@@ -96,6 +98,7 @@ class Tracker:
             return
         if kind.endswith("StateExited"):
             name = e.get("stateExitedEventDetails", {}).get("name", "")
+            kill_at("exit", name)
             stage = self.exit_of.get(name)
             if stage:
                 self._end(stage)

@@ -45,17 +45,17 @@ class Cleanup(Stage):
         # Ordered against everything: what runs before it may still read what it deletes.
         return Flow(deletes=frozenset(self.drop_tables) | frozenset(self.delete_data), barrier=True)
 
-    def payload(self, ctx: "Context") -> dict[str, Any]:
+    def payload(self, ctx: "Context", keep: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """`keep`: tables whose files go but which stay in the catalog (a prepare state's, for a table
+        another stage declared and this one only fills)."""
         names = ctx.p.tables.names()
-        return {
-            "database": ctx.p.aws.database,
-            "scope": self.scope,
-            "tables": [
-                {"name": names[k], "location": ctx.names.table_root(k), "delete_data": k in self.delete_data}
-                for k in [*self.drop_tables, *[d for d in self.delete_data if d not in self.drop_tables]]
-            ],
-            "run_id.$": RUN_ID_PATH,
-        }
+        tables = []
+        for k in [*self.drop_tables, *[d for d in self.delete_data if d not in self.drop_tables]]:
+            t = {"name": names[k], "location": ctx.names.table_root(k), "delete_data": k in self.delete_data}
+            if k in keep:
+                t["drop"] = False
+            tables.append(t)
+        return {"database": ctx.p.aws.database, "scope": self.scope, "tables": tables, "run_id.$": RUN_ID_PATH}
 
     def fragment(self, ctx: "Context") -> Fragment:
         state = invoke(ctx, ctx.names.function_arn(CLEANUP_FUNCTION), self.payload(ctx),
@@ -76,14 +76,17 @@ HANDLER = "stepkit.workers.cleanup.handler.handler"
 ROOT_ENV = "STEPKIT_ROOT"
 
 
-def prepare_state(ctx: "Context", stage: str, keys: tuple[str, ...]):
-    """The Task a stage's guard runs before the stage runs again in a continued run: drops its tables
-    and deletes this run's files of them, so the stage starts from nothing (see compiler/wiring.py)."""
+def prepare_state(ctx: "Context", stage: str, keys: tuple[str, ...], keep: frozenset[str] = frozenset()):
+    """The Task a stage's guard runs before the stage runs again in a continued run: deletes this run's
+    files of its tables and drops them (but `keep`: tables it fills that another stage declared), so
+    the stage starts from nothing (see compiler/wiring.py)."""
     # Not validated as a stage: its name is the stage's own plus a suffix (the wiring checks its length).
     block = Cleanup.model_construct(
         name=f"{stage}.prepare", drop_tables=[], delete_data=list(keys), scope="run",
-        comment=f"Drops what an earlier attempt of {stage} in this run left, before it runs again.")
-    return block.fragment(ctx).states[block.name]
+        comment=f"Deletes what an earlier attempt of {stage} in this run left, before it runs again.")
+    state = block.fragment(ctx).states[block.name]
+    state["Parameters"]["Payload"] = block.payload(ctx, keep)
+    return state
 
 
 def resources(ctx: "Context") -> list[Resource]:
