@@ -46,6 +46,8 @@ def test_stage_order_follows_the_state_machine(compiled):
     ("Training", TASK_FAILED, 1),                # only ECS throttling is retried: never happens locally
     ("StagingFeatures", TASK_FAILED, 1),         # only Athena throttling
     ("Training", "ECS.AmazonECSException", 11),  # 1 + 10, as compiled
+    ("Training", "AmazonECS.Unknown", 6),        # no Fargate capacity at launch: 1 + 5
+    ("ParallelPrediction", "AmazonECS.Unknown", 6),  # its own budget, before the TaskFailed retrier
 ])
 def test_retry_policy_mirrors_the_compiled_retry(compiled, state, error, attempts):
     _, artifacts = compiled

@@ -49,6 +49,10 @@ class Retry:
 # RunTask is rate limited (20/s, Fargate launch burst 100): a fan-out of 100 needs patient retries.
 # Metaflow's values: 2 s doubling to 60 s, 10 attempts, full jitter.
 ECS_RETRY = Retry(tuple(ECS_THROTTLE), interval_seconds=2, max_attempts=10)
+# A .sync RunTask whose response lists Failures (Fargate's "Capacity is unavailable at this time",
+# a launch that found no capacity) fails the state with `AmazonECS.Unknown`, not an ECS exception
+# name. Capacity comes back within minutes: 30 s doubling to 5 min, 5 tries (~13 min in all).
+ECS_CAPACITY_RETRY = Retry(("AmazonECS.Unknown",), interval_seconds=30, max_attempts=5, max_delay_seconds=300)
 # A batch's container that dies (host or Spot loss, OOM) is run again: its output file is
 # deterministic, so a retry overwrites and never duplicates.
 TASK_FAILED_RETRY = Retry(("States.TaskFailed",), interval_seconds=30, max_attempts=2, max_delay_seconds=300)

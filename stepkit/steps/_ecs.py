@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 import json
 
-from stepkit.ir.asl import ECS_RETRY, State, escape_intrinsic, state
+from stepkit.ir.asl import ECS_CAPACITY_RETRY, ECS_RETRY, State, escape_intrinsic, state
 from stepkit.ir.cfn import PARAM_IMAGE_TAG, Output, Resource, get_att, log_group, logical_id, parameter, ref, role_id, sub
 from stepkit.ir.iam import Statement
 
@@ -50,13 +50,15 @@ def task(ctx: "Context", task_name: str, cmd: str, comment: str | None = None) -
                 }
             },
             "Overrides": {"ContainerOverrides": [{"Name": n.container(task_name), "Command.$": cmd}]},
+            # The task definition's tags (the pipeline's) go to the task. Not EnableECSManagedTags: the
+            # Step Functions integration does not pass it (compiler/integrations.py).
             "PropagateTags": "TASK_DEFINITION",
-            "EnableECSManagedTags": True,
         },
         # The DescribeTasks response is kilobytes; downstream states need none of it.
         ResultPath=None,
         TimeoutSeconds=spec.timeout_minutes * 60,
-        Retry=[ECS_RETRY.render()],
+        # Throttling first, then a launch that found no Fargate capacity: each has its own budget.
+        Retry=[ECS_RETRY.render(), ECS_CAPACITY_RETRY.render()],
     )
 
 
@@ -70,7 +72,7 @@ def statements(ctx: "Context", task_name: str) -> list[Statement]:
                      conditions={"ArnEquals": {"ecs:cluster": n.cluster_arn}}),
         # The task id is unknown ahead; the cluster's task ARNs are as narrow as AWS allows.
         Statement.of(sm, ["ecs:StopTask", "ecs:DescribeTasks"], tasks_in_cluster),
-        # PropagateTags/EnableECSManagedTags tag the task at launch (serverless-step-functions #656).
+        # PropagateTags tags the task at launch (serverless-step-functions #656).
         Statement.of(sm, "ecs:TagResource", tasks_in_cluster),
         # The seed's missing permission, on the one rule AWS documents rather than '*'.
         Statement.of(sm, ["events:PutTargets", "events:PutRule", "events:DescribeRule"], n.arn("events", ECS_RULE)),
