@@ -175,6 +175,7 @@ def grants(a: Artifacts, role: str) -> dict[str, set[str]]:
 
 
 ARN = f"{REGION}:{ACCOUNT}"
+KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 TASK_ROLES = {f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-task", f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-task-execution"}
 # (case, stages, settings, role, action, resources granted; None = not granted at all)
 IAM = [
@@ -188,8 +189,29 @@ IAM = [
      "statemachine", "ecs:TagResource", {f"arn:aws:ecs:{ARN}:task/{PREFIX}-cluster/*"}),
     ("fargate: pull its image", [{"name": "T", "type": "fargate_task", "task": "training"}], {},
      "task_execution", "ecr:BatchGetImage", {f"arn:aws:ecr:{ARN}:repository/{PREFIX}-training"}),
-    ("fargate: task writes under the prefix", [{"name": "T", "type": "fargate_task", "task": "training"}], {},
-     "task", "s3:PutObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/*"}),
+    # Writes go only where each role writes: never stepkit/ (the worker config, the Lambda code), which deploy owns.
+    ("fargate: undeclared task writes tables and runs", [{"name": "T", "type": "fargate_task", "task": "training"}],
+     {}, "task", "s3:PutObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/tables/*",
+                                  "arn:aws:s3:::stepkit-example-bucket/predict-age/runs/*"}),
+    ("fargate: a task that declares its model writes runs only",
+     [{"name": "T", "type": "fargate_task", "task": "training", "reads": [], "writes": ["model"]}], {},
+     "task", "s3:PutObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/runs/*"}),
+    ("fan-out: writes its declared table only", [IDS, {**FAN, "reads": [], "writes": ["predictions"]}], {},
+     "task", "s3:PutObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/tables/predict_age_ml_predictions/*"}),
+    ("fargate: task reads everything under the prefix", [{"name": "T", "type": "fargate_task", "task": "training"}],
+     {}, "task", "s3:GetObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/*"}),
+    ("athena: writes tables and query results", [CTAS], {}, "statemachine", "s3:PutObject",
+     {"arn:aws:s3:::stepkit-example-bucket/predict-age/tables/*",
+      "arn:aws:s3:::stepkit-example-bucket/predict-age/athena-results/*"}),
+    ("distributed map: writes its results", [IDS, FAN], {}, "statemachine", "s3:PutObject",
+     {"arn:aws:s3:::stepkit-example-bucket/predict-age/map-results/*"}),
+    ("distributed map: redrives its Map Run's children", [IDS, FAN], {}, "statemachine", "states:RedriveExecution",
+     {f"arn:aws:states:{ARN}:execution:{MACHINE}/Fan:*"}),
+    ("inline map: nothing to redrive", [IDS, FAN], INLINE, "statemachine", "states:RedriveExecution", None),
+    ("no KMS key: no KMS grants", [CTAS], {}, "statemachine", "kms:Decrypt", None),
+    ("KMS key: Athena may use it", [CTAS], {"aws": {"kms_key_arn": KEY}}, "statemachine", "kms:GenerateDataKey", {KEY}),
+    ("KMS key: the tasks may use it", [{"name": "T", "type": "fargate_task", "task": "training"}],
+     {"aws": {"kms_key_arn": KEY}}, "task", "kms:Decrypt", {KEY}),
     ("distributed map: start itself", [IDS, FAN], {}, "statemachine", "states:StartExecution",
      {f"arn:aws:states:{ARN}:stateMachine:{MACHINE}"}),
     ("distributed map: its children", [IDS, FAN], {}, "statemachine", "states:DescribeExecution",
@@ -278,3 +300,21 @@ def test_insert_chunks_read_disjoint_groups():
         (eq,) = [e for e in where.find_all(exp.EQ) if e.left.name == "batch_group"]
         groups.append(int(eq.right.this))
     assert groups == list(range(9))
+
+
+@pytest.mark.parametrize("pipeline", ["predict_age", "predict_income"])
+def test_no_role_may_write_what_deploy_owns(pipeline):
+    """stepkit/ holds the worker config every task reads, the Lambda code and the templates: only
+    `stepkit deploy` writes it. No compiled role's write reaches it, nor the prefix as a whole."""
+    from fnmatch import fnmatchcase
+
+    from stepkit.cli import _variables
+    from stepkit.compiler.build import compile_file
+
+    a = compile_file(ROOT / "pipelines" / f"{pipeline}.yaml", _variables((), str(ROOT / "pipelines" / "example.env")),
+                     check_sql=False)
+    prefix = f"arn:aws:s3:::{a.context.p.aws.bucket}/{a.context.p.aws.prefix}"
+    for role in a.policies:
+        for resource in grants(a, role).get("s3:PutObject", set()):
+            assert not fnmatchcase(f"{prefix}/stepkit/pipeline.json", resource), (role, resource)
+            assert not fnmatchcase(f"{prefix}/stepkit/code/cleanup-0.zip", resource), (role, resource)

@@ -42,6 +42,11 @@ class Aws(Model):
     database: AthenaIdentifier = Field(description="Glue/Athena database holding the pipeline's tables.")
     workgroup: str = Field("primary", description="Athena workgroup the queries run in.")
     network: Network = Field(description="VPC networking for the Fargate tasks.")
+    kms_key_arn: str | None = Field(
+        None, pattern=r"^(\$\{.+\}|arn:aws[a-z-]*:kms:[a-z0-9-]+:(\d{12}|\$\{.+\}):key/.+)$",
+        description="The customer-managed KMS key that encrypts the bucket (SSE-KMS), as a key ARN. The state "
+        "machine and task roles then get kms:Decrypt and kms:GenerateDataKey on it, through S3 only. Not needed "
+        "for SSE-S3 or the AWS-managed aws/s3 key; `stepkit doctor` says which the bucket uses.")
 
     @field_validator("account_id")
     @classmethod
