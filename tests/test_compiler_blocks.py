@@ -318,3 +318,31 @@ def test_no_role_may_write_what_deploy_owns(pipeline):
         for resource in grants(a, role).get("s3:PutObject", set()):
             assert not fnmatchcase(f"{prefix}/stepkit/pipeline.json", resource), (role, resource)
             assert not fnmatchcase(f"{prefix}/stepkit/code/cleanup-0.zip", resource), (role, resource)
+
+
+# The cleanup function's timeout follows from what it may delete (tables x batches x files, x runs for
+# a pre-clean of every run), never below the spec's and never past Lambda's 900 s.
+CLEAN_ALL = {"name": "C", "type": "cleanup", "delete_data": ["staging", "evaluation_features"], "scope": "all"}
+CLEAN_RUN = {"name": "C", "type": "cleanup", "delete_data": ["staging"]}
+
+
+@pytest.mark.parametrize("stages, settings, seconds", [
+    # 1 table x 898 batches x 8 files = 7,184 objects -> 30 + 14 s; the spec's 60 s is more.
+    ([CLEAN_RUN], {"on_failure": {"delete_data": []}}, 60),
+    # 2 tables x 898 x 8 x 4 runs = 57,472 objects -> 30 + 114 s.
+    ([CLEAN_ALL], {"on_failure": {"delete_data": []}}, 144),
+    ([CLEAN_ALL], {"on_failure": {"delete_data": []}, "compute": {"lambda": {"timeout_seconds": 600}}}, 600),
+    ([CLEAN_ALL], {"on_failure": {"delete_data": []}, "batching": {"batches": 9000, "max_concurrency": 100}}, 900),
+    # The failure path's cleanup counts too: 5 tables of this run -> 30 + 71 s.
+    ([CLEAN_RUN], {"on_failure": {"delete_data": ["staging", "training_features", "training_targets",
+                                                  "evaluation_features", "predictions"]}}, 101),
+], ids=["spec-enough", "pre-clean-of-every-run", "spec-larger", "capped", "failure-path"])
+def test_cleanup_timeout_follows_the_work(stages, settings, seconds):
+    from stepkit.compiler import template as tpl
+
+    a = compile_stages(stages, **settings)
+    state = a.definition["States"]["C"]
+    assert state["TimeoutSeconds"] == seconds + 30  # the invoke's own margin
+    assert tpl.build(a)["Resources"]["CleanupFunction"]["Properties"]["Timeout"] == seconds
+    # Deleting again is harmless: any failure (a timeout included) is retried, and goes on where it stopped.
+    assert state["Retry"][-1]["ErrorEquals"] == ["States.TaskFailed"] and state["Retry"][-1]["MaxAttempts"] == 3

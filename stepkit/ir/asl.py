@@ -56,6 +56,9 @@ ECS_CAPACITY_RETRY = Retry(("AmazonECS.Unknown",), interval_seconds=30, max_atte
 # A batch's container that dies (host or Spot loss, OOM) is run again: its output file is
 # deterministic, so a retry overwrites and never duplicates.
 TASK_FAILED_RETRY = Retry(("States.TaskFailed",), interval_seconds=30, max_attempts=2, max_delay_seconds=300)
+# The cleanup function only drops tables and deletes files: running it again is harmless and goes
+# on where the last attempt stopped (it stops itself before its timeout), so any failure is retried.
+CLEANUP_RETRY = Retry(("States.TaskFailed",), interval_seconds=5, max_attempts=3, max_delay_seconds=60)
 ATHENA_RETRY = Retry(tuple(ATHENA_THROTTLE), interval_seconds=5, max_attempts=6)
 LAMBDA_RETRY = Retry(tuple(LAMBDA_TRANSIENT), interval_seconds=2, max_attempts=6)
 
