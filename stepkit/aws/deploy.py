@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
-from stepkit.aws import package
+from stepkit.aws import package, versions
 from stepkit.compiler import template as tpl
 from stepkit.ir.cfn import TAG_MANAGED, TAG_PIPELINE, MANAGED_BY, stack_tags
 from stepkit.aws.session import Session, explain
@@ -27,7 +27,8 @@ OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
 STUCK = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED", "UPDATE_ROLLBACK_FAILED",
          "IMPORT_ROLLBACK_FAILED", "DELETE_COMPLETE"}
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed", "no changes")
-RETAINED_TYPES = {"AWS::Glue::Database", "AWS::ECR::Repository", "AWS::Logs::LogGroup"}
+RETAINED_TYPES = {"AWS::Glue::Database", "AWS::ECR::Repository", "AWS::Logs::LogGroup",
+                  "AWS::StepFunctions::StateMachineVersion"}
 
 
 @dataclass(frozen=True)
@@ -305,6 +306,7 @@ class Deployer:
         name, changes = self.change_set(kind, url, self.parameters(stack, code_key, image_tag, template["Parameters"]))
         if not changes:
             self.echo(f"stack {self.stack}: no changes")
+            self.echo(versions.describe_live(self.session.client("stepfunctions"), self.n.state_machine_arn))
             return Outcome(self.stack, "none", [], self.outputs())
         self.echo(f"change set {name} ({kind.lower()} stack {self.stack}): {len(changes)} resource change(s)")
         for c in changes:
@@ -324,6 +326,7 @@ class Deployer:
         self.echo(f"stack {self.stack}: {status}")
         for k, v in outputs.items():
             self.echo(f"  {k:<34} {v}")
+        self.echo(versions.describe_live(self.session.client("stepfunctions"), self.n.state_machine_arn))
         return Outcome(self.stack, kind.lower(), changes, outputs)
 
 

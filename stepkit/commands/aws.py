@@ -1,4 +1,4 @@
-"""AWS commands: `deploy`, `images build|push`, `runs`, `status`, `logs`, `results`.
+"""AWS commands: `deploy`, `images build|push`, `runs`, `status`, `logs`, `rollback`, `results`.
 
 (`stepkit run PIPELINE` without --local starts an AWS run: see commands/run.py.)
 """
@@ -124,6 +124,25 @@ def logs(stage: str, follow: bool, since: int | None, region: str | None, pipeli
 
 
 @click.command()
+@click.option("--to", "to", type=click.IntRange(min=1), default=None, metavar="VERSION",
+              help="The version to make live (default: the one before the live one).")
+@region_option
+@pipeline_option
+def rollback(to: int | None, region: str | None, pipeline: str | None) -> None:
+    """Point the alias runs start (`live`) at the previous state machine version.
+
+    Only the state machine goes back: task images, task definitions and IAM stay as deployed. The
+    next deploy that changes the state machine publishes a new version and moves the alias to it."""
+    from stepkit.aws import ops, versions
+
+    session = _session(region)
+    m = ops.machine(session, pipeline)
+    before, after = versions.rollback(session.client("stepfunctions"), m.arn, to)
+    click.echo(f"{m.name}: alias {versions.ALIAS} moved from version {before} to version {after}; "
+               f"new runs (the schedule, stepkit run) start version {after}")
+
+
+@click.command()
 @click.argument("pipeline", type=click.Path(dir_okay=False))
 @var_option
 @env_file_option
@@ -135,4 +154,4 @@ def results(pipeline: str, var: tuple[str, ...], env_file: str | None) -> None:
         click.echo(f"{key:<20} {value}")
 
 
-COMMANDS = [deploy, images, runs, status, logs, results]
+COMMANDS = [deploy, images, runs, status, logs, rollback, results]

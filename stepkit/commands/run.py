@@ -21,7 +21,8 @@ WORKDIR_DEFAULT = ".work"
               help="Local run: continue a failed run from its failed stage.")
 @click.option("--demo-rows", type=click.IntRange(min=1), default=1_000_000, show_default=True,
               help="Local run without --source: rows of the generated demo source.")
-@click.option("--name", default=None, help="AWS run: the execution name (default: generated).")
+@click.option("--name", default=None,
+              help="AWS run: the execution name (default: generated); letters, digits, '-' and '_' only.")
 @var_option
 @env_file_option
 def run(pipeline: str, local: bool, source: str | None, workdir: str, resume: str | None, demo_rows: int,
@@ -33,7 +34,7 @@ def run(pipeline: str, local: bool, source: str | None, workdir: str, resume: st
             raise click.UsageError("--source and --resume apply to --local runs")
         from stepkit.aws.ops import start_run
 
-        execution = start_run(pipeline, variables, name=name)
+        execution = start_run(pipeline, variables, name=name, echo=click.echo)
         click.echo(f"{pipeline}: started execution {execution}")
         return
 

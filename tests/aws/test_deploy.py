@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import boto3
 import pytest
@@ -68,7 +69,7 @@ def test_deploy_to_an_empty_account_creates_every_resource_moto_keeps(aws):
     rule = client("events").describe_rule(Name="ai-agent-predict-age-schedule")
     assert rule["State"] == "DISABLED"
     target = client("events").list_targets_by_rule(Rule="ai-agent-predict-age-schedule")["Targets"][0]
-    assert target["Arn"] == sm["stateMachineArn"]
+    assert target["Arn"] == sm["stateMachineArn"] + ":live"  # the schedule starts the alias, not the latest revision
     repos = {r["repositoryName"] for r in client("ecr").describe_repositories()["repositories"]}
     assert repos == {"ai-agent-predict-age-training", "ai-agent-predict-age-prediction"}
     # The worker config the containers read (`--config`), and the Lambda code by content hash.
@@ -104,7 +105,9 @@ def _rule(): return client("events").describe_rule(Name="ai-agent-predict-age-sc
 
 @pytest.mark.parametrize("changes, expected, read, value", [
     ({"compute.tasks.prediction.memory_gb": 20}, {"PredictionTaskDefinition"}, _memory, "20480"),
-    ({"stages+": ADDED_STAGE}, {"StateMachine"}, lambda: "ExtraWait" in _states(), True),
+    # A changed machine publishes a new version, and the alias moves to it (the old version is retained).
+    ({"stages+": ADDED_STAGE}, {"StateMachine", "StateMachineVersion*", "StateMachineAlias"},
+     lambda: "ExtraWait" in _states(), True),
     ({"schedule.enabled": True}, {"Schedule"}, _rule, "ENABLED"),
 ], ids=["compute-size", "stage-added", "schedule-on"])
 def test_a_changed_spec_updates_only_the_affected_resources(aws, tmp_path, changes, expected, read, value):
@@ -113,8 +116,11 @@ def test_a_changed_spec_updates_only_the_affected_resources(aws, tmp_path, chang
     code, out = deploy(pipeline=write_variant(tmp_path, changes))
     assert code == 0, out
     assert "UPDATE_COMPLETE" in out
-    changed = {line.split()[1] for line in out.splitlines() if line.startswith("  ~ ") or line.startswith("  + ")}
+    changed = {re.sub(r"^StateMachineVersion\w+", "StateMachineVersion*", line.split()[1])
+               for line in out.splitlines() if line.startswith("  ~ ") or line.startswith("  + ")}
     assert changed == expected
+    removed = [line for line in out.splitlines() if line.startswith("  - ")]
+    assert all("StateMachineVersion" in line and "(retained" in line for line in removed), removed
     assert read() == value
 
 
