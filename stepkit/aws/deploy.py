@@ -292,7 +292,7 @@ class Deployer:
         template = tpl.build(self.a)
         code_key = None
         if tpl.PARAM_CODE_KEY in template["Parameters"]:
-            code = package.cleanup_code(self.p.aws.prefix)
+            code = package.function_code(self.p.aws.prefix)
             if not dry_run and self.upload(code):
                 self.echo(f"uploaded s3://{self.p.aws.bucket}/{code.key}")
             code_key = code.key

@@ -19,6 +19,8 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from stepkit.compiler import alerts as run_alerts
+from stepkit.compiler.build import CLEANUP_ON_FAILURE, FAILED
 from stepkit.ir import asl
 from stepkit.ir.cfn import PARAM_CODE_KEY, PARAM_IMAGE_TAG, RETAIN, Portable, Resource, get_att, log_group
 from stepkit.ir.cfn import policy_id, ref, role_id, sub, tags
@@ -130,13 +132,22 @@ class _Builder:
                     raise ValueError(f"two blocks declare different resources named {r.logical_id}")
                 continue
             seen[r.logical_id] = r
-            depends = sorted({*r.depends_on, *(d for role in r.after_policy_of for d in self._policy_of(role))})
-            self.add(r.logical_id, r.type, dict(r.properties), taggable=r.taggable, retain=r.retain,
-                     depends_on=depends or None)
-            for o in r.outputs:
-                self.output(o.logical_id, o.value, o.description)
-            for name, declaration in r.parameters:
-                self.parameters[name] = dict(declaration)
+            self.declare(r)
+
+    def declare(self, r: Resource) -> None:
+        depends = sorted({*r.depends_on, *(d for role in r.after_policy_of for d in self._policy_of(role))})
+        self.add(r.logical_id, r.type, dict(r.properties), taggable=r.taggable, retain=r.retain,
+                 depends_on=depends or None)
+        for o in r.outputs:
+            self.output(o.logical_id, o.value, o.description)
+        for name, declaration in r.parameters:
+            self.parameters[name] = dict(declaration)
+
+    def alerts(self) -> None:
+        """The run alerts (compiler/alerts.py): the stage a run failed at, on an SNS topic."""
+        failure_path = [s for s in (CLEANUP_ON_FAILURE, FAILED) if s in self.a.definition.get("States", {})]
+        for r in run_alerts.resources(self.a, failure_path):
+            self.declare(r)
 
     def state_machine(self) -> None:
         logs = self.log_group("StateMachineLogGroup", self.n.log_group("statemachine"), "the state machine")
@@ -263,6 +274,7 @@ class _Builder:
         self.state_machine()
         self.version()
         self.schedule()
+        self.alerts()
         self.catalog()
         self.cost_guard()
         return {

@@ -312,6 +312,17 @@ class Schedule(Model):
         return v
 
 
+class Alerts(Model):
+    """A message on an SNS topic when a run fails, times out or is stopped (and, if asked, when one succeeds):
+    the pipeline, the run, the stage that failed, its error and cause, and the command to redrive it."""
+
+    email: str | None = Field(
+        None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="Subscribe this address to the topic (AWS mails a confirmation link first). Without it, "
+        "subscribe to the stack output RunAlertTopicArn yourself.")
+    on_success: bool = Field(False, description="Also send a message when a run succeeds.")
+
+
 class CostAlarm(Model):
     """A monthly cost guard for the account."""
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Mapping, Union
 from pydantic import Field, model_validator
 
 from stepkit.spec.models import (
+    Alerts,
     Aws,
     Batching,
     Compute,
@@ -55,6 +56,8 @@ class PipelineBase(Model):
     training: Training = Field(description="Models, selection and quality gate.")
     schedule: Schedule = Field(Schedule(), description="Optional recurring start (disabled by default).")
     cost_alarm: CostAlarm | None = Field(None, description="Cost guard; omit for none.")
+    alerts: Alerts = Field(Alerts(), description="Messages when a run fails (an SNS topic every pipeline gets; add "
+                           "an email to receive them).")
     on_failure: OnFailure = Field(OnFailure(), description="Clean-up when a stage fails.")
 
     @model_validator(mode="after")

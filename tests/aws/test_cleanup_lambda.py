@@ -80,14 +80,14 @@ def test_handler_refuses_paths_outside_the_pipeline_tables(catalog, monkeypatch)
 
 
 def test_zip_is_reproducible_and_runs_without_pydantic(tmp_path):
-    a, b = package.cleanup_code("p"), package.cleanup_code("p")
-    assert a.body == b.body and a.key == b.key and a.key.startswith("p/stepkit/code/cleanup-")
+    a, b = package.function_code("p"), package.function_code("p")
+    assert a.body == b.body and a.key == b.key and a.key.startswith("p/stepkit/code/functions-")
     with zipfile.ZipFile(tmp_path / "c.zip", "w") as _:
         pass
     (tmp_path / "c.zip").write_bytes(a.body)
-    assert sorted(zipfile.ZipFile(tmp_path / "c.zip").namelist()) == sorted(package.CLEANUP_FILES)
+    assert sorted(zipfile.ZipFile(tmp_path / "c.zip").namelist()) == sorted(package.FUNCTION_FILES)
     # -S: no site-packages (no pydantic, no boto3): the handler module still imports and plans.
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import workers.cleanup.handler as h; "
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import workers.alerts.handler; import workers.cleanup.handler as h; "
             "print(h.plan({'database': 'd', 'scope': 'all', 'tables': [{'name': 't', 'location': 's3://b/p/tables/t/',"
             " 'delete_data': True}]}, 's3://b/p/').delete)")
     out = subprocess.run([sys.executable, "-S", "-c", code, str(tmp_path / "c.zip")], capture_output=True, text=True)

@@ -61,7 +61,8 @@ def test_deploy_to_an_empty_account_creates_every_resource_moto_keeps(aws):
         "/stepkit/ai-agent-predict-age/training"
     assert ecs.describe_clusters(clusters=["ai-agent-predict-age-cluster"])["clusters"][0]["status"] == "ACTIVE"
     groups = {g["logGroupName"]: g.get("retentionInDays") for g in client("logs").describe_log_groups()["logGroups"]}
-    assert groups == {"/aws/lambda/ai-agent-predict-age-cleanup": 30, "/stepkit/ai-agent-predict-age/prediction": 30,
+    assert groups == {"/aws/lambda/ai-agent-predict-age-cleanup": 30, "/aws/lambda/ai-agent-predict-age-alerts": 30,
+                      "/stepkit/ai-agent-predict-age/prediction": 30,
                       "/stepkit/ai-agent-predict-age/statemachine": 30, "/stepkit/ai-agent-predict-age/training": 30}
     fn = client("lambda").get_function_configuration(FunctionName="ai-agent-predict-age-cleanup")
     assert fn["Handler"] == "workers.cleanup.handler.handler" and fn["Runtime"] == "python3.12"

@@ -15,7 +15,9 @@ from stepkit.ir.cfn import TAG_PIPELINE, Portable
 from tests.aws.variants import compile_variant
 
 NAMED_WORKGROUP = {"aws.workgroup": "ai_agent_predict_age", "cost_alarm.email": "ops@example.com",
-                   "schedule.enabled": True, "compute.tasks.training.ephemeral_storage_gb": 100}
+                   "schedule.enabled": True, "compute.tasks.training.ephemeral_storage_gb": 100,
+                   "alerts": {"email": "ops@example.com", "on_success": True},
+                   "aws.kms_key_arn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"}
 
 
 def lint(template: dict) -> list[str]:
@@ -189,7 +191,8 @@ def test_outputs_name_everything_an_operator_needs(tmp_path, variables):
         "TrainingTaskDefinitionArn", "PredictionTaskDefinitionArn", "TrainingRepositoryUri", "PredictionRepositoryUri",
         "TrainingLogGroupName", "PredictionLogGroupName", "StateMachineLogGroupName", "CleanupFunctionLogGroupName",
         "CleanupFunctionArn", "ScheduleRuleName", "DatabaseName", "WorkGroupName", "CostBudgetName",
-        "CostAlertTopicArn", "StateMachineVersionArn", "StateMachineAliasArn"}
+        "CostAlertTopicArn", "StateMachineVersionArn", "StateMachineAliasArn",
+        "RunAlertTopicArn", "RunAlertFunctionArn", "RunAlertRuleName", "RunAlertFunctionLogGroupName"}
 
 
 # --- versions and the alias (moto's CloudFormation skips both resource types: pinned here) ------
