@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
-from stepkit.aws import package, versions
+from stepkit.aws import lifecycle, package, versions
 from stepkit.compiler import template as tpl
 from stepkit.ir.cfn import TAG_MANAGED, TAG_PIPELINE, MANAGED_BY, stack_tags
 from stepkit.aws.session import Session, explain
@@ -159,6 +159,13 @@ class Deployer:
         key = self.n.config_uri.removeprefix(f"s3://{self.p.aws.bucket}/")
         return package.Artifact(key, render(worker_config(self.p)).encode(), "application/json")
 
+    def lifecycle(self, dry_run: bool) -> None:
+        """Expire the scratch folders (aws/lifecycle.py): the bucket's other rules are kept as they are."""
+        p = lifecycle.plan(self.s3, self.p)
+        if p.changed and not dry_run:
+            lifecycle.apply(self.s3, self.p, p)
+        self.echo(("dry run: " if dry_run and p.changed else "") + p.summary(self.p))
+
     # --- the stack
     def describe(self) -> dict[str, Any] | None:
         from botocore.exceptions import ClientError
@@ -298,6 +305,7 @@ class Deployer:
             code_key = code.key
         if not dry_run and self.upload(self.config_artifact()):
             self.echo(f"uploaded {self.n.config_uri}")
+        self.lifecycle(dry_run)
         # The template goes up even on a dry run: a change set reads it from S3.
         tmpl = package.template(self.p.aws.prefix, self.stack, tpl.render(template))
         self.upload(tmpl)

@@ -312,6 +312,19 @@ class Schedule(Model):
         return v
 
 
+class Retention(Model):
+    """How long scratch files stay in the bucket: S3 lifecycle rules `stepkit deploy` writes (merged with the
+    bucket's other rules, which it never drops). Days count from each file's creation."""
+
+    athena_results_days: int = Field(7, ge=1, description="Athena's query results and metadata (athena-results/).")
+    map_results_days: int = Field(14, ge=1, description="The Distributed Map's result files (map-results/).")
+    failed_run_days: int = Field(
+        15, ge=15,
+        description="Files of the tables a cleanup stage deletes (a successful run's go at its end; these rules take "
+        "what failed runs leave) and runs/ (every run's model and metrics). At least 15: a failed run can be "
+        "redriven for 14 days after it failed, and its files are older than the failure.")
+
+
 class Alerts(Model):
     """A message on an SNS topic when a run fails, times out or is stopped (and, if asked, when one succeeds):
     the pipeline, the run, the stage that failed, its error and cause, and the command to redrive it."""
