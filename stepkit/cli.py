@@ -60,7 +60,9 @@ def main() -> None:
 
 
 def _print_warnings(artifacts) -> None:
-    for w in artifacts.warnings:
+    from stepkit.compiler import budget
+
+    for w in [*artifacts.warnings, *budget.warnings(artifacts)]:
         click.echo(str(w), err=True)
 
 
