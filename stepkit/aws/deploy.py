@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
-from stepkit.aws import lifecycle, package, versions
+from stepkit.aws import doctor, existing, lifecycle, package, versions
 from stepkit.compiler import template as tpl
 from stepkit.ir.cfn import TAG_MANAGED, TAG_PIPELINE, MANAGED_BY, stack_tags
 from stepkit.aws.session import Session, explain
@@ -159,6 +160,33 @@ class Deployer:
         key = self.n.config_uri.removeprefix(f"s3://{self.p.aws.bucket}/")
         return package.Artifact(key, render(worker_config(self.p)).encode(), "application/json")
 
+    def preflight(self, template: dict[str, Any], dry_run: bool) -> None:
+        """What would make the stack fail half-way, checked before anything changes (aws/doctor.py). A dry run
+        reports every check; a deploy stops on a resource that exists under a name the stack would create,
+        or on a missing ECS service-linked role."""
+        d = doctor.Doctor(self.a, self.session, self.stack)
+        if dry_run:
+            for f in d.run():
+                self.echo(f.line())
+            return
+        blocking = d.run(["ecs-role"])
+        found = existing.find(self.session, template, d.owned(), d.env)
+        if found:
+            url = import_file = None
+            if any(e.importable for e in found) and not d.owned():
+                tmpl = package.template(self.p.aws.prefix, f"{self.stack}-import",
+                                        tpl.render(existing.import_template(template, found)))
+                self.upload(tmpl)
+                url = package.template_url(self.p.aws.bucket, self.session.region, tmpl.key)
+                import_file = existing.write_import_file(
+                    Path("out") / self.stack / "import-resources.json",
+                    existing.resources_to_import(template, found, d.env))
+            raise AwsError("\n".join(existing.guidance(self.stack, found, d.env, url, import_file,
+                                                       stack_tags(self.p.name))))
+        failed = [f for f in blocking if f.level == doctor.FAIL]
+        if failed:
+            raise AwsError(f"{failed[0].check}: {failed[0].message}")
+
     def lifecycle(self, dry_run: bool) -> None:
         """Expire the scratch folders (aws/lifecycle.py): the bucket's other rules are kept as they are."""
         p = lifecycle.plan(self.s3, self.p)
@@ -297,6 +325,7 @@ class Deployer:
             self.check_stack(stack)
         creating = stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS"
         template = tpl.build(self.a)
+        self.preflight(template, dry_run)
         code_key = None
         if tpl.PARAM_CODE_KEY in template["Parameters"]:
             code = package.function_code(self.p.aws.prefix)

@@ -1,4 +1,4 @@
-"""AWS commands: `deploy`, `images build|push`, `runs`, `status`, `logs`, `rollback`, `results`.
+"""AWS commands: `deploy`, `doctor`, `images build|push`, `runs`, `status`, `logs`, `rollback`, `results`.
 
 (`stepkit run PIPELINE` without --local starts an AWS run: see commands/run.py.)
 """
@@ -37,6 +37,36 @@ def deploy(pipeline: str, stack_name: str | None, dry_run: bool, image_tag: str 
     artifacts = compile_file(pipeline, _variables(var, env_file))
     _print_warnings(artifacts)
     Deployer(artifacts, stack_name=stack_name, echo=click.echo).run(dry_run=dry_run, image_tag=image_tag)
+
+
+@click.command()
+@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.option("--stack-name", default=None, help="CloudFormation stack (default: the pipeline's resource_prefix).")
+@click.option("--create-ecs-role", is_flag=True, help="Create the ECS service-linked role if the account lacks it.")
+@var_option
+@env_file_option
+def doctor(pipeline: str, stack_name: str | None, create_ecs_role: bool, var: tuple[str, ...],
+           env_file: str | None) -> None:
+    """Check the account before a first deploy and run: one line per check, saying what to do."""
+    from stepkit.aws import doctor as dr
+    from stepkit.aws.deploy import Deployer, default_stack_name
+    from stepkit.compiler.build import compile_file
+
+    artifacts = compile_file(pipeline, _variables(var, env_file))
+    _print_warnings(artifacts)
+    p = artifacts.context.p
+    session = _session(p.aws.region)
+    stack = stack_name or default_stack_name(p)
+    d = dr.Doctor(artifacts, session, stack)
+    if create_ecs_role and any(f.level == dr.FAIL for f in d.run(["ecs-role"])):
+        click.echo(dr.create_ecs_role(session))
+    findings = [*dr.basics(Deployer(artifacts, session=session, stack_name=stack)), *d.run()]
+    for f in findings:
+        click.echo(f.line())
+    failed = sum(f.level == dr.FAIL for f in findings)
+    if failed:
+        click.echo(f"{failed} check(s) failed", err=True)
+        raise click.exceptions.Exit(1)
 
 
 @click.group()
@@ -154,4 +184,4 @@ def results(pipeline: str, var: tuple[str, ...], env_file: str | None) -> None:
         click.echo(f"{key:<20} {value}")
 
 
-COMMANDS = [deploy, images, runs, status, logs, rollback, results]
+COMMANDS = [deploy, doctor, images, runs, status, logs, rollback, results]
