@@ -247,7 +247,7 @@ class Doctor:
             return [Finding("ecs-role", FAIL, f"{ECS_ROLE} is missing (a new account has none) and creating the ECS "
                             f"cluster fails without it: run `{CREATE_ECS_ROLE}`, or `stepkit doctor PIPELINE "
                             "--create-ecs-role`")]
-        return [Finding("ecs-role", OK, f"{roles[0]['RoleName']} exists")]
+        return [Finding("ecs-role", OK, f"{ECS_ROLE} exists")]
 
     def source_table(self) -> list[Finding]:
         s = self.p.source

@@ -97,8 +97,7 @@ def describe_live(sfn: Any, state_machine_arn: str) -> str:
     """One line for `stepkit deploy`: what runs start now."""
     current = live(sfn, state_machine_arn)
     if current is None:
-        return (f"live: no alias {ALIAS!r} on {state_machine_arn.rsplit(':', 1)[-1]} yet: runs start the latest "
-                "revision (stepkit deploy creates the alias)")
+        return f"live: no alias {ALIAS!r} on {state_machine_arn.rsplit(':', 1)[-1]}: runs start its latest revision"
     return f"live: version {current.number} (alias {ALIAS}; `stepkit rollback` goes back one)"
 
 
