@@ -170,7 +170,10 @@ class Deployer:
                 self.echo(f.line())
             return
         blocking = d.run(["ecs-role"])
-        found = existing.find(self.session, template, d.owned(), d.env)
+        unknown: list[str] = []
+        found = existing.find(self.session, template, d.owned(), d.env, unknown)
+        for line in unknown:
+            self.echo(f"warning: {line}")
         if found:
             url = import_file = None
             if any(e.importable for e in found) and not d.owned():

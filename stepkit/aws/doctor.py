@@ -232,10 +232,11 @@ class Doctor:
             raise explain(e, "cloudformation:ListStackResources") or e from None
 
     def existing(self) -> list[Finding]:
-        found = existing.find(self.session, self.template(), self.owned(), self.env)
-        if not found:
-            return [Finding("existing", OK, "no resource the stack creates exists yet under its name")]
-        return [Finding("existing", FAIL, e.line(self.env)) for e in found]
+        unknown: list[str] = []
+        found = existing.find(self.session, self.template(), self.owned(), self.env, unknown)
+        out = [Finding("existing", FAIL, e.line(self.env)) for e in found]
+        out += [Finding("existing", WARN, line) for line in unknown]
+        return out or [Finding("existing", OK, "no resource the stack creates exists yet under its name")]
 
     def ecs_role(self) -> list[Finding]:
         # Found by its path, which AWS fixes for the role it creates for ECS (its name is AWSServiceRoleForECS).

@@ -127,16 +127,28 @@ class Existing:
         return f"{self.type} {self.name} ({self.logical_id}) already exists: {what}"
 
 
-def find(session: Session, template: dict[str, Any], owned: set[str], env: dict[str, str]) -> list[Existing]:
-    """Named resources of the template the stack does not own yet and that exist in the account."""
+def find(session: Session, template: dict[str, Any], owned: set[str], env: dict[str, str],
+         unknown: list[str] | None = None) -> list[Existing]:
+    """Named resources of the template the stack does not own yet and that exist in the account. One the
+    caller may not look up (access denied...) is not guessed at: it goes to `unknown`, as a line."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from stepkit.aws.session import explain
+
     out = []
     for lid, res in sorted(template["Resources"].items()):
         kind = KINDS.get(res["Type"])
         if kind is None or lid in owned:
             continue
         name = kind.name_of(res["Properties"])
-        if kind.exists(session, name, env):
-            out.append(Existing(lid, res["Type"], name))
+        try:
+            if kind.exists(session, name, env):
+                out.append(Existing(lid, res["Type"], name))
+        except (ClientError, BotoCoreError) as e:
+            if unknown is None:
+                raise
+            action = getattr(e, "operation_name", "") or "describe"
+            unknown.append(f"could not check whether {res['Type']} {name} exists ({explain(e, action) or e})")
     return out
 
 

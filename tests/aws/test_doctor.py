@@ -318,3 +318,23 @@ def test_a_dry_run_prints_every_check(aws):
                                                                                             ["skip"], ["warn"])]
     assert checks[:3] == ["existing", "ecs-role", "source-table"] and "definition" in checks
     assert "dry run: nothing changed" in out
+
+
+def test_a_lookup_the_caller_may_not_make_is_said_not_guessed(aws, monkeypatch):
+    """A deployer allowed everything but logs:DescribeLogGroups: the log groups are 'could not check', the rest
+    is checked, and the deploy goes on (moto enforcing IAM)."""
+    from moto import settings
+
+    iam = client("iam")
+    iam.create_user(UserName="deployer")
+    iam.put_user_policy(UserName="deployer", PolicyName="all-but-logs", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"},
+                                               {"Effect": "Deny", "Action": "logs:DescribeLogGroups", "Resource": "*"}]}))
+    key = iam.create_access_key(UserName="deployer")["AccessKey"]
+    monkeypatch.setattr(settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    _, found = run_doctor()
+    assert {line.split()[0] for line in found["existing"]} == {"warn"}
+    assert any("could not check whether AWS::Logs::LogGroup /stepkit/ai-agent-predict-age/training exists "
+               "(DescribeLogGroups: access denied" in line for line in found["existing"])
