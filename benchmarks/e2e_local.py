@@ -185,8 +185,8 @@ def floor(src: Path, sample_rows: int, tmp: Path) -> dict:
             continue
         dm = xgb.QuantileDMatrix(x, y, max_bin=256, nthread=threads)
         if m.kind == "xgboost_quantile":
-            # The same model as the run's: one booster per quantile (stepkit/ml/models.py), each
-            # with every core, one after the other (a multi-quantile booster costs the same here).
+            # The same model as the run's: one booster per quantile (stepkit/ml/kinds/xgboost_quantile.py),
+            # each with every core, one after the other (a multi-quantile booster costs the same here).
             for a in m.quantiles:
                 q = {**params, "objective": "reg:quantileerror", "quantile_alpha": a}
                 boosters.append(xgb.train(q, dm, num_boost_round=rounds))

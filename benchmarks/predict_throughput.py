@@ -6,7 +6,7 @@
 
 For each model kind of the spec: train it alone on a small demo warehouse, then score rows two
 ways, interleaved, best of REPEAT:
-  worker: workers.prediction.run (one batch: config, Parquet read, encoding, prediction,
+  worker: stepkit.workers.prediction.run (one batch: config, Parquet read, encoding, prediction,
           interval, Parquet write), as a local run's worker process calls it;
   bare:   the model's own prediction on the already-encoded float32 matrix (inplace_predict for
           xgboost, a matrix product for ridge): no I/O, no encoding.
@@ -57,11 +57,16 @@ sys.path.insert(0, str(Path(ARGS.code).resolve()))
 
 import pyarrow as pa  # noqa: E402
 
-import workers.prediction  # noqa: E402
 from stepkit import storage  # noqa: E402
 from stepkit.cli import _variables  # noqa: E402
 from stepkit.ml import artifacts, fixtures, predict, train  # noqa: E402
 from stepkit.compiler.load import load_pipeline  # noqa: E402
+
+# A checkout from before pyproject.toml mapped workers/ into the package has a top-level `workers`.
+if '"stepkit.workers"' in (Path(ARGS.code) / "pyproject.toml").read_text():
+    from stepkit.workers import prediction as worker  # noqa: E402
+else:
+    from workers import prediction as worker  # noqa: E402
 
 
 def _batches(names, rows: int, batches: int) -> list[pa.Table]:
@@ -88,13 +93,13 @@ def _measure(config_uri: str, names, tables: list[pa.Table]) -> tuple[list[float
         x = scorer.encoder.raw(t)
         inputs.append((x, scorer.encoder.fill(x.copy()) if scorer.fitted.needs_filled else None))
     predictions = names.table_location("predictions", RUN)
-    workers.prediction.run(config_uri, RUN, 0)  # the first call of a process: model load
+    worker.run(config_uri, RUN, 0)  # the first call of a process: model load
     worker_s, bare_s, worker_cpu = [], [], []
     for _ in range(ARGS.repeat):
         shutil.rmtree(predictions, ignore_errors=True)  # each batch writes a new file, as in a run
         t, cpu = time.perf_counter(), time.process_time()
         for b, table in enumerate(tables):
-            out = workers.prediction.run(config_uri, RUN, b)
+            out = worker.run(config_uri, RUN, b)
             assert out["rows"] == table.num_rows
         worker_s.append(time.perf_counter() - t)
         worker_cpu.append(time.process_time() - cpu)

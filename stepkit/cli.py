@@ -2,43 +2,15 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import click
 
+from stepkit.commands.options import _print_warnings, _variables, env_file_option, var_option  # noqa: F401
 from stepkit.errors import StepkitError
 
 OUT_DEFAULT = "out"
-
-
-def _variables(pairs: tuple[str, ...], env_file: str | None) -> dict[str, str]:
-    values = dict(os.environ)
-    if env_file:
-        path = Path(env_file)
-        if not path.is_file():
-            raise StepkitError(f"{env_file}: no such env file")
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            key, sep, value = line.removeprefix("export ").partition("=")
-            if not sep or not key.strip().isidentifier():
-                raise StepkitError(f"{env_file}:{n}:1: expected NAME=VALUE")
-            values[key.strip()] = value.strip().strip('"').strip("'")
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise StepkitError(f"--var {pair!r}: expected NAME=VALUE")
-        values[key] = value
-    return values
-
-
-var_option = click.option("--var", "var", multiple=True, metavar="NAME=VALUE",
-                          help="Set a ${NAME} variable of the pipeline file (repeatable).")
-env_file_option = click.option("--env-file", type=click.Path(dir_okay=False), default=None,
-                               help="Read NAME=VALUE lines for ${NAME} variables.")
 
 
 class _Group(click.Group):
@@ -59,15 +31,8 @@ def main() -> None:
     """stepkit: AWS Step Functions pipelines from one YAML file."""
 
 
-def _print_warnings(artifacts) -> None:
-    from stepkit.compiler import budget
-
-    for w in [*artifacts.warnings, *budget.warnings(artifacts)]:
-        click.echo(str(w), err=True)
-
-
 @main.command()
-@click.argument("pipelines", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("pipelines", nargs=-1, required=True, type=click.Path())
 @var_option
 @env_file_option
 def validate(pipelines: tuple[str, ...], var: tuple[str, ...], env_file: str | None) -> None:
@@ -83,6 +48,9 @@ def validate(pipelines: tuple[str, ...], var: tuple[str, ...], env_file: str | N
             click.echo(str(e), err=True)
             failed += 1
             continue
+        from stepkit.plan.checks import warnings as plan_warnings  # a run's time and cost against the file's limits
+
+        artifacts.warnings += plan_warnings(artifacts, variables=variables)
         _print_warnings(artifacts)
         click.echo(f"{path}: ok ({len(artifacts.definition['States'])} states, {len(artifacts.statements)} SQL statements)")
     if failed:
@@ -90,7 +58,7 @@ def validate(pipelines: tuple[str, ...], var: tuple[str, ...], env_file: str | N
 
 
 @main.command(name="compile")
-@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.argument("pipeline", type=click.Path())
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None,
               help="Output folder (default: out/<pipeline name>).")
 @var_option
@@ -106,23 +74,16 @@ def compile_(pipeline: str, out: str | None, var: tuple[str, ...], env_file: str
         artifacts = compile_file(pipeline, _variables(var, env_file), check_sql=checker)
     _print_warnings(artifacts)
     out_dir = Path(out or Path(OUT_DEFAULT) / Path(pipeline).stem)
+    from stepkit.compiler import output
+
     try:
-        written = artifacts.write(out_dir)
-        _remove_stale(out_dir, written)
+        # Only into an empty folder or an earlier compile's; removes only what that compile wrote.
+        written = output.write(out_dir, artifacts.files(), Path(pipeline))
     except OSError as e:
         raise StepkitError(f"{out_dir}: cannot write: {e.strerror or e}") from None
     click.echo(f"{pipeline}: wrote {len(written)} files to {out_dir}/")
     for path in written:
         click.echo(f"  {path.relative_to(out_dir)}")
-
-
-def _remove_stale(out_dir: Path, written: list[Path]) -> None:
-    """Files a previous compile wrote that this one did not (a removed stage's SQL)."""
-    keep = {p.resolve() for p in written}
-    for sub, pattern in (("sql", "*.sql"), ("iam", "*.json")):
-        for path in (out_dir / sub).glob(pattern):
-            if path.resolve() not in keep:
-                path.unlink()
 
 
 @main.command()
@@ -134,7 +95,7 @@ def schema() -> None:
 
 
 @main.command()
-@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.argument("pipeline", type=click.Path())
 @var_option
 @env_file_option
 def graph(pipeline: str, var: tuple[str, ...], env_file: str | None) -> None:
@@ -155,3 +116,4 @@ if __name__ == "__main__":  # pragma: no cover
 from stepkit.commands.run import run as _run_command; main.add_command(_run_command)  # noqa: E402,E702
 from stepkit.commands.aws import COMMANDS as _aws_commands; [main.add_command(_c) for _c in _aws_commands]  # noqa: E402,E702
 from stepkit.commands.demo_data import demo_data as _demo_data_command; main.add_command(_demo_data_command)  # noqa: E402,E702
+from stepkit.commands.plan import COMMANDS as _plan_commands; [main.add_command(_c) for _c in _plan_commands]  # noqa: E402,E702

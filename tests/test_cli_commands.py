@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from stepkit.cli import _variables, main
 from stepkit.spec.loader import read_yaml
+from stepkit.compiler.graph import node_id
 from stepkit.compiler.load import json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,19 +94,22 @@ def test_compile_rewrites_only_what_changed(tmp_path):
 
 
 def test_compile_removes_stale_files(tmp_path):
+    """What an earlier compile wrote and this one does not (a renamed stage's SQL) goes; nothing else."""
     out = tmp_path / "out"
-    (out / "sql").mkdir(parents=True)
-    (out / "iam").mkdir()
-    (out / "sql" / "RemovedStage.sql").write_text("SELECT 1\n")
-    (out / "iam" / "old_role.json").write_text("{}\n")
+    renamed = tmp_path / "renamed.yaml"
+    renamed.write_text(PIPELINES[0].read_text().replace("  - name: HumanQA\n", "  - name: HumanReview\n"))
+    assert run("compile", str(renamed), "--env-file", ENV, "--out", str(out)).exit_code == 0
+    assert (out / "sql" / "HumanReview.sql").exists()
     (out / "notes.txt").write_text("mine\n")  # not stepkit's: kept
+    (out / "sql" / "report.sql").write_text("SELECT 1\n")
     result = run("compile", str(PIPELINES[0]), "--env-file", ENV, "--out", str(out))
     assert result.exit_code == 0
-    assert not (out / "sql" / "RemovedStage.sql").exists()
-    assert not (out / "iam" / "old_role.json").exists()
-    assert (out / "notes.txt").read_text() == "mine\n"
+    assert not (out / "sql" / "HumanReview.sql").exists() and (out / "sql" / "HumanQA.sql").exists()
+    assert (out / "notes.txt").read_text() == "mine\n" and (out / "sql" / "report.sql").read_text() == "SELECT 1\n"
     listed = [line.strip() for line in result.stdout.splitlines()[1:]]
-    assert sorted(listed) == sorted(p for p in files(out) if p != "notes.txt")
+    mine = {"notes.txt", "sql/report.sql", ".stepkit-compile.json"}
+    assert sorted(listed) == sorted(p for p in files(out) if p not in mine)
+    assert json.loads((out / ".stepkit-compile.json").read_text())["files"] == sorted(listed)
 
 
 def test_compile_error_is_located_and_writes_nothing(tmp_path):
@@ -174,13 +178,16 @@ def test_committed_schema_is_current():
 
 # --- graph ------------------------------------------------------------------------------------
 
-def state_names(states: dict) -> list[str]:
+def all_states(states: dict) -> list[tuple[str, dict]]:
+    """Every (name, state), in Map item processors and Parallel branches too."""
     out = []
     for name, state in states.items():
-        out.append(name)
+        out.append((name, state))
         processor = state.get("ItemProcessor")
         if processor:
-            out += state_names(processor["States"])
+            out += all_states(processor["States"])
+        for branch in state.get("Branches", []):
+            out += all_states(branch["States"])
     return out
 
 
@@ -194,11 +201,13 @@ def test_graph_names_every_state(path, tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0] == "flowchart TD"
     nodes = {m[1] for m in (re.match(r"^\s+([A-Za-z0-9_]+)[\[\(\{]", x) for x in lines) if m}
-    assert set(state_names(definition["States"])) <= nodes
-    edges = {(m[1], m[2]) for m in (re.match(r"^\s+(\w+) --> (\w+)$", x) for x in lines) if m}
-    for name, state in definition["States"].items():
-        if "Next" in state:
-            assert (name, state["Next"]) in edges
+    assert {node_id(n) for n, _ in all_states(definition["States"])} <= nodes
+    edges = {(m[1], m[2]) for m in (re.match(r"^\s+(\w+) -->(?:\|[^|]*\|)? (\w+)$", x) for x in lines) if m}
+    for name, state in all_states(definition["States"]):
+        targets = [state.get("Next"), state.get("Default"), *[r["Next"] for r in state.get("Choices", [])],
+                   *[b["StartAt"] for b in state.get("Branches", [])]]
+        for target in filter(None, targets):
+            assert (node_id(name), node_id(target)) in edges, (name, target)
 
 
 # --- what compile imports -----------------------------------------------------------------------

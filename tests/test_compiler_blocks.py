@@ -46,7 +46,7 @@ def compile_stages(stages: list[dict], **settings: dict) -> Artifacts:
     reads_staging = any(s["type"].startswith("athena") and s.get("table") != "staging" for s in stages)
     data["stages"] = ([STAGING] if reads_staging else []) + stages
     for key, value in settings.items():
-        data[key] = {**data[key], **value}
+        data[key] = {**data.get(key, {}), **value}
     pipeline = pipeline_model().model_validate(data)
     return build(Context(pipeline, ROOT / "pipelines" / "case.yaml"), check_sql=False)
 
@@ -82,8 +82,10 @@ STATES = [
      {"Parameters.ids~$": "States.ArrayRange(0, 11, 1)"}),
     ("lambda by name", [{"name": "L", "type": "lambda_invoke", "function": "notify", "payload": {"a": 1}}], {}, "L",
      {"Resource": LAMBDA, "Parameters.FunctionName": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{PREFIX}-notify",
-      "Parameters.Payload.a": 1, "Parameters.Payload.run_id~$": "$$.Execution.Name", "TimeoutSeconds": 90,
-      "Retry[0].ErrorEquals[3]": "Lambda.TooManyRequestsException", "Catch[0].Next": "CleanupOnFailure"}),
+      "Parameters.Payload.a": 1, "Parameters.Payload.run_id~$": "$.run.id", "TimeoutSeconds": 90,
+      "Retry[0].ErrorEquals[3]": "Lambda.TooManyRequestsException"}),
+    ("with on_failure, every top-level task catches into it", [{"name": "L", "type": "lambda_invoke", "function": "f"}],
+     {"on_failure": {"delete_data": ["staging"]}}, "L", {"Catch[0].Next": "CleanupOnFailure"}),
     ("lambda by ARN, longer timeout",
      [{"name": "L", "type": "lambda_invoke", "function": "arn:aws:lambda:us-east-1:111111111111:function:x"}],
      {"compute": {"lambda": {"timeout_seconds": 300}}}, "L",
@@ -95,7 +97,7 @@ STATES = [
       "Parameters.Overrides.ContainerOverrides[0].Name": "training",
       "Parameters.Overrides.ContainerOverrides[0].Command~$":
           "States.Array('--config', 's3://stepkit-example-bucket/predict-age/stepkit/pipeline.json', "
-          "'--run-id', $$.Execution.Name, '--fast')",
+          "'--run-id', $.run.id, '--fast')",
       "Parameters.PropagateTags": "TASK_DEFINITION", "TimeoutSeconds": 2400, "ResultPath": None,
       "Retry[0].ErrorEquals[0]": "ECS.AmazonECSException", "Retry[0].MaxAttempts": 10,
       "Retry[0].JitterStrategy": "FULL", "Retry[1].ErrorEquals": ["AmazonECS.Unknown"],
@@ -129,9 +131,9 @@ STATES = [
       "Parameters.Payload.tables[0].delete_data": False, "Parameters.Payload.tables[1].delete_data": True,
       "Parameters.Payload.tables[1].location":
           "s3://stepkit-example-bucket/predict-age/tables/predict_age_staging_parsed_features_2025q3/"}),
-    ("failure path cleans up, then fails", [CTAS], {}, "CleanupOnFailure",
+    ("failure path cleans up, then fails", [CTAS], {"on_failure": {"delete_data": ["staging"]}}, "CleanupOnFailure",
      {"Parameters.Payload.scope": "run", "Next": "Failed", "Catch[0].Next": "Failed"}),
-    ("failure path is a Fail state", [CTAS], {}, "Failed",
+    ("failure path is a Fail state", [CTAS], {"on_failure": {"delete_data": ["staging"]}}, "Failed",
      {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}),
 ]
 
@@ -158,9 +160,12 @@ def test_chunked_ctas_states_chain_in_order():
             "template": "evaluation_features.sql.j2", "partitioned_by": ["batch_id"], "partitions": "batches"}
     states = compile_stages([ctas]).definition["States"]
     names = [n for n in states if n.startswith("Eval")]
-    assert names == ["Eval"] + [f"Eval_Insert{i:02d}" for i in range(1, 9)]
-    assert [states[n].get("Next") for n in names] == names[1:] + [None]
-    assert states[names[-1]]["End"] is True
+    # Its guard, its prepare (both for a continued run), then the CTAS and its 8 INSERT INTO statements.
+    assert names == ["Eval.done", "Eval.prepare", "Eval"] + [f"Eval_Insert{i:02d}" for i in range(1, 9)] + ["Eval.skipped"]
+    chain = names[2:-1]
+    assert [states[n].get("Next") for n in chain] == chain[1:] + [None]
+    assert states[chain[-1]]["End"] is True
+    assert states["Eval.prepare"]["Next"] == "Eval" and states["Eval.done"]["Default"] == "Eval"
 
 
 # --- IAM ----------------------------------------------------------------------------------
@@ -228,9 +233,12 @@ IAM = [
     ("athena: no PassRole", [CTAS], {}, "statemachine", "iam:PassRole", None),
     ("lambda: the function and its versions", [{"name": "L", "type": "lambda_invoke", "function": "notify"}], {},
      "statemachine", "lambda:InvokeFunction",
-     {f"arn:aws:lambda:{ARN}:function:{PREFIX}-notify", f"arn:aws:lambda:{ARN}:function:{PREFIX}-notify:*",
-      # the failure path's cleanup function
-      f"arn:aws:lambda:{ARN}:function:{PREFIX}-cleanup", f"arn:aws:lambda:{ARN}:function:{PREFIX}-cleanup:*"}),
+     {f"arn:aws:lambda:{ARN}:function:{PREFIX}-notify", f"arn:aws:lambda:{ARN}:function:{PREFIX}-notify:*"}),
+    ("a stage that writes a table: its prepare state invokes the cleanup function", [CTAS], {}, "statemachine",
+     "lambda:InvokeFunction",
+     {f"arn:aws:lambda:{ARN}:function:{PREFIX}-cleanup", f"arn:aws:lambda:{ARN}:function:{PREFIX}-cleanup:*"}),
+    ("one run at a time: list the machine's executions", [{"name": "W", "type": "wait", "seconds": 1}], {},
+     "statemachine", "states:ListExecutions", {f"arn:aws:states:{ARN}:stateMachine:{MACHINE}"}),
     ("cleanup: deletes only table files", [{"name": "C", "type": "cleanup", "delete_data": ["staging"]}], {},
      "lambda", "s3:DeleteObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/tables/*"}),
     ("cleanup: drops only its own tables", [{"name": "C", "type": "cleanup", "delete_data": ["staging"]}], {},

@@ -97,8 +97,12 @@ SEVERE = {"MEDIUM", "HIGH", "CRITICAL"}
 # parliament wants states:DescribeExecution to also match the `express:` resource type, though
 # the machine is STANDARD and has no express executions. Granting on an express ARN would add
 # a permission only to please the linter, so this one exact finding is accepted instead.
+# Likewise states:ListExecutions on the machine: parliament lists both its resource types (state
+# machine, Map Run) as required, though one is named per call; stepkit lists by state machine.
 ACCEPTED = [("statemachine", "RESOURCE_MISMATCH",
-             [{"action": "states:DescribeExecution", "required_format": "arn:*:states:*:*:express:*:*:*"}])]
+             [{"action": "states:DescribeExecution", "required_format": "arn:*:states:*:*:express:*:*:*"}]),
+            ("statemachine", "RESOURCE_MISMATCH",
+             [{"action": "states:ListExecutions", "required_format": "arn:*:states:*:*:mapRun:*/*:*"}])]
 
 
 def severe_findings(role: str, policy_json: str) -> list[tuple]:

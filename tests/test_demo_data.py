@@ -192,6 +192,6 @@ def test_cli_writes_file_and_meta(tmp_path, monkeypatch, env):
 
 
 def test_array_paths_are_refused_with_the_field(pipeline, tmp_path):
-    p = _variant(pipeline, features=[{"name": "first", "json_path": "$.items[0]", "type": "double"}])
-    with pytest.raises(Exception, match=r"first: json_path \$\.items\[0\]: demo-data writes object paths only"):
+    p = _variant(pipeline, features=[{"name": "first_item", "json_path": "$.items[0]", "type": "double"}])
+    with pytest.raises(Exception, match=r"first_item: json_path \$\.items\[0\]: demo-data writes object paths only"):
         demo_data.write(str(tmp_path / "s.parquet"), p, rows=10)

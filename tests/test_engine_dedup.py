@@ -51,6 +51,17 @@ CASES = [
      [("a", "7", 1), ("b", "5", 2), ("c", "2", 3), ("d", None, 1)]),
     ("SELECT k, min(lower(doc)) AS doc FROM raw.t WHERE k IS NOT NULL GROUP BY k", False,
      [("a", "7"), ("b", "5"), ("c", "2"), ("d", None)]),
+    # Preferring some copies (StagingFeatures prefers those that parse): the filtered min, else the min.
+    ("SELECT k, coalesce(min(doc) FILTER (WHERE doc > '3'), min(doc)) AS doc FROM raw.t WHERE k IS NOT NULL "
+     "GROUP BY k", True, [("a", "7"), ("b", "5"), ("c", "4"), ("d", None)]),
+    ("SELECT k, coalesce(min(doc) FILTER (WHERE doc > '8'), min(doc)) AS doc FROM raw.t WHERE k IS NOT NULL "
+     "GROUP BY k", True, [("a", "7"), ("b", "5"), ("c", "9"), ("d", None)]),
+    ("SELECT k, coalesce(min(doc) FILTER (WHERE doc > '3'), min(n)) AS doc FROM raw.t WHERE k IS NOT NULL "
+     "GROUP BY k", False, None),  # not one column: a key seen once may not give its doc
+    ("SELECT k, coalesce(min(doc), min(doc) FILTER (WHERE doc > '3')) AS doc FROM raw.t WHERE k IS NOT NULL "
+     "GROUP BY k", False, [("a", "7"), ("b", "5"), ("c", "2"), ("d", None)]),
+    ("SELECT k, min(doc) FILTER (WHERE doc > '3') AS doc FROM raw.t WHERE k IS NOT NULL GROUP BY k", False,
+     [("a", "7"), ("b", "5"), ("c", "4"), ("d", None)]),
 ]
 
 
@@ -59,7 +70,8 @@ def test_min_dedup_plan(engine, select, rewritten, rows):
     sql = _wrap(select)
     duck = rewrite(parse(sql).query).sql(dialect="duckdb")
     assert ("ANTI JOIN" in duck) == rewritten
-    assert engine.execute(sql).rows == rows
+    if rows is not None:
+        assert engine.execute(sql).rows == rows
 
 
 DEDUP = "SELECT k, min(doc) AS doc FROM {src} WHERE k IS NOT NULL GROUP BY k"

@@ -105,7 +105,7 @@ def test_ctas_refuses_a_non_empty_location(engine, wh):
 
 @pytest.mark.parametrize("location", ["s3://bucket/prefix/t/", "relative/t/"])
 def test_ctas_needs_a_local_folder(engine, location):
-    with pytest.raises(QueryError, match="local folders only"):
+    with pytest.raises(QueryError, match="the local engine reads and writes local folders"):
         engine.execute(ctas("t", location, "SELECT 1 AS id"))
 
 

@@ -106,21 +106,24 @@ def probe(tmp_path, monkeypatch):
 
 def test_workers_have_sigint_at_its_default(probe):
     """The forkserver hands its workers the SIGINT handler preload.py set: the default action."""
-    from stepkit.local.pool import run_task
-    from stepkit.local.retry import RetryPolicy
+    import threading
 
-    assert run_task(probe, ("report",), RetryPolicy(), "probe")[0] == "SIG_DFL"
+    from stepkit.local.pool import Workers
+
+    assert Workers(1).single(probe, ("report",), 1, threading.Event()) == "SIG_DFL"
 
 
 def test_a_worker_ends_at_once_on_sigint(probe):
     """No KeyboardInterrupt raised in the worker (Python's handler would send it back as the
     task's exception): the process just ends, which the pool reports as a dead worker."""
-    from stepkit.local.pool import TaskFailed, run_task
-    from stepkit.local.retry import RetryPolicy
+    import threading
+    from concurrent.futures.process import BrokenProcessPool
+
+    from stepkit.local.pool import Workers
 
     start = time.perf_counter()
-    with pytest.raises(TaskFailed, match="probe: the worker process died"):
-        run_task(probe, ("die",), RetryPolicy(), "probe")
+    with pytest.raises(BrokenProcessPool):
+        Workers(1).single(probe, ("die",), 1, threading.Event())
     assert time.perf_counter() - start < 4  # not after the 5 s sleep
 
 

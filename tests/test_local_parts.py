@@ -1,4 +1,5 @@
-"""The local runner's parts that need no engine: order, retries, run ids, source checks, progress."""
+"""The local run's parts, one at a time: run ids, source checks, progress, the service adapters, the
+worker processes, the engine's turns."""
 from __future__ import annotations
 
 import io
@@ -13,8 +14,6 @@ from stepkit.compiler.build import build
 from stepkit.ir.context import Context
 from stepkit.errors import DataError
 from stepkit.local.progress import Progress
-from stepkit.local.retry import TASK_FAILED, Attempts, RetryPolicy
-from stepkit.local.runner import stage_order
 from stepkit.local.runs import new_run_id
 from stepkit.local.source import PLACEHOLDERS, check_source, fill_placeholders
 from stepkit.compiler.load import load_pipeline
@@ -27,42 +26,7 @@ PIPELINE = ROOT / "pipelines" / "predict_age.yaml"
 def compiled():
     variables = dict(PLACEHOLDERS)
     pipeline, positions = load_pipeline(PIPELINE, variables)
-    ctx = Context(pipeline, PIPELINE, root="/tmp/wh/")
-    return ctx, build(ctx, positions)
-
-
-def test_stage_order_follows_the_state_machine(compiled):
-    ctx, artifacts = compiled
-    order = stage_order(ctx, artifacts.definition)
-    assert [s.name for s, _ in order] == [s.name for s in ctx.p.stages]
-    states = dict((s.name, names) for s, names in order)
-    # One stage, several states: the 898-partition CTAS is written in 9 statements.
-    assert states["EvaluationFeatures"] == ["EvaluationFeatures"] + [f"EvaluationFeatures_Insert{i:02d}" for i in range(1, 9)]
-    assert "CleanupOnFailure" not in {n for names in states.values() for n in names}
-
-
-@pytest.mark.parametrize("state, error, attempts", [
-    ("ParallelPrediction", TASK_FAILED, 3),      # the child's TaskFailed retrier: 1 + MaxAttempts 2
-    ("Training", TASK_FAILED, 1),                # only ECS throttling is retried: never happens locally
-    ("StagingFeatures", TASK_FAILED, 1),         # only Athena throttling
-    ("Training", "ECS.AmazonECSException", 11),  # 1 + 10, as compiled
-    ("Training", "AmazonECS.Unknown", 6),        # no Fargate capacity at launch: 1 + 5
-    ("ParallelPrediction", "AmazonECS.Unknown", 6),  # its own budget, before the TaskFailed retrier
-])
-def test_retry_policy_mirrors_the_compiled_retry(compiled, state, error, attempts):
-    _, artifacts = compiled
-    s = artifacts.definition["States"][state]
-    if s["Type"] == "Map":
-        s = next(iter(s["ItemProcessor"]["States"].values()))
-    assert RetryPolicy.of(s).max_attempts(error) == attempts
-
-
-def test_attempts_give_up_after_max_and_shorten_delays(compiled):
-    _, artifacts = compiled
-    child = next(iter(artifacts.definition["States"]["ParallelPrediction"]["ItemProcessor"]["States"].values()))
-    tries = Attempts(RetryPolicy.of(child))
-    delays = [tries.retry_delay(TASK_FAILED) for _ in range(3)]
-    assert delays[:2] == [0.2, 0.2] and delays[2] is None  # AWS waits 30 s then 60 s
+    return build(Context(pipeline, PIPELINE), positions)
 
 
 def test_run_ids_are_sortable_execution_names():
@@ -125,25 +89,37 @@ def test_progress_is_short_in_logs_and_live_on_terminals(tty, expected):
         assert len(text.splitlines()) == 10
 
 
-def _local_ctx(tmp_path, pipeline_ctx):
+@pytest.fixture
+def services(tmp_path, compiled):
     from stepkit.engines.duckdb import DuckDBEngine
-    from stepkit.local.context import LocalContext
+    from stepkit.local.pool import Workers
+    from stepkit.local.services import Services
 
     warehouse = tmp_path / "warehouse"
-    ctx = Context(pipeline_ctx.p, PIPELINE, root=warehouse.as_posix() + "/")
-    return LocalContext(compile=ctx, run_id="local-20250101-000000-abcd", workdir=tmp_path, run_dir=tmp_path / "run",
-                        config_path=tmp_path / "config.json", engine=DuckDBEngine(warehouse), concurrency=1,
-                        log=lambda line: None)
+    local = Context(compiled.context.p, PIPELINE, root=warehouse.as_posix() + "/")
+    engine = DuckDBEngine(warehouse, roots={compiled.context.names.root: warehouse.as_posix() + "/"})
+    out = Services(compiled, local, "local-20250101-000000-abcd", tmp_path, tmp_path / "run", engine, Workers(1), 1,
+                   log=lambda line: None)
+    yield out
+    out.close()
 
 
-def _table_with_runs(lctx, key: str, runs: list[str]) -> Path:
-    p = lctx.compile.p
+def _table_with_runs(services, key: str, runs: list[str]) -> Path:
+    p, names = services.local.p, services.local.names
     for run in runs:
-        folder = Path(lctx.names.table_location(key, run))
+        folder = Path(names.table_location(key, run))
         folder.mkdir(parents=True)
         pq.write_table(pa.table({"id": ["a"]}), folder / "part-0.parquet")
-    lctx.engine.register_table(p.aws.database, p.tables.names()[key], lctx.names.table_location(key, runs[0]))
-    return Path(lctx.names.table_root(key))
+    services.engine.register_table(p.aws.database, p.tables.names()[key], names.table_location(key, runs[0]))
+    return Path(names.table_root(key))
+
+
+def _task_call(state: str, parameters: dict, path: tuple = ()):
+    import threading
+
+    from stepkit.interpreter import TaskCall
+
+    return TaskCall(state, path or (state,), "", parameters, {}, None, 0, threading.Event(), "local-test")
 
 
 @pytest.mark.parametrize("stage, kept_runs, dropped", [
@@ -152,81 +128,141 @@ def _table_with_runs(lctx, key: str, runs: list[str]) -> Path:
     # PreCleanup (scope all): every run's files of delete_data tables go.
     ("PreCleanup", [], True),
 ])
-def test_cleanup_runs_the_shared_plan_on_the_local_catalog(tmp_path, compiled, stage, kept_runs, dropped):
-    ctx, _ = compiled
-    lctx = _local_ctx(tmp_path, ctx)
-    root = _table_with_runs(lctx, "staging", [lctx.run_id, "local-other"])
-    block = next(s for s in ctx.p.stages if s.name == stage)
-    done = block.run_local(lctx)
+def test_the_cleanup_function_runs_its_plan_on_the_local_catalog(services, compiled, stage, kept_runs, dropped):
+    """The cleanup states' payloads, exactly as compiled (s3:// locations), through the Lambda adapter."""
+    from stepkit.local.adapters import lambda_
+
+    root = _table_with_runs(services, "staging", [services.run_id, "local-other"])
+    params = dict(compiled.definition["States"][stage]["Parameters"])
+    params["Payload"] = {**{k: v for k, v in params["Payload"].items() if not k.endswith(".$")},
+                         "run_id": services.run_id}
+    out = lambda_.adapter(services)(_task_call(stage, params))
+    from stepkit.local.tasks import wait_discarded
+
+    wait_discarded(services)
     assert (sorted(p.name for p in root.iterdir()) if root.exists() else []) == kept_runs
-    assert (lctx.engine.table_location(ctx.p.aws.database, ctx.p.tables.staging) is None) == dropped
-    assert ctx.p.tables.staging in done["dropped"]
+    assert (services.engine.table_location(compiled.context.p.aws.database,
+                                           compiled.context.p.tables.staging) is None) == dropped
+    assert compiled.context.p.tables.staging in out["Payload"]["dropped"]
 
 
-@pytest.mark.parametrize("function, outcome", [
-    ("cleanup", "runs the cleanup plan"),
-    ("score-things", "stages.Notify.function: score-things: a local run has no Lambda functions"),
+def test_a_lambda_function_other_than_stepkits_is_refused_before_the_run(services, compiled):
+    from stepkit.local.adapters import lambda_
+
+    definition = {"StartAt": "Notify", "States": {"Notify": {
+        "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": True,
+        "Parameters": {"FunctionName": "arn:aws:lambda:us-east-1:000000000000:function:score-things"}}}}
+    (line,) = lambda_.problems(definition, services)
+    assert line.startswith("state Notify: Lambda function arn:aws:lambda:us-east-1:000000000000:function:score-things: "
+                           "a local run has no Lambda functions")
+
+
+@pytest.mark.parametrize("command, parsed", [
+    (["--config", "s3://b/p/c.json", "--run-id", "r1"], {"config": "s3://b/p/c.json", "run_id": "r1"}),
+    (["--config", "c", "--run-id", "r", "--batch-id", "7"], {"config": "c", "run_id": "r", "batch_id": "7"}),
+    (["--config", "c"], "the command has no --run-id"),
+    (["--config", "c", "--run-id", "r", "--verbose", "1"], "argument '--verbose'"),
+    (["--config", "c", "--run-id"], "--run-id has no value"),
 ])
-def test_lambda_invoke_runs_only_stepkits_cleanup_function_locally(tmp_path, compiled, function, outcome):
-    from stepkit.errors import StepkitError
-    from stepkit.steps.lambda_invoke import LambdaInvoke
+def test_a_container_command_becomes_the_workers_arguments(command, parsed):
+    from stepkit.local.adapters import ecs
 
-    ctx, _ = compiled
-    lctx = _local_ctx(tmp_path, ctx)
-    root = _table_with_runs(lctx, "staging", [lctx.run_id])
-    payload = {"database": ctx.p.aws.database, "scope": "run", "tables": [
-        {"name": ctx.p.tables.staging, "location": lctx.names.table_root("staging"), "delete_data": True}]}
-    block = LambdaInvoke(name="Notify", function=function, payload=payload)
-    if function == "cleanup":
-        block.run_local(lctx)
-        assert list(root.iterdir()) == []
+    if isinstance(parsed, dict):
+        assert ecs.parse(command) == parsed
     else:
-        with pytest.raises(StepkitError, match=outcome):
-            block.run_local(lctx)
-        assert list(root.iterdir()) != []
+        with pytest.raises(ValueError, match=re.escape(parsed)):
+            ecs.parse(command)
+
+
+def test_a_task_outside_the_pipelines_tasks_is_refused_before_the_run(services, compiled):
+    from stepkit.local.adapters import ecs
+
+    definition = {"StartAt": "T", "States": {"T": {
+        "Type": "Task", "Resource": "arn:aws:states:::ecs:runTask.sync", "End": True,
+        "Parameters": {"TaskDefinition": "someone-elses-task"}}}}
+    (line,) = ecs.problems(definition, services)
+    assert line.startswith("state T: task definition 'someone-elses-task' is not one of this pipeline's tasks")
+
+
+def test_statements_take_the_engine_in_the_order_of_their_stages():
+    """Parallel branches waiting for the engine: the lower stage number goes first, whatever came first."""
+    import threading
+    import time
+
+    from stepkit.local.services import Turns
+
+    turns, got = Turns(), []
+    holder = threading.Event()
+
+    def first() -> None:
+        with turns.take(0):
+            holder.set()
+            time.sleep(0.3)  # everyone else queues meanwhile
+
+    def waiter(n: int) -> None:
+        with turns.take(n):
+            got.append(n)
+
+    threads = [threading.Thread(target=first)]
+    threads[0].start()
+    holder.wait()
+    for n in (5, 3, 4, 2):
+        threads.append(threading.Thread(target=waiter, args=(n,)))
+        threads[-1].start()
+        time.sleep(0.02)
+    for t in threads:
+        t.join()
+    assert got == [2, 3, 4, 5]
 
 
 def test_workers_see_the_environment_of_their_run_not_an_earlier_one(monkeypatch):
     """The forkserver keeps the environment it started with; a variable of an earlier run (a fault
     injection) must not reach the workers of a later one."""
-    from stepkit.local.pool import run_task
-    from stepkit.local.retry import RetryPolicy
+    import threading
 
-    policy = RetryPolicy()  # no retries
+    from stepkit.local.pool import Workers
+
     monkeypatch.setenv("STEPKIT_PROBE", "earlier run")
-    assert run_task("tests._env_probe", ("STEPKIT_PROBE",), policy, "probe")[0] == "earlier run"
+    assert Workers(1).single("tests._env_probe", ("STEPKIT_PROBE",), 1, threading.Event()) == "earlier run"
     monkeypatch.delenv("STEPKIT_PROBE")
-    assert run_task("tests._env_probe", ("STEPKIT_PROBE",), policy, "probe")[0] is None
+    assert Workers(1).single("tests._env_probe", ("STEPKIT_PROBE",), 1, threading.Event()) is None
+
+
+@pytest.mark.parametrize("task, module, runs", [
+    ({}, "stepkit.workers.prediction", None),  # stepkit's own worker, as its own image runs it
+    ({"image": "repo/mine:1", "module": "tests._env_probe"}, "tests._env_probe", True),  # the user's own
+    ({"image": "repo/mine:1", "module": "tests.no_such_worker"}, "no module tests.no_such_worker", False),
+])
+def test_a_task_runs_stepkits_worker_or_its_own_module(compiled, task, module, runs):
+    import threading
+
+    from stepkit.errors import StepkitError
+    from stepkit.local.pool import Workers
+    from stepkit.local.tasks import worker_module
+    from stepkit.ml.fixtures import variant
+
+    p = compiled.context.p
+    p = variant(p, compute={"tasks": {**p.model_dump(mode="json")["compute"]["tasks"],
+                                      "prediction": {"cpu": 4, "memory_gb": 16, "timeout_minutes": 60, **task}}})
+    if runs is False:
+        with pytest.raises(StepkitError, match=f"compute.tasks.prediction: no local worker: "
+                                               f"{module} .*compute.tasks.prediction.module"):
+            worker_module(p, "prediction")
+        return
+    assert worker_module(p, "prediction") == module
+    if runs:  # a local run calls its run() in a worker process
+        assert Workers(1).single(module, ("PATH",), 1, threading.Event())
 
 
 def test_workers_start_with_xgboost_loaded_without_scikit_learn_yet_can_import_it():
     """The forkserver preloads what the workers import (stepkit/local/preload.py); xgboost there
     does not drag in scikit-learn (2 s of the first task's start), which a worker may still import."""
-    from stepkit.local.pool import run_task, start
-    from stepkit.local.retry import RetryPolicy
+    import threading
+
+    from stepkit.local.pool import Workers, start
 
     start(["tests._import_probe"])
-    out, _ = run_task("tests._import_probe", (["xgboost", "pyarrow.parquet", "pandas", "sklearn"], "sklearn"),
-                      RetryPolicy(), "probe")
+    out = Workers(1).single("tests._import_probe", (["xgboost", "pyarrow.parquet", "pandas", "sklearn"], "sklearn"),
+                            1, threading.Event())
     assert out == {"loaded": {"xgboost": True, "pyarrow.parquet": True, "pandas": True, "sklearn": False},
                    "importable": True}
-
-
-@pytest.mark.parametrize("stage, beside_a_task", [
-    ("StagingFeatures", True),          # reads the source only
-    ("EvaluationFeatures", True),       # reads the staging table, which a CTAS wrote whole
-    ("GenerateBatchIds", True),         # reads no table
-    ("CreatePredictionsTable", True),   # DDL: reads no table
-    ("HumanQA", False),                 # reads the predictions, an external table the workers fill
-    ("ParallelPrediction", False),      # a fan-out: needs the model a task writes
-    ("Cleanup", False),
-])
-def test_which_stages_may_run_beside_a_task(compiled, stage, beside_a_task):
-    from types import SimpleNamespace
-
-    from stepkit.local.runner import _reads_only, _whole_tables
-
-    ctx, _ = compiled
-    lctx = SimpleNamespace(compile=ctx, run_id="local-20260101-000000-abcd")
-    block = next(s for s in ctx.p.stages if s.name == stage)
-    assert _reads_only(lctx, block, _whole_tables(lctx)) is beside_a_task

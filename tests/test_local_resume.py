@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stepkit.local.runner import INTERRUPT_ENV
+from stepkit.local.tracker import INTERRUPT_ENV
 from stepkit.local.runs import RunRecord, StageRecord
 from tests._local_runs import ENV, ROOT, SMALL, default_sigint, record, run_local
 from tests.test_local_run import shared, source  # noqa: F401  (session fixtures)
@@ -54,11 +54,11 @@ def test_resume_refuses_what_is_not_the_same_run(tmp_path, setup, resume, extra,
 
 
 def test_an_interrupted_run_leaves_no_stage_running_and_says_how_to_resume(tmp_path, source):  # noqa: F811
-    """Ctrl-C (SIGINT to the run's process group, as a terminal sends it) as EvaluationFeatures
-    starts, while Training runs beside it: exit 130, the resume command, no stage left 'running',
+    """Ctrl-C (SIGINT to the run's process group, as a terminal sends it) half a second into Training,
+    while EvaluationFeatures runs beside it: exit 130, the resume command, no stage left 'running',
     and no worker's traceback."""
     work = tmp_path / "work"
-    env = {**os.environ, INTERRUPT_ENV: "EvaluationFeatures", "STEPKIT_THREADS": "1"}
+    env = {**os.environ, INTERRUPT_ENV: "Training", "STEPKIT_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "stepkit", "run", str(SMALL), "--local", "--source", source,
                            "--workdir", str(work), "--env-file", str(ENV)],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=300, start_new_session=True,
@@ -67,8 +67,8 @@ def test_an_interrupted_run_leaves_no_stage_running_and_says_how_to_resume(tmp_p
     assert "Traceback" not in done.stdout + done.stderr
     rec = record(work)
     by = {s["name"]: s for s in rec["stages"]}
-    assert (rec["status"], rec["failed_stage"]) == ("failed", "EvaluationFeatures")
-    assert by["EvaluationFeatures"]["error"] == "interrupted (Ctrl-C)"
+    assert (rec["status"], rec["failed_stage"]) == ("failed", "Training")
+    assert by["Training"]["error"] == "interrupted (Ctrl-C)"
     assert by["Training"]["status"] == "failed" and "running" not in {s["status"] for s in rec["stages"]}
     assert f"--resume {rec['run_id']}" in done.stdout + done.stderr
     assert done.stderr.strip().splitlines()[-1] == "interrupted"

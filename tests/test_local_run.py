@@ -98,15 +98,22 @@ def test_run_record_has_stages_metrics_and_outputs(clean):
         assert query(f"SELECT count(*) FROM {table(t['path'])}") == [(t["rows"],)], key
 
 
-def test_sql_after_the_training_task_runs_beside_it_and_stages_start_in_order(clean):
+def test_independent_stages_run_beside_each_other_and_every_stage_after_what_it_needs(clean):
     by = {s["name"]: s for s in clean["record"]["stages"]}
-    starts = [s["start"] for s in clean["record"]["stages"]]
-    assert starts == sorted(starts)
-    # EvaluationFeatures reads only the staging table (a CTAS, whole): it runs while Training does.
-    assert by["EvaluationFeatures"]["start"] < by["Training"]["end"]
-    # The fan-out needs the model: it starts only once Training has ended.
-    assert by["ParallelPrediction"]["start"] >= by["Training"]["end"]
-    assert "EvaluationFeatures starts beside it" in clean["output"]
+    # The compiled Parallel state: EvaluationFeatures needs only the staging table, so it starts with
+    # the training branch, not after it (the engine takes TrainingFeatures/TrainingTargets first: Training
+    # waits for them; EvaluationFeatures then runs while Training does).
+    assert by["EvaluationFeatures"]["start_epoch"] < by["TrainingFeatures"]["end_epoch"]
+    assert by["EvaluationFeatures"]["start_epoch"] < by["Training"]["end_epoch"]
+    # Every stage starts after the stages whose tables it reads have ended.
+    needs = {"TrainingFeatures": ["StagingFeatures"], "TrainingTargets": ["StagingFeatures"],
+             "Training": ["TrainingFeatures", "TrainingTargets"], "EvaluationFeatures": ["StagingFeatures"],
+             "ParallelPrediction": ["Training", "EvaluationFeatures", "CreatePredictionsTable", "GenerateBatchIds"],
+             "HumanQA": ["ParallelPrediction"], "FinalResults": ["ParallelPrediction"],
+             "WaitForFinalResults": ["HumanQA", "FinalResults"], "Cleanup": ["WaitForFinalResults"]}
+    for stage, before in needs.items():
+        for b in before:
+            assert by[stage]["start_epoch"] >= by[b]["end_epoch"], (stage, b)
 
 
 @pytest.mark.parametrize("svg, shape, least", [
@@ -127,7 +134,7 @@ def test_report_has_its_charts(clean, svg, shape, least):
 
 def test_output_names_results_report_and_shortened_wait(clean):
     out = clean["output"]
-    assert "WaitForFinalResults: waits 180 s on AWS; 0 s locally" in out
+    assert "WaitForFinalResults: Wait of 180 s shortened to 0 s (local run)" in out
     assert "ParallelPrediction: batches 7/7" in out
     assert f"report:        {clean['record']['report']}" in out
     assert f"final results: {clean['record']['outputs']['final_results']}" in out

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import workers.training
+import stepkit.workers.training
 from stepkit import storage
 from stepkit.ml import fixtures, predict
 from stepkit.ml.encoding import Encoder
@@ -28,7 +28,7 @@ def trained(request, tmp_path_factory):
     p = fixtures.variant(p, batching={"batches": 3},
                          training={"models": [spec.model_dump(mode="json")], "quality_gate": {}})
     names, config_uri, _ = fixtures.warehouse(p, f"{tmp_path_factory.mktemp('wh')}/", RUN, rows=2500, seed=9)
-    workers.training.run(config_uri, RUN)
+    stepkit.workers.training.run(config_uri, RUN)
     return p, names
 
 

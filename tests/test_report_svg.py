@@ -191,8 +191,9 @@ def test_empty_inputs_draw_nothing(tmp_path, qa, stages):
 def _lctx(tmp_path: Path, labelled: int):
     import duckdb
 
+    from types import SimpleNamespace
+
     from stepkit.ir.context import Context
-    from stepkit.local.context import LocalContext
     from stepkit.local.source import PLACEHOLDERS
     from stepkit.compiler.load import load_pipeline
 
@@ -200,8 +201,8 @@ def _lctx(tmp_path: Path, labelled: int):
     ctx = Context(pipeline, SMALL, root=(tmp_path / "warehouse").as_posix() + "/")
     run_dir = tmp_path / "runs" / "local-test"
     run_dir.mkdir(parents=True)
-    lctx = LocalContext(compile=ctx, run_id="local-test", workdir=tmp_path, run_dir=run_dir,
-                        config_path=run_dir / "config.json", engine=None, concurrency=1)
+    lctx = SimpleNamespace(compile=ctx, names=ctx.names, run_id="local-test", workdir=tmp_path, run_dir=run_dir,
+                           config_path=run_dir / "config.json", engine=None, extra={})
     if labelled >= 0:
         loc = Path(ctx.names.table_location("human_qa", "local-test"))
         loc.mkdir(parents=True)

@@ -140,3 +140,33 @@ def test_many_bad_files_show_the_first_few_and_count_the_rest(tmp_path):
     named = [re.search(r"/(b\d\d)\.parquet: ", line).group(1) for line in lines[:SHOWN]]
     assert named == [f"b{i:02d}" for i in range(SHOWN)]
     assert lines[SHOWN:] == [f"{source}: source table db.src: {9 - SHOWN} more problem(s) in other files"]
+
+
+# StagingFeatures casts the id to source.id_type: (id column, id_type, None when accepted or the error's pattern).
+ID_TYPES = {
+    "text ids, id_type string": (GOOD["person_id"], "string", None),
+    "int64 ids, id_type string (cast to text: safe)": ([1, 2, 3], "string", None),
+    "int64 ids, id_type bigint": ([1, 2, 3], "bigint", None),
+    "int32 ids, id_type bigint": (pa.array([1, 2, 3], pa.int32()), "bigint", None),
+    "dictionary text ids, id_type string": (pa.array(GOOD["person_id"]).dictionary_encode(), "string", None),
+    "text ids, id_type bigint": (
+        GOOD["person_id"], "bigint",
+        r"one\.parquet: source table db\.src: column 'person_id' \(source\.id_column\) has type string; expected an "
+        r"integer id \(source\.id_type is bigint; text ids need source\.id_type: string\)$"),
+    "uint64 ids, id_type bigint": (
+        pa.array([1, 2, 3], pa.uint64()), "bigint",
+        r"one\.parquet: source table db\.src: column 'person_id' \(source\.id_column\) has type uint64, which can "
+        r"exceed source\.id_type bigint; cast it to int64 or set source\.id_type: string$"),
+}
+
+
+@pytest.mark.parametrize("case", ID_TYPES)
+def test_id_column_type_against_id_type(tmp_path, case):
+    ids, id_type, pattern = ID_TYPES[case]
+    source = one(tmp_path, table(person_id=ids))
+    if pattern is None:
+        assert check_source(source, "db.src", "person_id", "doc", id_type).rows == 3
+        return
+    with pytest.raises(DataError) as e:
+        check_source(source, "db.src", "person_id", "doc", id_type)
+    assert re.search(pattern, str(e.value)), str(e.value)

@@ -59,6 +59,40 @@ CASES = [
      "greater than 0"),
     ("bad schedule", "  expression: cron(0 6 ? * MON *)", "  expression: cron(0 6 * * MON *)",
      "cron(0 6 * * MON *)", "schedule.expression", "'?' in day-of-month or day-of-week"),
+    # Names stepkit creates must be usable bare in Athena's queries (Trino) and DDL (Hive).
+    ("feature named with a reserved word", "{name: num_jobs,", "{name: order,", "order", "features[2].name",
+     "'order' is a reserved word in Athena DDL and queries"),
+    ("target named with a reserved word", "target:\n  name: age\n", "target:\n  name: values\n", "values",
+     "target.name", "'values' is a reserved word in Athena DDL and queries"),
+    ("table named with a reserved word", "  human_qa: predict_age_human_qa\n", "  human_qa: values\n", "values",
+     "tables.human_qa", "'values' is a reserved word in Athena DDL and queries"),
+    ("database named with a reserved word", "  database: ai_agent_kb_predict_age\n", "  database: group\n", "group",
+     "aws.database", "'group' is a reserved word"),
+    # A source the pipeline would drop, overwrite or delete files of.
+    ("source is one of the pipeline's tables", "  database: ai_agent_kb\n  table: kb_person_profiles_2025q3\n",
+     "  database: ai_agent_kb_predict_age\n  table: predict_age_human_qa\n", "predict_age_human_qa", "source.table",
+     "the source ai_agent_kb_predict_age.predict_age_human_qa is the pipeline's own table `tables.human_qa`"),
+    ("source is a table of the pipeline's database by default", "  database: ai_agent_kb\n  table: kb_person_profiles_2025q3\n",
+     "  table: predict_age_final_results\n", "predict_age_final_results", "source.table", "`tables.final_results`"),
+    ("source location under the pipeline's tables/", "  location: s3://${S3_BUCKET}/kb/person_profiles_2025q3/",
+     "  location: s3://${S3_BUCKET}/predict-age/tables/predict_age_staging_parsed_features_2025q3/", "s3://",
+     "source.location", "s3://stepkit-example-bucket/predict-age/tables/predict_age_staging_parsed_features_2025q3/ "
+     "lies under the pipeline's own s3://stepkit-example-bucket/predict-age/"),
+    ("source location is the pipeline's prefix", "  location: s3://${S3_BUCKET}/kb/person_profiles_2025q3/",
+     "  location: s3://${S3_BUCKET}/predict-age", "s3://", "source.location", "keep the source outside aws.prefix"),
+    ("source location under the pipeline's uploads", "  location: s3://${S3_BUCKET}/kb/person_profiles_2025q3/",
+     "  location: s3://${S3_BUCKET}/predict-age/stepkit/", "s3://", "source.location", "lies under the pipeline's own"),
+    ("source location holds the pipeline's prefix", "  location: s3://${S3_BUCKET}/kb/person_profiles_2025q3/",
+     "  location: s3://${S3_BUCKET}/", "s3://", "source.location", "'s3://stepkit-example-bucket/' is a whole bucket"),
+    ("partition column not last in the SELECT", "    template: staging.sql.j2\n    partitioned_by: [batch_group]\n",
+     "    template: staging.sql.j2\n    partitioned_by: [batch_id]\n", "staging.sql.j2", "stages[1].template",
+     "sql/StagingFeatures.sql does not run on Athena: HIVE_COLUMN_ORDER_MISMATCH: partition columns batch_id must "
+     "be the last columns of the SELECT list, in that order (it ends with batch_group)"),
+    ("own worker module without its image", "timeout_minutes: 60}", "timeout_minutes: 60, module: my_pkg.scoring}",
+     "my_pkg.scoring", "compute.tasks.prediction.module", "a task's own `module` needs its own `image`"),
+    ("worker module not a module name", "timeout_minutes: 60}",
+     "timeout_minutes: 60, image: 'repo/mine:1', module: my-pkg/scoring}", "my-pkg/scoring",
+     "compute.tasks.prediction.module", "should match pattern"),
 ]
 
 
@@ -118,6 +152,10 @@ def test_missing_template_variable(tmp_path):
     ("SELECT FROM WHERE (\n", "sql/TrainingTargets.sql does not parse as Athena SQL"),
     ("SELECT 1 AS a; SELECT 2 AS b\n", "sql/TrainingTargets.sql holds 2 statements"),
     ("SELECT 'unclosed\n", "sql/TrainingTargets.sql does not parse as Athena SQL"),
+    # sqlglot reads these; Athena does not.
+    ("SELECT 1 AS id, 2 AS order\n", "sql/TrainingTargets.sql does not run on Athena: 'order' is a reserved word "
+     "in Athena queries; quote it as \"order\""),
+    ("SELECT id, age AS values FROM t\n", "sql/TrainingTargets.sql does not run on Athena: 'values' is a reserved"),
 ])
 def test_template_that_renders_bad_sql(tmp_path, body, words):
     """sqlglot reads every rendered statement; a failure points at the stage's `template`."""

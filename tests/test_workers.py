@@ -1,4 +1,4 @@
-"""The worker entrypoints as ECS runs them (`python -m workers.<task> ...`), their run() functions,
+"""The worker entrypoints as ECS runs them (`python -m stepkit.workers.<task> ...`), their run() functions,
 the prediction output contract, S3 via moto, and the image contents."""
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-import workers.prediction
-import workers.training
+import stepkit.workers.prediction
+import stepkit.workers.training
 from stepkit import storage
 from stepkit.errors import DataError
 from stepkit.ml import fixtures
@@ -33,7 +33,7 @@ def local(tmp_path_factory):
     p = small()
     root = f"{tmp_path_factory.mktemp('wh')}/"
     names, config_uri, _ = fixtures.warehouse(p, root, RUN, rows=6000, seed=5)
-    done = _cli("workers.training", "--config", config_uri, "--run-id", RUN)
+    done = _cli("stepkit.workers.training", "--config", config_uri, "--run-id", RUN)
     assert done.returncode == 0, done.stderr
     return p, names, config_uri, json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -50,19 +50,19 @@ def test_training_entrypoint_prints_one_json_summary(local):
 
 def test_prediction_entrypoint_writes_the_batch_file_and_a_retry_overwrites(local):
     p, names, config_uri, summary = local
-    first = _cli("workers.prediction", "--config", config_uri, "--run-id", RUN, "--batch-id", "2")
+    first = _cli("stepkit.workers.prediction", "--config", config_uri, "--run-id", RUN, "--batch-id", "2")
     assert first.returncode == 0, first.stderr
     out = json.loads(first.stdout.strip().splitlines()[-1])
     assert out["path"] == f"{names.table_location('predictions', RUN)}batch_id=2/part-00000.parquet"
     digest = _digest(out["path"])
-    again = workers.prediction.run(config_uri, RUN, 2)  # the retry, in a long-lived process
+    again = stepkit.workers.prediction.run(config_uri, RUN, 2)  # the retry, in a long-lived process
     assert again["rows"] == out["rows"] > 0 and _digest(again["path"]) == digest
     assert storage.list_parquet(f"{names.table_location('predictions', RUN)}batch_id=2/") == [out["path"]]
 
 
 def test_prediction_rows_follow_the_contract(local):
     p, names, config_uri, summary = local
-    out = workers.prediction.run(config_uri, RUN, 1)
+    out = stepkit.workers.prediction.run(config_uri, RUN, 1)
     table = pq.read_table(out["path"])
     assert [(f.name, str(f.type)) for f in table.schema] == [
         ("id", "string"), ("predicted_age", "double"), ("lower_bound", "double"), ("upper_bound", "double"),
@@ -80,17 +80,17 @@ def test_prediction_rows_follow_the_contract(local):
 
 def test_a_batch_without_rows_writes_an_empty_file_with_the_schema(local):
     _, names, config_uri, _ = local
-    out = workers.prediction.run(config_uri, RUN, 97)  # Athena wrote no folder for it
+    out = stepkit.workers.prediction.run(config_uri, RUN, 97)  # Athena wrote no folder for it
     table = pq.read_table(out["path"])
     assert out["rows"] == 0 and table.num_rows == 0 and table.column_names[1] == "predicted_age"
 
 
 @pytest.mark.parametrize("module, args, code, message", [
-    ("workers.training", ["--config", "/nonexistent/pipeline.json", "--run-id", RUN], 2,
+    ("stepkit.workers.training", ["--config", "/nonexistent/pipeline.json", "--run-id", RUN], 2,
      r"^/nonexistent/pipeline\.json: no such file$"),
-    ("workers.prediction", ["--config", "/nonexistent/pipeline.json", "--run-id", RUN, "--batch-id", "0"], 2,
+    ("stepkit.workers.prediction", ["--config", "/nonexistent/pipeline.json", "--run-id", RUN, "--batch-id", "0"], 2,
      r"^/nonexistent/pipeline\.json: no such file$"),
-    ("workers.training", ["--config", "CONFIG", "--run-id", "other-run"], 2,
+    ("stepkit.workers.training", ["--config", "CONFIG", "--run-id", "other-run"], 2,
      r"^.*training_features_14m/other-run/: no such folder .*$"),
 ])
 def test_user_errors_are_one_line_and_exit_2(local, module, args, code, message):
@@ -106,7 +106,7 @@ def test_a_missed_quality_gate_exits_3(local, tmp_path):
 
     cfg = tmp_path / "strict.json"
     cfg.write_text(config.render(config.worker_config(strict, names.root)))
-    done = _cli("workers.training", "--config", str(cfg), "--run-id", RUN)
+    done = _cli("stepkit.workers.training", "--config", str(cfg), "--run-id", RUN)
     # Per-model progress lines come first (CloudWatch keeps them); the error is the last line.
     last = done.stderr.strip().splitlines()[-1]
     assert done.returncode == 3 and re.fullmatch(r"quality gate: mae [\d.]+ > max_mae 0\.1 \(model \w+, \d+ held-out rows\)", last)
@@ -117,8 +117,8 @@ def test_bigint_ids_stay_int64(tmp_path):
     p = small()
     p = fixtures.variant(p, source={"id_type": "bigint"})
     names, config_uri, _ = fixtures.warehouse(p, f"{tmp_path}/", RUN, rows=4000, seed=2)
-    workers.training.run(config_uri, RUN)
-    table = pq.read_table(workers.prediction.run(config_uri, RUN, 0)["path"])
+    stepkit.workers.training.run(config_uri, RUN)
+    table = pq.read_table(stepkit.workers.prediction.run(config_uri, RUN, 0)["path"])
     assert str(table.schema.field("id").type) == "int64" and table.num_rows > 0
 
 
@@ -137,8 +137,8 @@ def test_workers_on_s3(s3):
     p = small()
     names, config_uri, _ = fixtures.warehouse(p, "s3://stepkit-example-bucket/predict-age/", RUN, rows=4000, seed=4)
     assert config_uri == names.config_uri  # where deploy puts it
-    summary = workers.training.run(config_uri, RUN)
-    out = workers.prediction.run(config_uri, RUN, 3)
+    summary = stepkit.workers.training.run(config_uri, RUN)
+    out = stepkit.workers.prediction.run(config_uri, RUN, 3)
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="stepkit-example-bucket", Prefix="predict-age/")["Contents"]}
     assert f"predict-age/runs/{RUN}/models/model.joblib" in keys and f"predict-age/runs/{RUN}/models/metrics.json" in keys
     assert out["path"].startswith("s3://") and out["path"][len("s3://stepkit-example-bucket/"):] in keys
@@ -156,16 +156,16 @@ def _allowed_modules(requirements: Path) -> set[str]:
 
 BLOCKER = """
 import sys, importlib.abc, json
-ALLOWED = set(json.loads(sys.argv[1])) | set(sys.stdlib_module_names) | {"stepkit", "workers"}
+ALLOWED = set(json.loads(sys.argv[1])) | set(sys.stdlib_module_names) | {"stepkit"}
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         top = name.split(".")[0]
         if top not in ALLOWED and not top.startswith("_"):
             raise ModuleNotFoundError(f"not in the image: {top}")
 sys.meta_path.insert(0, Block())
-import workers.training, workers.prediction
-summary = workers.training.run(sys.argv[2], sys.argv[3])
-out = workers.prediction.run(sys.argv[2], sys.argv[3], 0)
+import stepkit.workers.training, stepkit.workers.prediction
+summary = stepkit.workers.training.run(sys.argv[2], sys.argv[3])
+out = stepkit.workers.prediction.run(sys.argv[2], sys.argv[3], 0)
 print(json.dumps([summary["chosen_model"], out["rows"]]))
 """
 
@@ -183,7 +183,7 @@ def test_workers_run_with_only_their_image_requirements(local, task):
 @pytest.mark.parametrize("task, args", [("training", ""), ("prediction", " --batch-id N")])
 def test_dockerfile_entrypoint_takes_the_compiled_arguments(task, args):
     text = (ROOT / "workers" / task / "Dockerfile").read_text()
-    assert f'ENTRYPOINT ["python", "-m", "workers.{task}"]' in text
+    assert f'ENTRYPOINT ["python", "-m", "stepkit.workers.{task}"]' in text
     assert text.count("FROM python:3.11-slim") == 2 and f"--run-id ID{args})" in text
     assert f"COPY workers/{task}/requirements.txt" in text
     # Bytecode kept in the image: the non-root runtime user cannot write it, so it would be
@@ -192,19 +192,19 @@ def test_dockerfile_entrypoint_takes_the_compiled_arguments(task, args):
 
 
 # --- a long-lived worker process: what its first batch pays, what each batch re-reads
-FIRST_BATCH = BLOCKER.split("import workers.training")[0] + """
+FIRST_BATCH = BLOCKER.split("import stepkit.workers.training")[0] + """
 import xgboost  # as stepkit/local/preload.py has it in the forkserver
-import workers.prediction
+import stepkit.workers.prediction
 from stepkit.spec.pipeline import WorkerPipeline
 complete = WorkerPipeline.__pydantic_complete__
 before = set(sys.modules)
-workers.prediction.run(sys.argv[2], sys.argv[3], 1)
+stepkit.workers.prediction.run(sys.argv[2], sys.argv[3], 1)
 print(json.dumps({"complete": complete, "imported": sorted(set(sys.modules) - before)}))
 """
 
 
 def test_the_module_import_holds_everything_the_first_batch_needs(local):
-    # A local run's forkserver imports workers.prediction once; each worker process it forks
+    # A local run's forkserver imports stepkit.workers.prediction once; each worker process it forks
     # then scores its first batch without importing anything (it paid ~1.2 s before). Run with
     # only the image's modules importable: a dev venv's pandas is imported by pyarrow's first
     # array conversion wherever it is installed (stepkit/local/preload.py decides about that).
@@ -217,7 +217,7 @@ def test_the_module_import_holds_everything_the_first_batch_needs(local):
 
 
 def test_load_config_is_parsed_once_per_content(local, tmp_path):
-    from workers import load_config
+    from stepkit.workers import load_config
 
     cfg = tmp_path / "pipeline.json"
     text = Path(local[2]).read_text()

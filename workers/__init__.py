@@ -1,4 +1,4 @@
-"""Container entrypoints: `python -m workers.<task> --config URI --run-id ID [...]`.
+"""Container entrypoints: `python -m stepkit.workers.<task> --config URI --run-id ID [...]`.
 
 Each task module also exposes `run(...)`, which the local runner calls in long-lived worker
 processes. What they share is here: reading the worker config and the command-line contract

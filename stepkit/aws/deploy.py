@@ -9,6 +9,7 @@ template, and a change set is only ever executed, never a delete.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -73,14 +74,26 @@ def default_stack_name(pipeline: Any) -> str:
     return pipeline.resource_prefix
 
 
+# CloudFormation stack names: a letter, then letters, digits and hyphens; at most 128 characters.
+_STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
+
+
+def check_stack_name(name: str, given: bool) -> None:
+    if not _STACK_NAME.fullmatch(name):
+        where = f"--stack-name {name!r}" if given else f"stack name {name!r} (the resource_prefix)"
+        raise AwsError(f"{where}: a CloudFormation stack name is 1-128 letters, digits and '-', starting with a "
+                       "letter")
+
+
 class Deployer:
     def __init__(self, artifacts: "Artifacts", session: Session | None = None, stack_name: str | None = None,
                  echo: Callable[[str], None] = print, poll_seconds: float = 2.0, timeout_seconds: float = 3600):
         self.a = artifacts
         self.p = artifacts.context.p
         self.n = artifacts.context.names
-        self.session = session or Session(region=self.p.aws.region)
         self.stack = stack_name or default_stack_name(self.p)
+        check_stack_name(self.stack, given=stack_name is not None)  # before any AWS call
+        self.session = session or Session(region=self.p.aws.region)
         self.echo = echo
         self.poll = poll_seconds
         self.timeout = timeout_seconds
@@ -226,6 +239,35 @@ class Deployer:
         if status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
             raise AwsError(f"stack {self.stack} is busy ({status}): wait for it to finish, then deploy again")
 
+    def check_prefix_free(self) -> None:
+        """A new stack creates roles, functions and log groups with fixed names from resource_prefix: if
+        one exists already (another stack of this pipeline, or one left behind), the create fails on it."""
+        from botocore.exceptions import ClientError
+
+        role = self.n.role("statemachine")
+        try:
+            self.session.client("iam").raw.get_role(RoleName=role)
+        except ClientError as e:
+            if str(e.response.get("Error", {}).get("Code", "")) == "NoSuchEntity":
+                return
+            raise explain(e, "iam:GetRole") or e from None
+        raise AwsError(f"stack {self.stack} does not exist but IAM role {role} does: resource_prefix "
+                       f"{self.p.resource_prefix!r} is in use by another stack (or left by a deleted one), and a new "
+                       "stack would fail on every resource it names. Deploy to the stack that has it (--stack-name), "
+                       "or choose another resource_prefix")
+
+    def remove_empty(self) -> str:
+        """Delete the stack if it is the empty REVIEW_IN_PROGRESS stack a CREATE change set makes;
+        what happened, to append to the error that ended the deploy (the error stays the news)."""
+        try:
+            stack = self.describe()
+            if stack is None or stack["StackStatus"] != "REVIEW_IN_PROGRESS":
+                return ""
+            self.cfn.delete_stack(StackName=self.stack)
+        except AwsError as e:
+            return f"; the stack {self.stack} it made is left REVIEW_IN_PROGRESS, delete it by hand ({e})"
+        return f"; the empty stack {self.stack} it made was deleted"
+
     def parameters(self, stack: dict[str, Any] | None, code_key: str | None, image_tag: str | None,
                    declared: dict[str, Any] | None = None) -> list[dict[str, str]]:
         """Values of the template's parameters (`declared`; CloudFormation refuses an undeclared one)."""
@@ -327,6 +369,8 @@ class Deployer:
         if stack:
             self.check_stack(stack)
         creating = stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS"
+        if creating:
+            self.check_prefix_free()
         template = tpl.build(self.a)
         self.preflight(template, dry_run)
         code_key = None
@@ -343,7 +387,11 @@ class Deployer:
         self.upload(tmpl)
         url = package.template_url(self.p.aws.bucket, self.session.region, tmpl.key)
         kind = "CREATE" if creating else "UPDATE"
-        name, changes = self.change_set(kind, url, self.parameters(stack, code_key, image_tag, template["Parameters"]))
+        try:
+            name, changes = self.change_set(kind, url, self.parameters(stack, code_key, image_tag, template["Parameters"]))
+        except AwsError as e:
+            # A CREATE change set makes an empty stack (REVIEW_IN_PROGRESS) first: leave none behind.
+            raise AwsError(f"{e}{self.remove_empty() if creating else ''}") from None
         if not changes:
             self.echo(f"stack {self.stack}: no changes")
             self.echo(versions.describe_live(self.session.client("stepfunctions"), self.n.state_machine_arn))
@@ -359,7 +407,10 @@ class Deployer:
             self.echo("dry run: nothing changed")
             return Outcome(self.stack, "dry-run", changes)
         since = datetime.now(timezone.utc).replace(microsecond=0)
-        status = self.execute(name)
+        try:
+            status = self.execute(name)
+        except AwsError as e:
+            raise AwsError(f"{e}{self.remove_empty() if creating else ''}") from None
         if status not in OK:
             raise self.failure(status, since)
         outputs = self.outputs()

@@ -186,6 +186,8 @@ def _states(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
         inner = state.get("ItemProcessor") or state.get("Iterator")
         if inner:
             yield from ((name, s) for _, s in _states(inner))  # a Map's work logs under the Map's name
+        for branch in state.get("Branches", []):  # a Parallel's stages are stages of their own
+            yield from _states(branch)
 
 
 @dataclass(frozen=True)
@@ -200,7 +202,8 @@ def log_source(session: Session, m: Machine, stage: str) -> LogSource:
     definition = json.loads(desc["definition"])
     states = [s for name, s in _states(definition) if name == stage]
     if not states:
-        names = ", ".join(n for n in definition.get("States", {}))
+        names = ", ".join(n for n, s in _states(definition) if s.get("Type") in ("Task", "Map", "Wait")
+                          and not n.endswith(".prepare"))
         raise StepkitError(f"{m.name}: no stage named {stage!r} (stages: {names})")
     tasks = [s for s in states if s.get("Type") == "Task"]
     state = tasks[-1] if tasks else states[0]

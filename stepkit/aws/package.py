@@ -7,6 +7,7 @@ gets the same key and an unchanged stack sees no change.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import zipfile
 from dataclasses import dataclass
@@ -15,9 +16,11 @@ from pathlib import Path
 import stepkit
 
 REPO = Path(stepkit.__file__).resolve().parent.parent
-# Only what the handlers import: the Lambda runtime has boto3 but not pydantic or jinja2.
-FUNCTION_FILES = ("stepkit/__init__.py", "stepkit/cleanup.py", "workers/cleanup/__init__.py",
-                  "workers/cleanup/handler.py", "workers/alerts/__init__.py", "workers/alerts/handler.py")
+# Only what the handlers import: the Lambda runtime has boto3 but not pydantic or jinja2. Named
+# by import path, as the Lambda imports them (the repository keeps stepkit.workers in workers/).
+FUNCTION_FILES = ("stepkit/__init__.py", "stepkit/cleanup.py", "stepkit/workers/__init__.py",
+                  "stepkit/workers/cleanup/__init__.py", "stepkit/workers/cleanup/handler.py",
+                  "stepkit/workers/alerts/__init__.py", "stepkit/workers/alerts/handler.py")
 EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -32,19 +35,31 @@ class Artifact:
         return hashlib.sha256(self.body).hexdigest()[:16]
 
 
-def zip_files(root: Path, files: tuple[str, ...]) -> bytes:
+def source(rel: str) -> Path:
+    """The file of the module at import path `rel` (`a/b.py`, `a/__init__.py`), wherever it is
+    installed: a checkout (editable install) or site-packages (a wheel)."""
+    parts = rel.removesuffix(".py").split("/")
+    if parts[-1] == "__init__":
+        parts.pop()
+    spec = importlib.util.find_spec(".".join(parts))
+    if spec is None or not spec.origin:
+        raise FileNotFoundError(f"{rel}: no module {'.'.join(parts)} installed")
+    return Path(spec.origin)
+
+
+def zip_files(files: tuple[str, ...]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for rel in sorted(files):
             info = zipfile.ZipInfo(rel, date_time=EPOCH)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, (root / rel).read_bytes())
+            zf.writestr(info, source(rel).read_bytes())
     return buf.getvalue()
 
 
 def function_code(prefix: str) -> Artifact:
-    body = zip_files(REPO, FUNCTION_FILES)
+    body = zip_files(FUNCTION_FILES)
     digest = hashlib.sha256(body).hexdigest()[:16]
     return Artifact(f"{prefix}/stepkit/code/functions-{digest}.zip", body, "application/zip")
 

@@ -28,6 +28,7 @@ BAD_CREDENTIALS = {"InvalidClientTokenId", "UnrecognizedClientException", "Signa
 def explain(error: Exception, action: str) -> AwsError | None:
     """The user's one line for a botocore error; None for errors that are stepkit's bugs."""
     from botocore import exceptions as bx
+    from botocore.parsers import ResponseParserError
 
     if isinstance(error, bx.NoCredentialsError):
         return AwsError("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
@@ -38,6 +39,13 @@ def explain(error: Exception, action: str) -> AwsError | None:
         return AwsError(f"{action}: AWS SSO session expired or missing: run `aws sso login`")
     if isinstance(error, (bx.EndpointConnectionError, bx.ConnectTimeoutError)):
         return AwsError(f"{action}: cannot reach the AWS endpoint ({error}); check the network or AWS_ENDPOINT_URL")
+    if isinstance(error, ResponseParserError):
+        # The endpoint answered with something the SDK cannot read (an error body in another protocol).
+        body = " ".join(str(error).split())
+        return AwsError(f"{action}: unreadable answer from the AWS endpoint: {body[:300]}")
+    if isinstance(error, bx.ParamValidationError):
+        # A value the API refuses before sending: the pipeline's checks should have caught it.
+        return AwsError(f"{action}: AWS would refuse a value: {' '.join(str(error).split())}")
     if isinstance(error, bx.ClientError):
         err = error.response.get("Error", {})
         code, message = str(err.get("Code", "")), str(err.get("Message", "")).strip()
@@ -65,10 +73,11 @@ def explain(error: Exception, action: str) -> AwsError | None:
 def calling(action: str) -> Iterator[None]:
     """Run AWS calls; a botocore failure becomes one `AwsError` line naming `action`."""
     from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError
 
     try:
         yield
-    except (BotoCoreError, ClientError) as e:
+    except (BotoCoreError, ClientError, ResponseParserError) as e:
         mapped = explain(e, action)
         if mapped is None:
             raise

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import click
 
-from stepkit.cli import _print_warnings, _variables, env_file_option, var_option
+from stepkit.commands.options import _print_warnings, _variables, env_file_option, var_option
 
 region_option = click.option("--region", default=None, help="AWS region (default: AWS_REGION / your AWS config).")
 pipeline_option = click.option("--pipeline", "-p", "pipeline", default=None, metavar="NAME",
@@ -22,7 +22,7 @@ def _session(region: str | None):
 
 
 @click.command()
-@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.argument("pipeline", type=click.Path())
 @click.option("--stack-name", default=None, help="CloudFormation stack (default: the pipeline's resource_prefix).")
 @click.option("--dry-run", is_flag=True, help="Show the change set, then stop.")
 @click.option("--image-tag", default=None, help="Image tag the task definitions run (default: keep the current one).")
@@ -40,7 +40,7 @@ def deploy(pipeline: str, stack_name: str | None, dry_run: bool, image_tag: str 
 
 
 @click.command()
-@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.argument("pipeline", type=click.Path())
 @click.option("--stack-name", default=None, help="CloudFormation stack (default: the pipeline's resource_prefix).")
 @click.option("--create-ecs-role", is_flag=True, help="Create the ECS service-linked role if the account lacks it.")
 @var_option
@@ -75,7 +75,7 @@ def images() -> None:
 
 
 @images.command(name="build")
-@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.argument("pipeline", type=click.Path())
 @click.option("--tag", default=None, help="Image tag (default: UTC timestamp); `latest` is tagged too.")
 @var_option
 @env_file_option
@@ -91,7 +91,7 @@ def images_build(pipeline: str, tag: str | None, var: tuple[str, ...], env_file:
 
 
 @images.command(name="push")
-@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.argument("pipeline", type=click.Path())
 @click.option("--tag", required=True, help="The tag `images build` printed.")
 @click.option("--no-deploy", is_flag=True, help="Only push; leave the task definitions on their current tag.")
 @var_option
@@ -173,7 +173,7 @@ def rollback(to: int | None, region: str | None, pipeline: str | None) -> None:
 
 
 @click.command()
-@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.argument("pipeline", type=click.Path())
 @var_option
 @env_file_option
 def results(pipeline: str, var: tuple[str, ...], env_file: str | None) -> None:

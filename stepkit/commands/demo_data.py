@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import click
 
-from stepkit.cli import _variables, env_file_option, var_option
+from stepkit.commands.options import _variables, env_file_option, var_option
 
 
 @click.command(name="demo-data")
-@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.argument("pipeline", type=click.Path())
 @click.option("--rows", type=click.IntRange(min=1), required=True, help="Rows to write (duplicates included).")
 @click.option("--out", "out", required=True, help="Parquet file to write (local path or s3:// URI).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Same seed, same bytes.")

@@ -5,33 +5,36 @@ from pathlib import Path
 
 import click
 
-from stepkit.cli import _variables, env_file_option, var_option
+from stepkit.commands.options import _variables, env_file_option, var_option
 
 WORKDIR_DEFAULT = ".work"
 
 
 @click.command(name="run")
-@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.argument("pipeline", type=click.Path())
 @click.option("--local", "local", is_flag=True, help="Run every stage here (DuckDB, worker processes): no AWS account.")
 @click.option("--source", type=click.Path(), default=None,
               help="Local run: the source as a Parquet file or folder (default: a generated demo source).")
-@click.option("--workdir", type=click.Path(file_okay=False), default=WORKDIR_DEFAULT, show_default=True,
+@click.option("--workdir", type=click.Path(), default=WORKDIR_DEFAULT, show_default=True,
               help="Local run: warehouse, run records and reports go here.")
 @click.option("--resume", "resume", default=None, metavar="RUN_ID",
               help="Local run: continue a failed run from its failed stage.")
 @click.option("--demo-rows", type=click.IntRange(min=1), default=1_000_000, show_default=True,
               help="Local run without --source: rows of the generated demo source.")
+@click.option("--definition", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Local run: execute this state machine definition (hand-edited or downloaded) instead of "
+                   "the one PIPELINE compiles to; the services it calls are still PIPELINE's.")
 @click.option("--name", default=None,
               help="AWS run: the execution name (default: generated); letters, digits, '-' and '_' only.")
 @var_option
 @env_file_option
 def run(pipeline: str, local: bool, source: str | None, workdir: str, resume: str | None, demo_rows: int,
-        name: str | None, var: tuple[str, ...], env_file: str | None) -> None:
+        definition: str | None, name: str | None, var: tuple[str, ...], env_file: str | None) -> None:
     """Run PIPELINE: an AWS execution, or with --local the whole pipeline on this machine."""
     variables = _variables(var, env_file)
     if not local:
-        if source or resume:
-            raise click.UsageError("--source and --resume apply to --local runs")
+        if source or resume or definition:
+            raise click.UsageError("--source, --resume and --definition apply to --local runs")
         from stepkit.aws.ops import start_run
 
         execution = start_run(pipeline, variables, name=name, echo=click.echo)
@@ -41,7 +44,7 @@ def run(pipeline: str, local: bool, source: str | None, workdir: str, resume: st
     from stepkit.local.runner import run_local
 
     outcome = run_local(pipeline, variables, Path(workdir), Path(source) if source else None, resume,
-                        demo_rows=demo_rows)
+                        demo_rows=demo_rows, definition=Path(definition) if definition else None)
     rec = outcome.record
     click.echo(f"run {outcome.run_id} succeeded in {rec.ended - rec.started:.1f} s")
     click.echo(f"  final results: {rec.outputs['final_results']}")

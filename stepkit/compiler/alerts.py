@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from stepkit.compiler.build import Artifacts
 
 ALERTS_FUNCTION = "alerts"
-HANDLER = "workers.alerts.handler.handler"
+HANDLER = "stepkit.workers.alerts.handler.handler"
 TOPIC, RULE, FUNCTION, ROLE = "RunAlertTopic", "RunAlertRule", "RunAlertFunction", "RunAlertRole"
 ENDS = ["FAILED", "TIMED_OUT", "ABORTED"]
 DETAIL_TYPE = "Step Functions Execution Status Change"

@@ -1,15 +1,15 @@
-"""Pipeline -> artifacts: the state machine, one IAM policy per role, the SQL files.
+"""Pipeline -> plan: checked stages, their states wired into one state machine, one IAM policy
+per role, the SQL, the AWS resources.
 
-Blocks build typed pieces; this module wires them and renders once, deterministically,
-so compiled output can be committed and diffed.
+Blocks build typed pieces; this module checks and collects them, compiler/wiring.py joins the
+states, and compiler/plan.py renders once, deterministically, so output can be committed and diffed.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from stepkit.compiler import flow, integrations, sqlcheck
+from stepkit.compiler import flow, integrations, limits, source_safety, sqlcheck, wiring
+from stepkit.compiler.plan import Artifacts, Plan, StagePlan
 from stepkit.ir import asl
 from stepkit.ir.context import Context
 from stepkit.ir.cfn import Resource
@@ -26,46 +26,6 @@ FAILED = "Failed"
 CLEANUP_ON_FAILURE = "CleanupOnFailure"
 
 
-@dataclass
-class Artifacts:
-    context: Context
-    definition: dict[str, Any]
-    policies: dict[str, Policy]
-    statements: list[SqlStatement]
-    resources: list[Resource] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)
-
-    def files(self) -> dict[str, str]:
-        """Relative path -> content, for `compile --out`."""
-        out = {"statemachine.asl.json": asl.render(self.definition)}
-        for role, policy in self.policies.items():
-            out[f"iam/{role}.json"] = policy.render()
-        for st in self.statements:
-            out[f"sql/{st.name}.sql"] = st.sql
-        from stepkit.compiler import template  # lazy: pure dicts; keeps compile fast
-
-        out["template.json"] = template.render(template.build(self))
-        return dict(sorted(out.items()))
-
-    def write(self, out_dir: Path) -> list[Path]:
-        """Every file of `files()` under out_dir; returns their paths (unchanged ones included)."""
-        written = []
-        for rel, text in self.files().items():
-            path = out_dir / rel
-            data = text.encode("utf-8")
-            written.append(path)
-            # A file that already holds this content is left alone: its mtime stays (make, rsync),
-            # and the rename below is the slowest step of a compile that changes nothing.
-            if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Write to a temporary name and rename: an interrupted compile leaves no half file.
-            tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)
-        return written
-
-
 def _locate(ctx: Context, positions: Positions, index: int | None, f: Finding) -> Problem:
     loc = (("stages", index) if index is not None and not f.root else ()) + f.loc
     line, col = positions.find(loc)
@@ -73,12 +33,13 @@ def _locate(ctx: Context, positions: Positions, index: int | None, f: Finding) -
 
 
 def _failure_path(ctx: Context) -> tuple[dict[str, asl.State], list[Statement], list[Resource], str]:
-    """States every failure goes to: clean up what the run made, then fail with the stage's error."""
+    """With `on_failure`: the states every failure goes to (clean up what the run made, then fail with
+    the stage's error). Without it, none: the execution fails at the failed state, which a redrive runs again."""
     fail = {"Type": "Fail", "Comment": "Fails the execution with the failed stage's error and cause.",
             "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
     of = ctx.p.on_failure
     if not (of.drop_tables or of.delete_data):
-        return {FAILED: fail}, [], [], FAILED
+        return {}, [], [], FAILED
     block = cleanup_block.Cleanup(name=CLEANUP_ON_FAILURE, drop_tables=of.drop_tables, delete_data=of.delete_data,
                                   scope="run", comment="Drops what the failed run made; then the execution fails.")
     state = block.fragment(ctx).states[CLEANUP_ON_FAILURE]
@@ -98,6 +59,8 @@ def _base_statements(ctx: Context) -> list[Statement]:
         Statement.of(sm, ["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
                           "xray:GetSamplingTargets"], "*",
                      why="X-Ray tracing actions have no resource types: AWS requires '*'"),
+        # CheckOtherRuns: the executions of this machine running now (one run at a time).
+        Statement.of(sm, "states:ListExecutions", ctx.names.state_machine_arn),
     ]
 
 
@@ -112,6 +75,11 @@ def build(ctx: Context, positions: Positions | None = None,
     for i, stage in enumerate(p.stages):
         for f in stage.check(ctx):
             (errors if f.level == "error" else warnings).append(_locate(ctx, positions, i, f))
+    errors += [_locate(ctx, positions, None, f) for f in source_safety.check(ctx)]
+    # The failure path's table keys: checked like a cleanup stage's, located under on_failure.
+    for f in cleanup_block.Cleanup(name=CLEANUP_ON_FAILURE, **p.on_failure.model_dump()).check(ctx):
+        if p.on_failure.drop_tables or p.on_failure.delete_data:
+            errors.append(_locate(ctx, positions, None, Finding(f.level, ("on_failure", *f.loc), f.message)))
     if errors:
         raise SpecError(problems=errors)
 
@@ -140,36 +108,43 @@ def build(ctx: Context, positions: Positions | None = None,
     if errors:
         raise SpecError(problems=errors)
 
+    flows = [stage.flow(ctx) for stage in p.stages]
+    stage_states, prepare_iam, prepare_resources = [], [], []
+    for stage, f in zip(p.stages, flows):
+        keys = tuple(sorted(k for k in f.writes | f.defines if k in p.tables.names()))
+        prepare = cleanup_block.prepare_state(ctx, stage.name, keys) if keys else None
+        stage_states.append(wiring.StageStates(stage.name, stage.fragment(ctx), guard=not _state_only(f),
+                                               prepare=prepare))
+    if any(s.prepare is not None for s in stage_states):
+        prepare_iam, prepare_resources = cleanup_block.statements(ctx), cleanup_block.resources(ctx)
     failure_states, failure_iam, failure_resources, on_error = _failure_path(ctx)
-    states: dict[str, asl.State] = {}
-    stage_of: dict[str, int] = {}
-    fragments = [stage.fragment(ctx) for stage in p.stages]
-    for i, (frag, nxt) in enumerate(zip(fragments, fragments[1:] + [None])):
-        for name in frag.exits:
-            state = frag.states[name]
-            state.pop("Next", None)
-            if nxt is None:
-                state["End"] = True
-            else:
-                state["Next"] = nxt.entry
-        for name, state in frag.states.items():
-            if state["Type"] in ("Task", "Map", "Parallel"):
-                state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": on_error}]
-            if name in states:
-                raise SpecError(problems=[_locate(ctx, positions, i, Finding(
-                    "error", ("name",), f"two stages make a state named {name!r}; rename one"))])
-            states[name] = state
-            stage_of[name] = i
-    states.update(failure_states)
-
+    try:
+        start, wired = wiring.wire(stage_states, flow.structure(flows), ctx.names.state_machine_arn,
+                                   (failure_states, on_error) if failure_states else None)
+    except wiring.NameClash as e:  # two stages (or a stage and stepkit's own states) make one state name
+        index = next((i for i, s in enumerate(p.stages) if s.name == e.stage), None)
+        loc = ("name",) if index is not None else ("on_failure",) if e.stage is None else ("stages",)
+        raise SpecError(problems=[_locate(ctx, positions, index, Finding("error", loc, str(e)))]) from None
     definition = {
         "Comment": f"{p.name}: {p.description}".strip().rstrip(":") + " (compiled by stepkit; do not edit)",
-        "StartAt": fragments[0].entry,
-        "States": states,
+        "StartAt": start,
+        "States": wired.states,
     }
+    stage_of = dict(wired.stage_of)
+    for stage_states_ in stage_states:  # a Map's per-item states belong to the Map's stage
+        for name, state in stage_states_.fragment.states.items():
+            processor = state.get("ItemProcessor") or state.get("Iterator") or {}
+            for inner in processor.get("States", {}):
+                if inner in stage_of or inner in wired.names:  # names are unique in the whole machine
+                    e = wiring.clash(inner, stage_states_.name, stage_of.get(inner))
+                    index = next((i for i, s in enumerate(p.stages) if s.name == e.stage), None)
+                    raise SpecError(problems=[_locate(ctx, positions, index, Finding("error", ("name",), str(e)))])
+                stage_of[inner] = stage_states_.name
+    index_of = {stage.name: i for i, stage in enumerate(p.stages)}
 
     policies = {role: Policy(role) for role in ROLES}
-    for st in [*_base_statements(ctx), *[s for stage in p.stages for s in stage.iam(ctx)], *failure_iam]:
+    for st in [*_base_statements(ctx), *[s for stage in p.stages for s in stage.iam(ctx)], *failure_iam,
+               *prepare_iam]:
         policies[st.role].statements.append(st)
     if not policies["lambda"].statements:
         # Nothing invokes stepkit's Lambda: still let the deployed function write its logs.
@@ -182,13 +157,30 @@ def build(ctx: Context, positions: Positions | None = None,
                 errors.append(_locate(ctx, positions, i, Finding("error", ("template",), f"sql/{st.name}.sql {why}")))
     # No validator reads integration ARNs or their Parameters: stepkit's own allow-list does.
     for issue in integrations.check(definition):
-        index = stage_of.get(issue.state)  # None: the failure path, made from `on_failure`
-        loc = () if index is not None else ("on_failure",)
+        index = index_of.get(stage_of.get(issue.state, ""))  # None: stepkit's own or on_failure states
+        loc = ("on_failure",) if index is None and issue.state in failure_states else ()
         errors.append(_locate(ctx, positions, index, Finding("error", loc, f"state {issue}")))
     if errors:
         raise SpecError(problems=errors)
-    resources = [r for stage in p.stages for r in stage.resources(ctx)] + failure_resources
-    return Artifacts(ctx, definition, policies, statements, resources, warnings)
+    resources = [r for stage in p.stages for r in stage.resources(ctx)] + failure_resources + prepare_resources
+    plans = []
+    for i, (stage, f, ss) in enumerate(zip(p.stages, flows, stage_states)):
+        names = [n for n in wired.stage_of if wired.stage_of[n] == stage.name]
+        plans.append(StagePlan(stage, i, f, names, wiring.guard_name(stage.name) if ss.guard else ss.fragment.entry,
+                               tuple(ss.fragment.exits), [st for st in statements if st.stage == stage.name],
+                               stage.repeatable,
+                               tuple(sorted(k for k in f.writes | f.defines if k in p.tables.names()))
+                               if ss.prepare is not None else (), ss.guard))
+    plan = Plan(ctx, definition, policies, statements, resources, warnings, plans, stage_of)
+    errors += limits.check(plan, positions)  # AWS's size limits, measured on the rendered artifacts
+    if errors:
+        raise SpecError(problems=errors)
+    return plan
+
+
+def _state_only(f: flow.Flow) -> bool:
+    """Writes only execution state (a batch id list): it runs every time, its output is not kept."""
+    return bool(f.writes) and all(w.startswith("$") for w in f.writes) and not (f.barrier or f.defines)
 
 
 def compile_file(path: str | Path, variables: dict[str, str] | None = None,

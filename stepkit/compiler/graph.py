@@ -1,4 +1,9 @@
-"""The compiled state machine as a Mermaid flowchart (`stepkit graph`)."""
+"""The compiled state machine as a Mermaid flowchart (`stepkit graph`).
+
+Every state is a node (node ids are state names with anything but letters, digits and `_` as `_`);
+a Parallel's branches and a Map's item states are subgraphs beside it; a Choice has one labelled
+edge per rule. Failure edges (Catch) are dotted and drawn last.
+"""
 from __future__ import annotations
 
 import re
@@ -8,7 +13,7 @@ _SHAPES = {"Task": ("[", "]"), "Map": ("[[", "]]"), "Pass": ("([", "])"), "Wait"
            "Fail": ("((", "))"), "Succeed": ("((", "))"), "Choice": ("{", "}"), "Parallel": ("[[", "]]")}
 
 
-def _id(name: str) -> str:
+def node_id(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
@@ -22,48 +27,66 @@ def _label(name: str, state: dict[str, Any]) -> str:
         detail = "Fargate"
     elif "lambda" in resource:
         detail = "Lambda"
+    elif "aws-sdk" in resource:
+        detail = resource.split("aws-sdk:", 1)[1]
     elif kind == "Map":
         mode = state["ItemProcessor"]["ProcessorConfig"]["Mode"].lower()
         detail = f"{mode} map, {state.get('MaxConcurrency', '?')} at once"
     elif kind == "Wait":
         detail = f"{state.get('Seconds', '?')} s"
+    elif kind == "Parallel":
+        detail = f"{len(state.get('Branches', []))} branches at once"
     text = f"{name}<br/><small>{detail}</small>" if detail else name
     return text.replace('"', "'")
 
 
-def _nodes(states: dict[str, Any], indent: str) -> list[str]:
-    """One node per state; a Map's own states go in a subgraph beside it, run once per item."""
-    out = []
+def _rule_label(rule: dict[str, Any]) -> str:
+    if "Not" in rule:
+        return "not " + _rule_label(rule["Not"])
+    if "Or" in rule or "And" in rule:
+        return ("any" if "Or" in rule else "all") + " of ..."
+    variable = rule.get("Variable", "")
+    test = next((k for k in rule if k not in ("Variable", "Next")), "")
+    return f"{variable} {test}".strip().replace('"', "'").replace("|", "/")
+
+
+def _scope(states: dict[str, Any], indent: str, end: str, lines: list[str], failures: list[tuple[str, str]]) -> None:
     for name, state in states.items():
         left, right = _SHAPES.get(state["Type"], ("[", "]"))
-        out.append(f'{indent}{_id(name)}{left}"{_label(name, state)}"{right}')
+        lines.append(f'{indent}{node_id(name)}{left}"{_label(name, state)}"{right}')
         processor = state.get("ItemProcessor") or state.get("Iterator")
         if processor:
-            inner = processor["States"]
-            out.append(f"{indent}subgraph {_id(name)}_each [{name} - each item]")
-            out += _nodes(inner, indent + "  ")
-            out += [f"{indent}  {_id(n)} --> {_id(s['Next'])}" for n, s in inner.items() if "Next" in s]
-            out.append(f"{indent}end")
-            out.append(f"{indent}{_id(name)} -.-> {_id(processor['StartAt'])}")
-    return out
+            inner = node_id(name) + "_each"
+            lines.append(f"{indent}subgraph {inner} [{name} - each item]")
+            _scope(processor["States"], indent + "  ", inner + "_end", lines, failures)
+            lines.append(f"{indent}end")
+            lines.append(f"{indent}{node_id(name)} -.-> {node_id(processor['StartAt'])}")
+        for i, branch in enumerate(state.get("Branches", [])):
+            sub = f"{node_id(name)}_branch{i + 1}"
+            lines.append(f"{indent}subgraph {sub} [{name} - branch {i + 1}]")
+            _scope(branch["States"], indent + "  ", f"{sub}_end", lines, failures)
+            lines.append(f"{indent}end")
+            lines.append(f"{indent}{node_id(name)} --> {node_id(branch['StartAt'])}")
+        if "Next" in state:
+            lines.append(f"{indent}{node_id(name)} --> {node_id(state['Next'])}")
+        if state.get("End"):
+            lines.append(f"{indent}{node_id(name)} --> {end}((end))")
+        for rule in state.get("Choices", []):
+            lines.append(f'{indent}{node_id(name)} -->|"{_rule_label(rule)}"| {node_id(rule["Next"])}')
+        if "Default" in state:
+            lines.append(f'{indent}{node_id(name)} -->|"otherwise"| {node_id(state["Default"])}')
+        failures += [(name, c["Next"]) for c in state.get("Catch", [])]
 
 
 def mermaid(definition: dict[str, Any]) -> str:
-    lines = ["flowchart TD"]
-    states = definition["States"]
-    lines.append(f"  start((start)) --> {_id(definition['StartAt'])}")
-    lines += _nodes(states, "  ")
-    for name, state in states.items():
-        if "Next" in state:
-            lines.append(f"  {_id(name)} --> {_id(state['Next'])}")
-        if state.get("End"):
-            lines.append(f"  {_id(name)} --> done((end))")
+    lines = ["flowchart TD", f"  start((start)) --> {node_id(definition['StartAt'])}"]
+    failures: list[tuple[str, str]] = []
+    _scope(definition["States"], "  ", "done", lines, failures)
     # Failure edges last and dotted: they would crowd the main path otherwise.
-    catch_targets = sorted({c["Next"] for s in states.values() for c in s.get("Catch", [])})
-    for target in catch_targets:
-        sources = [n for n, s in states.items() if any(c["Next"] == target for c in s.get("Catch", []))]
+    for target in sorted({t for _, t in failures}):
+        sources = [s for s, t in failures if t == target]
         if len(sources) > 3:
-            lines.append(f"  {_id(target)}_any[/any task fails/] -.-> {_id(target)}")
+            lines.append(f"  {node_id(target)}_any[/any task fails/] -.-> {node_id(target)}")
         else:
-            lines.extend(f"  {_id(n)} -.->|error| {_id(target)}" for n in sources)
+            lines.extend(f"  {node_id(s)} -.->|error| {node_id(target)}" for s in sources)
     return "\n".join(lines) + "\n"

@@ -108,7 +108,7 @@ INTEGRATIONS: dict[str, Integration] = {
     "arn:aws:states:::lambda:invoke.waitForTaskToken": Integration(_LAMBDA, ("FunctionName",)),
     "arn:aws:states:::states:startExecution": Integration(_START_EXECUTION, ("StateMachineArn",)),
     "arn:aws:states:::states:startExecution.sync:2": Integration(_START_EXECUTION, ("StateMachineArn",)),
-    # Neither parameter is required by the API (one of them names what to list).
+    # The AWS SDK integration (request-response only), for stepkit's one-run-at-a-time check.
     "arn:aws:states:::aws-sdk:sfn:listExecutions": Integration(_LIST_EXECUTIONS, ()),
 }
 
@@ -134,7 +134,9 @@ class Issue:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
+        # From the state that holds it (its place in nested Parallel branches is noise to a reader).
+        at = self.path.rfind(f"States.{self.state}.")
+        return f"{self.path[at:] if at >= 0 else self.path}: {self.message}"
 
 
 def _keys(params: dict[str, Any], spec: Spec, path: str, resource: str, out: list[tuple[str, str]]) -> None:
@@ -172,27 +174,29 @@ def _integration(block: dict[str, Any], table: dict[str, Integration], path: str
             out.append((f"{path}.Parameters", f"{resource} needs {req!r}"))
 
 
-def _states(states: dict[str, Any], prefix: str, out: list[tuple[str, str]]) -> None:
+def _states(states: dict[str, Any], prefix: str, out: list[tuple[str, str, str]]) -> None:
+    """(the state holding the problem, path, message): a state in a Parallel branch is its own owner."""
     for name, state in states.items():
         path = f"{prefix}{name}"
+        found: list[tuple[str, str]] = []
         if state.get("Type") == "Task":
-            _integration(state, INTEGRATIONS, path, out)
+            _integration(state, INTEGRATIONS, path, found)
         if state.get("Type") == "Map":
             processor = state.get("ItemProcessor") or state.get("Iterator") or {}
-            _states(processor.get("States", {}), f"{path}.ItemProcessor.States.", out)
+            inner: list[tuple[str, str, str]] = []
+            _states(processor.get("States", {}), f"{path}.ItemProcessor.States.", inner)
+            found += [(p, m) for _, p, m in inner]  # a Map's item states are the Map's
             if "ItemReader" in state:
-                _integration(state["ItemReader"], ITEM_READERS, f"{path}.ItemReader", out)
+                _integration(state["ItemReader"], ITEM_READERS, f"{path}.ItemReader", found)
             if "ResultWriter" in state and "Resource" in state["ResultWriter"]:
-                _integration(state["ResultWriter"], RESULT_WRITERS, f"{path}.ResultWriter", out)
+                _integration(state["ResultWriter"], RESULT_WRITERS, f"{path}.ResultWriter", found)
+        out += [(name, p, m) for p, m in found]
         for i, branch in enumerate(state.get("Branches", [])):
             _states(branch.get("States", {}), f"{path}.Branches[{i}].States.", out)
 
 
 def check(definition: dict[str, Any]) -> list[Issue]:
     """Every integration resource and parameter in the definition that stepkit does not know."""
-    issues = []
-    for name, state in definition.get("States", {}).items():
-        found: list[tuple[str, str]] = []
-        _states({name: state}, "States.", found)
-        issues += [Issue(name, path, message) for path, message in found]
-    return issues
+    found: list[tuple[str, str, str]] = []
+    _states(definition.get("States", {}), "States.", found)
+    return [Issue(state, path, message) for state, path, message in found]

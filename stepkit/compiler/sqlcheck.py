@@ -23,6 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from stepkit.spec.reserved import DDL, QUERY
+
 # What `${run_id}` becomes while parsing: any plain identifier-like text would do.
 SAMPLE_RUN_ID = "run_0000"
 # A child that has not answered by then is presumed stuck; the parse is redone here.
@@ -43,6 +45,64 @@ def check(text: str) -> str | None:
         return f"does not parse as Athena SQL: {str(e).splitlines()[0]}"
     if len(trees) != 1:
         return f"holds {len(trees)} statements; Athena runs exactly one per query"
+    return refusal(trees[0])
+
+
+def refusal(tree) -> str | None:
+    """What Athena refuses in a statement sqlglot reads, or None: a reserved word as a bare
+    identifier (sqlglot reads `x AS order`; Athena does not), partition columns that are not the
+    SELECT's last (Athena fails the CTAS). The local engine asks the same (engines/transpile.py)."""
+    return _reserved_identifier(tree) or _partition_order(tree)
+
+
+def _is_ddl(tree) -> bool:
+    """Athena runs these with Hive's grammar (backticks); queries and CTAS with Trino's (double quotes)."""
+    from sqlglot import exp
+
+    if isinstance(tree, exp.Create):
+        return tree.expression is None
+    return isinstance(tree, (exp.Drop, exp.Alter, exp.Describe))
+
+
+def _reserved_identifier(tree) -> str | None:
+    from sqlglot import exp
+
+    ddl = _is_ddl(tree)
+    words, kind, quote = (DDL, "DDL", "`{}`") if ddl else (QUERY, "queries", '"{}"')
+    for ident in tree.find_all(exp.Identifier):
+        if not ident.quoted and ident.name.upper() in words:
+            return (f"does not run on Athena: {ident.name!r} is a reserved word in Athena {kind}; "
+                    f"quote it as {quote.format(ident.name)} or choose another name")
+    return None
+
+
+def _partition_order(tree) -> str | None:
+    from sqlglot import exp
+
+    if not isinstance(tree, exp.Create) or tree.expression is None:
+        return None
+    props = tree.args.get("properties")
+    columns: dict[str, list[str]] = {}
+    for p in props.expressions if props else []:
+        if isinstance(p, exp.PartitionedByProperty) and isinstance(p.this, exp.Array):
+            columns["partitioned_by"] = [e.name.lower() for e in p.this.expressions]
+        elif isinstance(p, exp.Property) and p.name.lower() == "bucketed_by" and isinstance(p.args.get("value"), exp.Array):
+            columns["bucketed_by"] = [e.name.lower() for e in p.args["value"].expressions]
+    query = tree.expression
+    while isinstance(query, exp.SetOperation):  # a UNION's columns are its first SELECT's
+        query = query.this
+    if not columns or not isinstance(query, exp.Select) or query.is_star:
+        return None
+    names = [n.lower() for n in query.named_selects]
+    for prop, wanted in columns.items():
+        missing = [c for c in wanted if c not in names]
+        if missing:
+            return (f"does not run on Athena: column {missing[0]} of the table properties is not in the SELECT "
+                    f"list ({', '.join(names)}); {prop} names it")
+    parts = columns.get("partitioned_by", [])
+    if parts and names[-len(parts):] != parts:
+        return (f"does not run on Athena: HIVE_COLUMN_ORDER_MISMATCH: partition columns {', '.join(parts)} must be "
+                f"the last columns of the SELECT list, in that order (it ends with {', '.join(names[-len(parts):])})")
     return None
 
 
@@ -59,7 +119,9 @@ class Verdicts:
         except PackageNotFoundError:  # no version to key on: remember nothing
             self.path = None
             return
-        self.path = cache.folder("sqlcheck", sqlglot_version, Path(__file__).read_bytes())
+        # Verdicts depend on this file and on the reserved words it checks for.
+        reserved = Path(__file__).parents[1] / "spec" / "reserved.py"
+        self.path = cache.folder("sqlcheck", sqlglot_version, Path(__file__).read_bytes(), reserved.read_bytes())
 
     @staticmethod
     def key(text: str) -> str:

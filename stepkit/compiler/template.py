@@ -279,8 +279,9 @@ class _Builder:
         self.cost_guard()
         return {
             "AWSTemplateFormatVersion": "2010-09-09",
-            "Description": f"{self.p.name}: {self.p.description}".strip().rstrip(":")[:900]
-                           + " (stepkit; do not edit, recompile)",
+            # CloudFormation counts the description in bytes (1,024): cut the text at 900 bytes, not characters.
+            "Description": f"{self.p.name}: {self.p.description}".strip().rstrip(":").encode()[:900]
+                           .decode(errors="ignore") + " (stepkit; do not edit, recompile)",
             "Metadata": {"stepkit": {
                 "pipeline": self.p.name,
                 "cost_guard": "AWS::Budgets::Budget: billing metrics (AWS/Billing EstimatedCharges) exist only in "

@@ -62,9 +62,13 @@ def _user_interrupt():
 class DuckDBEngine:
     """`stepkit.engines.Engine` on DuckDB. One in-memory connection; the data lives in Parquet."""
 
-    def __init__(self, warehouse: Path, threads: int | None = None, memory_limit: str | None = None):
+    def __init__(self, warehouse: Path, threads: int | None = None, memory_limit: str | None = None,
+                 roots: dict[str, str] | None = None):
         """`memory_limit` (DuckDB's syntax, e.g. "2GB"): beyond it DuckDB spills to disk instead of
-        growing; None keeps DuckDB's default (80% of the RAM)."""
+        growing; None keeps DuckDB's default (80% of the RAM). `roots`: S3 prefixes -> the local folders
+        that stand for them (the pipeline's `s3://bucket/prefix/` -> the warehouse), so the statements
+        the deployed state machine sends run here unchanged."""
+        self.roots = dict(roots or {})
         self.warehouse = Path(warehouse).resolve()
         self.warehouse.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(self.warehouse)
@@ -235,9 +239,14 @@ class DuckDBEngine:
         return t
 
     def _local(self, location: str | None, what: str) -> str:
+        for prefix, folder in self.roots.items():
+            if location and location.startswith(prefix):
+                location = folder.rstrip("/") + "/" + location[len(prefix):]
+                break
         if not location or not location.startswith("/"):
-            raise QueryError(f"{what}: location {location!r}: the local engine reads and writes local folders only "
-                             "(compile with the warehouse as root)")
+            roots = ", ".join(self.roots) or "none given"
+            raise QueryError(f"{what}: location {location!r}: the local engine reads and writes local folders, "
+                             f"and the pipeline's S3 root ({roots}) as one")
         return location if location.endswith(("/", ".parquet")) else location + "/"
 
     def _too_many(self, table: str, writers: int, what: str) -> QueryError:

@@ -8,6 +8,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
+from stepkit.compiler.sqlcheck import refusal
 from stepkit.engines import QueryError
 from stepkit.engines.shims import rewrite
 
@@ -81,6 +82,9 @@ def parse(sql: str, default_database: str | None = None) -> Statement:
     if len(trees) != 1:
         raise QueryError(f"{summary(sql)}: holds {len(trees)} statements; Athena runs exactly one per query")
     tree = trees[0]
+    refused = refusal(tree)  # what sqlglot and DuckDB accept but Athena does not
+    if refused:
+        raise QueryError(f"{summary(sql)}: {refused}")
     if isinstance(tree, exp.Create) and (tree.args.get("kind") or "").upper() == "TABLE":
         return _create(tree, sql, default_database)
     if isinstance(tree, exp.Insert):

@@ -176,8 +176,9 @@ class Machine:
                 delay = retries.next_delay(e.error)
                 if delay is not None:
                     local = min(delay, self.rt.max_retry_delay_seconds)
-                    self.rt.log(f"{label(path)}: {e.error}; retry {retries.total} in {local:.2g} s "
-                                f"(AWS would wait {delay:.3g} s)")
+                    why = (e.cause or "").strip().splitlines()[0][:160] if e.cause else ""
+                    self.rt.log(f"{label(path)}: {e.error}" + (f" ({why})" if why else "")
+                                + f"; retry {retries.total} in {local:.2g} s (AWS would wait {delay:.3g} s)")
                     token.sleep(local)
                     attempt += 1
                     continue

@@ -9,13 +9,17 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from stepkit.ir.names import RUN_ID
+from stepkit.ir.names import RUN_ID, RUN_ID_PATH
 
 State = dict[str, Any]
 
 # Error names of the optimized integrations (Step Functions docs: "Handling errors").
 ECS_THROTTLE = ["ECS.AmazonECSException", "ECS.ThrottlingException", "ECS.ServerException"]
-ATHENA_THROTTLE = ["Athena.TooManyRequestsException", "Athena.InternalServerException"]
+# Only an error raised before the query starts: the query wrote nothing, a retry cannot add rows twice.
+# (InternalServerException may come after a CTAS or INSERT INTO wrote files: not retried in place.)
+ATHENA_THROTTLE = ["Athena.TooManyRequestsException"]
+# The aws-sdk integration names errors `Sfn.<exception>`; throttling and the SDK's own failures pass.
+SFN_TRANSIENT = ["Sfn.ThrottlingException", "Sfn.SfnException", "Sfn.SdkClientException"]
 LAMBDA_TRANSIENT = [
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
@@ -61,6 +65,7 @@ TASK_FAILED_RETRY = Retry(("States.TaskFailed",), interval_seconds=30, max_attem
 CLEANUP_RETRY = Retry(("States.TaskFailed",), interval_seconds=5, max_attempts=3, max_delay_seconds=60)
 ATHENA_RETRY = Retry(tuple(ATHENA_THROTTLE), interval_seconds=5, max_attempts=6)
 LAMBDA_RETRY = Retry(tuple(LAMBDA_TRANSIENT), interval_seconds=2, max_attempts=6)
+SFN_RETRY = Retry(tuple(SFN_TRANSIENT), interval_seconds=1, max_attempts=5)
 
 
 def state(kind: str, comment: str | None = None, **fields: Any) -> State:
@@ -143,7 +148,7 @@ def with_run_id(text: str, key: str) -> State:
         return {key: text}
     parts = text.split(RUN_ID)
     template = "{}".join(escape_intrinsic(p) for p in parts)
-    args = ", ".join(["$$.Execution.Name"] * (len(parts) - 1))
+    args = ", ".join([RUN_ID_PATH] * (len(parts) - 1))
     return {f"{key}.$": f"States.Format('{template}', {args})"}
 
 

@@ -54,7 +54,8 @@ class Context:
         ctx = {
             "p": p,
             "source": p.source,
-            "source_table": f"{p.source.database or p.aws.database}.{p.source.table}",
+            "source_table": sqlmod.sql_identifier(p.source.database or p.aws.database) + "."
+                            + sqlmod.sql_identifier(p.source.table),
             "target": p.target,
             "features": p.features,
             "tables": _Recorder({k: self.table(k) for k in p.tables.names()}),

@@ -9,8 +9,11 @@ if TYPE_CHECKING:
     from stepkit.spec.pipeline import Pipeline
 
 # Stands for the execution name in rendered SQL and worker arguments; the ASL swaps in
-# `$$.Execution.Name`, local runs the local run id. Only ever inside string literals.
+# `$.run.id` (RUN_ID_PATH), local runs the local run id. Only ever inside string literals.
 RUN_ID = "${run_id}"
+# Where the run id is in the execution's state: set from the execution name by the first states, or
+# given in the input to continue an earlier run (see compiler/wiring.py).
+RUN_ID_PATH = "$.run.id"
 
 ROLES = ("statemachine", "lambda", "task", "task_execution")
 CLEANUP_FUNCTION = "cleanup"

@@ -11,12 +11,13 @@ import jinja2
 from stepkit.ir import jinja_cache
 from stepkit.ir.names import RUN_ID
 from stepkit.errors import SpecError
+from stepkit.spec.reserved import reserved
 
-# Repository checkout first (editable installs, the README's flow); packaged copy second.
-_BUILTIN_DIRS = [
-    Path(__file__).resolve().parents[2] / "templates" / "sql",
-    Path(__file__).resolve().parents[1] / "templates" / "sql",
-]
+# The templates live in the repository's templates/sql/, which a built wheel installs as
+# stepkit/templates/sql/ (pyproject.toml). An installed wheel has that copy and no checkout beside
+# it; an editable install has the checkout and no copy: the one that exists is the place.
+_PACKAGED = Path(__file__).resolve().parents[1] / "templates" / "sql"
+_BUILTIN_DIRS = [_PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[2] / "templates" / "sql"]
 
 # Athena accepts at most this many partition x bucket writers per CTAS or INSERT INTO
 # (HIVE_TOO_MANY_OPEN_PARTITIONS; docs: ctas-considerations-limitations).
@@ -40,6 +41,12 @@ class SqlStatement:
 def sql_string(value: Any) -> str:
     """A SQL string literal: single quotes doubled."""
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_identifier(name: str) -> str:
+    """A name in a query, double-quoted when Athena reserves the word (the source's table and
+    columns: the user cannot rename them). Names stepkit creates are refused instead (spec/names.py)."""
+    return f'"{name}"' if reserved(name) else name
 
 
 def sql_number(value: Any) -> str:
@@ -69,6 +76,7 @@ def environment(dirs: tuple[str, ...]) -> jinja2.Environment:
     )
     env.filters["sql_string"] = sql_string
     env.filters["sql_number"] = sql_number
+    env.filters["ident"] = sql_identifier
     return env
 
 

@@ -15,14 +15,12 @@ import os
 import signal
 import threading
 import time
-from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from stepkit.errors import StepkitError
-from stepkit.local.retry import TASK_FAILED, Attempts, RetryPolicy
 
 # Fault injection for tests: "MODULE:BATCH" kills the worker process running that batch of
 # that worker module, on its first attempt, in the middle of writing its Parquet output.
@@ -90,11 +88,28 @@ def stop_soon() -> None:
 
 
 def _warm(module: str, env: dict[str, str]) -> None:
+    _die_with_parent()
     # Replace, not update: the forkserver holds the environment of the moment it started, which
     # may carry an earlier run's settings (a fault injection once leaked into a later clean run).
     os.environ.clear()
     os.environ.update(env)
     importlib.import_module(module)
+
+
+def _die_with_parent() -> None:
+    """A worker ends when its parent (the forkserver) does. The forkserver ends when the run's process
+    does (it watches a pipe from it), so after a `kill -9` of the run no worker lives on, holding
+    the resource tracker and its files. Linux's PR_SET_PDEATHSIG; elsewhere nothing is done."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        parent = os.getppid()
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the call: the signal will never come
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass
 
 
 def _env(extra: dict[str, str] | None) -> dict[str, str]:
@@ -131,15 +146,6 @@ def _call(module: str, args: tuple[Any, ...], batch: int | None, attempt: int) -
     return importlib.import_module(module).run(*args)
 
 
-@dataclass
-class FanOutResult:
-    results: dict[int, Any] = field(default_factory=dict)
-    attempts: int = 0
-    retried: list[int] = field(default_factory=list)
-    failed: dict[int, str] = field(default_factory=dict)
-    pool_restarts: int = 0
-
-
 def _describe(e: BaseException) -> str:
     if isinstance(e, BrokenProcessPool):
         return "the worker process died (killed or out of memory)"
@@ -147,94 +153,92 @@ def _describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def run_batches(module: str, config_uri: str, run_id: str, batch_ids: list[int], concurrency: int,
-                policy: RetryPolicy, tolerated: int = 0, stage: str = "fan-out",
-                progress: Callable[[str, int, int], None] = lambda s, d, t: None,
-                log: Callable[[str], None] = print, env: dict[str, str] | None = None) -> FanOutResult:
-    """`module.run(config_uri, run_id, batch_id)` for every batch, `concurrency` processes at once."""
-    env = _env(env)
-    out = FanOutResult()
-    tries = {b: Attempts(policy) for b in batch_ids}
-    pending = deque(batch_ids)
-    # One batch queued beyond the running ones keeps every process busy (as the pool's own call
-    # queue does); more would only widen what a broken pool fails along with the dead batch.
-    window = concurrency + 1
-    total = len(batch_ids)
+class Workers:
+    """Worker processes for the run's container tasks.
 
-    def make() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(concurrency, mp_context=_context(module), initializer=_warm,
-                                   initargs=(module, env))
+    A task inside a Map (one batch of many) runs in a shared pool of `size` processes forked from the
+    forkserver: 898 batches pay the imports once per process, not once per batch. A task on its own
+    (training) gets a process of its own, whose memory goes back when it ends. A worker that dies
+    breaks the shared pool: every batch in flight fails (States.TaskFailed, which the state's Retry
+    then retries), and the next call gets a new pool. Batches are deterministic and write their own
+    file, so a retry overwrites and never duplicates."""
 
-    def failed(batch: int, e: BaseException) -> None:
-        why = _describe(e)
-        delay = tries[batch].retry_delay(TASK_FAILED)
-        if delay is None:
-            out.failed[batch] = why
-            log(f"      {stage}: batch {batch} failed after {tries[batch].total} attempt(s): {why}")
-            return
-        log(f"      {stage}: batch {batch} attempt {tries[batch].total} failed ({why}); retrying")
-        out.retried.append(batch)
-        time.sleep(delay)
-        pending.append(batch)
+    def __init__(self, size: int, env: dict[str, str] | None = None):
+        self.size = max(1, size)
+        self.env = env or {}
+        self._pools: dict[str, ProcessPoolExecutor] = {}
+        self._lock = threading.Lock()
+        self.restarts = 0
 
-    pool = make()
-    in_flight: dict[Future, int] = {}
-    try:
-        while pending or in_flight:
-            if len(out.failed) > tolerated:
-                break
-            while pending and len(in_flight) < window:
-                b = pending.popleft()
-                attempt = tries[b].start()
-                out.attempts += 1
-                in_flight[pool.submit(_call, module, (config_uri, run_id, b), b, attempt)] = b
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            broken = any(isinstance(f.exception(), BrokenProcessPool) for f in done)
-            if broken:
-                # Every future of a broken pool fails; collect them all, then start a new pool.
-                done, _ = wait(in_flight)
-            for f in done:
-                b = in_flight.pop(f)
-                e = f.exception()
-                if e is None:
-                    out.results[b] = f.result()
-                    progress(stage, len(out.results), total)
-                else:
-                    failed(b, e)
-            if broken:
-                pool.shutdown(wait=True, cancel_futures=True)
-                out.pool_restarts += 1
-                pool = make()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    if len(out.failed) > tolerated:
-        first = min(out.failed)
-        raise TaskFailed(f"{stage}: {len(out.failed)} of {total} batches failed (tolerated: {tolerated}); "
-                         f"batch {first}: {out.failed[first]}")
-    return out
+    def _pool(self, module: str) -> ProcessPoolExecutor:
+        with self._lock:
+            pool = self._pools.get(module)
+            if pool is None:
+                env = _env({**self.env, **({"STEPKIT_THREADS": "1"} if self.size > 1 else {})})
+                pool = ProcessPoolExecutor(self.size, mp_context=_context(module), initializer=_warm,
+                                           initargs=(module, env))
+                self._pools[module] = pool
+            return pool
 
+    def _broken(self, module: str, pool: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pools.get(module) is pool:  # the first caller to see it replaces it
+                del self._pools[module]
+                self.restarts += 1
+                threading.Thread(target=pool.shutdown, kwargs={"wait": True, "cancel_futures": True},
+                                 daemon=True).start()
 
-def run_task(module: str, args: tuple[Any, ...], policy: RetryPolicy, stage: str,
-             log: Callable[[str], None] = print, env: dict[str, str] | None = None) -> tuple[Any, int]:
-    """One task in its own process (its memory is returned when it ends), retried per `policy`."""
-    tries = Attempts(policy)
-    while True:
-        attempt = tries.start()
-        with ProcessPoolExecutor(1, mp_context=_context(module), initializer=_warm,
-                                 initargs=(module, _env(env))) as pool:
-            future = pool.submit(_call, module, args, None, attempt)
+    def batch(self, module: str, args: tuple[Any, ...], batch: int | None, attempt: int,
+              cancelled: threading.Event) -> Any:
+        """`module.run(*args)` in the shared pool. Raises the worker's exception, or BrokenProcessPool."""
+        pool = self._pool(module)
+        try:
+            future = pool.submit(_call, module, args, batch, attempt)
+        except BrokenProcessPool:
+            self._broken(module, pool)
+            raise
+        while True:
             try:
-                return future.result(), attempt
-            except StepkitError as e:
-                error: BaseException = e
-            except BrokenProcessPool as e:
-                error = e
-            except Exception as e:  # the worker's own failure: a task failure, as on Fargate
-                error = e
-        delay = tries.retry_delay(TASK_FAILED)
-        if delay is None:
-            if isinstance(error, StepkitError):
-                raise error
-            raise TaskFailed(f"{stage}: {_describe(error)}") from None
-        log(f"      {stage}: attempt {attempt} failed ({_describe(error)}); retrying")
-        time.sleep(delay)
+                return future.result(timeout=0.2)
+            except FuturesTimeout:
+                if cancelled.is_set():
+                    future.cancel()
+                    raise Cancelled() from None
+            except BrokenProcessPool:
+                self._broken(module, pool)
+                raise
+
+    def single(self, module: str, args: tuple[Any, ...], attempt: int, cancelled: threading.Event) -> Any:
+        """`module.run(*args)` in a process of its own, ended with the call."""
+        with ProcessPoolExecutor(1, mp_context=_context(module), initializer=_warm,
+                                 initargs=(module, _env(self.env))) as pool:
+            future = pool.submit(_call, module, args, None, attempt)
+            while True:
+                try:
+                    return future.result(timeout=0.2)
+                except FuturesTimeout:
+                    if cancelled.is_set():
+                        for proc in list(getattr(pool, "_processes", {}).values()):
+                            proc.kill()  # a timed-out or stopped task: its container is stopped
+                        raise Cancelled() from None
+
+    def close(self) -> None:
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def kill(self) -> None:
+        """End every worker process now (the run was stopped: SIGTERM reaches only the run's own process)."""
+        with self._lock:
+            pools = list(self._pools.values())
+        for pool in pools:
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                try:
+                    proc.kill()
+                except (OSError, ValueError):
+                    pass
+
+
+class Cancelled(Exception):
+    """The task was cancelled (its timeout, a failed sibling branch, the run stopped)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -81,6 +82,9 @@ class RunRecord:
     report: str | None = None
     notes: list[str] = field(default_factory=list)
     resumed: list[float] = field(default_factory=list)
+    # The executions of the run, oldest first: {"dir": "executions/N", "kind": new|redrive|continue, ...}
+    executions: list[dict[str, Any]] = field(default_factory=list)
+    cores: int | None = None  # of the machine that ran it: `stepkit plan --from-run` scales rates by it
 
     def stage(self, name: str) -> StageRecord:
         for s in self.stages:
@@ -111,6 +115,8 @@ class RunRecord:
             "report": self.report,
             "notes": self.notes,
             "resumed_epochs": self.resumed,
+            "executions": self.executions,
+            "cores": self.cores,
         }
 
     def save(self, run_dir: Path) -> Path:
@@ -132,6 +138,7 @@ class RunRecord:
                 stages=[StageRecord.read(s) for s in data["stages"]], metrics=data.get("metrics") or {},
                 training=data.get("training") or {}, outputs=data.get("outputs") or {}, report=data.get("report"),
                 notes=data.get("notes") or [], resumed=data.get("resumed_epochs") or [],
+                executions=data.get("executions") or [], cores=data.get("cores"),
             )
         except (ValueError, KeyError, TypeError) as e:
             raise StepkitError(f"{path}: not a stepkit run record ({e})") from None
@@ -140,7 +147,7 @@ class RunRecord:
 def write_atomic(path: Path, text: str) -> None:
     """Write beside, then rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # threads save too
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
 

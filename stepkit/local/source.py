@@ -44,9 +44,28 @@ class Source:
         return self.path.as_posix().rstrip("/") + "/" if self.path.is_dir() else self.path.as_posix()
 
 
-def check_source(path: Path, table: str, id_column: str, document_column: str) -> Source:
+def check_apart(source: Path, workdir: Path) -> None:
+    """The source must not lie where the run writes and deletes (WORKDIR/warehouse/: PreCleanup
+    deletes its tables' folders; WORKDIR/runs/), and the work folder must not lie inside a source
+    folder (the engine reads every Parquet file under it, the run's own tables too). Paths are
+    compared resolved, so a symlink into the work folder counts as inside it. A DataError, one line."""
+    src, work = Path(source).resolve(), Path(workdir).resolve()
+    for folder, what in (("warehouse", "writes its tables and PreCleanup deletes them"),
+                         ("runs", "writes its records and reports")):
+        inside = work / folder
+        if src == inside or inside in src.parents:
+            raise DataError(f"{source}: the source lies inside {inside}/, where the run {what}: move it out of the "
+                            "work folder or pass another --workdir")
+    if src.is_dir() and (work == src or src in work.parents):
+        raise DataError(f"--workdir {workdir} lies inside the source folder {source}: the run would read its own "
+                        "tables as source rows and write beside the source's files; pass a --workdir outside it")
+
+
+def check_source(path: Path, table: str, id_column: str, document_column: str, id_type: str = "string") -> Source:
     """Exists, is Parquet, has rows, and every file the engine will read has the id column (string
-    or integer) and the document column (string): else a DataError, one line per problem."""
+    or integer; integer only for `id_type: bigint`) and the document column (string): else a
+    DataError, one line per problem. StagingFeatures casts the id to `id_type`: an integer id as
+    text is safe, text as bigint is not (a non-numeric id would fail the query on Athena)."""
     # Footers only (no pyarrow.dataset: it imports pandas, 1.3 s of a run's start-up).
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -70,8 +89,8 @@ def check_source(path: Path, table: str, id_column: str, document_column: str) -
             continue
         rows += metadata.num_rows
         columns = list(schema.names) if columns is None else columns
-        for column, field, allowed in ((id_column, "id_column", ("string", "integer")),
-                                       (document_column, "document_column", ("string",))):
+        ids = ("integer",) if id_type == "bigint" else ("string", "integer")
+        for column, field, allowed in ((id_column, "id_column", ids), (document_column, "document_column", ("string",))):
             problem = _column(f, schema, table, column, field, allowed, first, typed=metadata.num_rows > 0)
             if problem:
                 problems.append(problem)
@@ -122,8 +141,12 @@ def _column(f: Path, schema, table: str, column: str, field: str, allowed: tuple
     if not typed:
         return None
     kind = _kind(dtype)
+    if kind == "integer" and allowed == ("integer",) and (pa.types.is_uint64(_value_type(dtype))):
+        return (f"{where}: column {column!r} (source.{field}) has type {dtype}, which can exceed source.id_type "
+                "bigint; cast it to int64 or set source.id_type: string")
     if kind not in allowed:
-        expected = ("a string or integer id" if field == "id_column"
+        expected = ("an integer id (source.id_type is bigint; text ids need source.id_type: string)"
+                    if allowed == ("integer",) else "a string or integer id" if field == "id_column"
                     else "JSON text in a string (Parquet UTF8) column")
         null = " (every value is null)" if dtype == pa.null() else ""
         return f"{where}: column {column!r} (source.{field}) has type {dtype}{null}; expected {expected}"
@@ -135,14 +158,22 @@ def _column(f: Path, schema, table: str, column: str, field: str, allowed: tuple
     return None
 
 
-def _kind(dtype) -> str | None:
-    """'string', 'integer' or None, looking through dictionary encoding and the JSON extension type."""
+def _value_type(dtype):
+    """The type of the values, looking through dictionary encoding and the JSON extension type."""
     import pyarrow as pa
 
     if pa.types.is_dictionary(dtype):
         dtype = dtype.value_type
     if isinstance(dtype, pa.ExtensionType) and dtype.extension_name == "arrow.json":
         dtype = dtype.storage_type
+    return dtype
+
+
+def _kind(dtype) -> str | None:
+    """'string', 'integer' or None, looking through dictionary encoding and the JSON extension type."""
+    import pyarrow as pa
+
+    dtype = _value_type(dtype)
     is_view = getattr(pa.types, "is_string_view", lambda _: False)  # pyarrow >= 16
     if pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or is_view(dtype):
         return "string"

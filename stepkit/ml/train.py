@@ -110,14 +110,14 @@ def train_models(pipeline: Any, rows: pa.Table, log=print) -> dict[str, Any]:
     # one thread each (most of a quantile fit is serial, its leaf update; xgboost's own threads
     # scaled 1.25x there where side-by-side fits scale 2x; more fits than cores at once cost 10%
     # more CPU for no wall time at 10M rows); on the 16-vCPU training task, 5 fits x 3 threads.
-    # Longest first (quantile boosters, then xgboost, then ridge). nthread depends only on the core
-    # count and the spec, so a model's bytes (and version) do not depend on the thread timing.
-    order = {"xgboost_quantile": 0, "xgboost": 1, "ridge": 2}
+    # Longest first (each kind's rank: quantile boosters, then xgboost, then ridge). nthread
+    # depends only on the core count and the spec, so a model's bytes (and version) do not depend
+    # on the thread timing.
     cores = models.threads()
     count = sum(models.fit_count(m) for m in spec.models)
     x_tr, filled_tr, y_tr = raw[tr], filled[tr], y[tr]  # copies, made once for every fit
     jobs = [(m, models.fits(m, x_tr, filled_tr, y_tr, max(1, cores // count))) for m in spec.models]
-    queue = sorted((order.get(m.kind, 1), i, k) for i, (m, fits) in enumerate(jobs) for k in range(len(fits)))
+    queue = sorted((models.rank(m), i, k) for i, (m, fits) in enumerate(jobs) for k in range(len(fits)))
     results, fitted_all = {}, {}
     with ThreadPoolExecutor(max(1, min(cores, count))) as pool:
         futures = {(i, k): pool.submit(timed, jobs[i][1][k]) for _, i, k in queue}

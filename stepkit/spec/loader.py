@@ -5,6 +5,7 @@ a map from those tuples to YAML line/column so each problem points into the user
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -23,6 +24,21 @@ _VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 # libyaml's parser when PyYAML was built with it (3-4x faster); nodes and marks are the same.
 _FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+# Caps that keep a hostile file from exhausting memory or the stack. A pipeline file is a few
+# KB; one near these would compile past AWS's size limits anyway. Aliases are expanded while
+# reading, so a "billion laughs" file of a few hundred bytes names 10^9 values: the value cap
+# stops it after MAX_VALUES, in milliseconds, whatever the file asks for.
+MAX_BYTES = 1_048_576
+MAX_VALUES = 100_000
+MAX_DEPTH = 64
+
+_TAG = "tag:yaml.org,2002:"
+# Plain values only: a tag of a type stepkit never reads (!custom, !!binary, !!set ...) is refused.
+_PLAIN_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null")}
+# A control character in a value reaches SQL literals, intrinsic functions, ARNs or file paths
+# where it means something else (or nothing AWS accepts). Tab and newline stay (descriptions).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class Positions(dict):
@@ -62,6 +78,9 @@ class _Reader:
         line, col = _mark(node)
         self.problems.append(Problem(self.file, line, col, dotted(loc), message))
 
+    def fail(self, line: int, col: int, message: str) -> SpecError:
+        return SpecError(problems=[Problem(self.file, line, col, "", message)])
+
     def read(self) -> Any:
         loader = _FastLoader(self.text)
         try:
@@ -73,48 +92,127 @@ class _Reader:
             mark = e.problem_mark or e.context_mark
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
             what = " ".join(x for x in (e.context, e.problem) if x)
-            raise SpecError(problems=[Problem(self.file, line, col, "", f"YAML syntax: {what}")]) from None
+            raise self.fail(line, col, f"YAML syntax: {what}") from None
+        except yaml.reader.ReaderError as e:
+            # A character YAML does not allow in a file (NUL, other control characters).
+            line, col = _position(self.text, e.position)
+            code = e.character if isinstance(e.character, int) else ord(e.character)
+            raise self.fail(line, col, f"YAML: character U+{code:04X} is not allowed in a YAML file") from None
         if root is None:
-            raise SpecError(problems=[Problem(self.file, 1, 1, "", "the file is empty")])
+            raise self.fail(1, 1, "the file is empty")
         self._loader = yaml.SafeLoader("")
-        return self.value(root, ())
+        self._values = 0
+        return self.value(root, (), 0)
 
-    def value(self, node: yaml.Node, loc: Loc) -> Any:
+    def value(self, node: yaml.Node, loc: Loc, depth: int) -> Any:
         self.positions[loc] = _mark(node)
+        self._values += 1
+        if self._values > MAX_VALUES:
+            raise self.fail(*_mark(node), f"more than {MAX_VALUES:,} values (counting each use of an alias "
+                            "as the values it repeats): a pipeline file is far smaller; is it an alias bomb?")
+        if depth > MAX_DEPTH:
+            raise self.fail(*_mark(node), f"nested more than {MAX_DEPTH} levels deep")
         if isinstance(node, yaml.MappingNode):
+            if node.tag != _TAG + "map":
+                return self.unsupported(node, loc)
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = self._loader.construct_object(key_node)
+                if key_node.tag == _TAG + "merge":
+                    self.problem(key_node, loc, "YAML merge keys (<<) are not supported: write the fields out")
+                    continue
+                if not isinstance(key_node, yaml.ScalarNode):
+                    self.problem(key_node, loc, "a key must be a plain name, not a list or mapping")
+                    continue
+                # The key as written: YAML 1.1 reads `on:` or `1:` as a boolean or number, editors (YAML 1.2)
+                # and users read a name; every key stepkit reads is a name.
+                key = key_node.value
                 if key in out:
                     self.problem(key_node, loc + (key,), "duplicate key")
                     continue
-                if key == "<<":
-                    self.problem(key_node, loc, "YAML merge keys are not supported")
-                    continue
-                out[key] = self.value(value_node, loc + (key,))
+                out[key] = self.value(value_node, loc + (key,), depth + 1)
                 self.positions.keys_at[loc + (key,)] = _mark(key_node)
             return out
         if isinstance(node, yaml.SequenceNode):
-            return [self.value(item, loc + (i,)) for i, item in enumerate(node.value)]
-        value = self._loader.construct_object(node)
+            if node.tag != _TAG + "seq":
+                return self.unsupported(node, loc)
+            return [self.value(item, loc + (i,), depth + 1) for i, item in enumerate(node.value)]
+        if node.tag == _TAG + "timestamp" and node.style is None:
+            return self.string(node.value, node, loc)  # an unquoted date is text to every field that takes one
+        if node.tag not in _PLAIN_TAGS:
+            return self.unsupported(node, loc)
+        try:
+            value = self._loader.construct_object(node)
+        except (yaml.YAMLError, ValueError) as e:  # ValueError: an integer of more than 4,300 digits
+            self.problem(node, loc, f"{node.value[:40]!r} is not a value stepkit can read ({str(e).splitlines()[0]})")
+            return None
+        if isinstance(value, float) and not math.isfinite(value):
+            self.problem(node, loc, f"{node.value} is not a finite number (no value of a pipeline may be "
+                         "infinite or NaN: it reaches SQL and JSON, which have no such number)")
+            return None
         if isinstance(value, str):
-            return self.substitute(value, node, loc)
+            return self.string(value, node, loc)
+        return value
+
+    def unsupported(self, node: yaml.Node, loc: Loc) -> None:
+        self.problem(node, loc, f"YAML tag {node.tag.replace(_TAG, '!!')} is not supported (plain values, lists "
+                     "and mappings only)")
+        return None
+
+    def string(self, value: str, node: yaml.Node, loc: Loc) -> str:
+        value = self.substitute(value, node, loc)
+        bad = _CONTROL.search(value)
+        if bad:
+            self.problem(node, loc, f"holds control character U+{ord(bad.group()):04X}; values may hold tabs and "
+                         "newlines, no other control characters")
         return value
 
     def substitute(self, value: str, node: yaml.Node, loc: Loc) -> str:
-        def repl(m: re.Match[str]) -> str:
+        """`${NAME}` / `${NAME:-default}` replaced, `$${` kept as a literal `${`. Any other `${`
+        is an error: it would reach a name or ARN unresolved (a validator would skip or mangle it)."""
+        out: list[str] = []
+        pos = escapes = 0
+        for m in _VAR.finditer(value):
+            out.append(value[pos:m.start()])
+            pos = m.end()
             escaped, name, default = m.groups()
             if escaped:
-                return m.group(0)[1:]
+                out.append(m.group(0)[1:])
+                escapes += 1
+                continue
             self.used.add(name)
             if name in self.variables:
-                return self.variables[name]
-            if default is not None:
-                return default
-            self.problem(node, loc, f"variable ${{{name}}} is not set (export {name}=... or pass --var {name}=...)")
-            return m.group(0)
+                out.append(self.variables[name])
+            elif default is not None:
+                out.append(default)
+            else:
+                self.problem(node, loc, f"variable ${{{name}}} is not set (export {name}=... or pass --var {name}=...)")
+                out.append(m.group(0))
+                escapes += 1  # reported already
+        out.append(value[pos:])
+        result = "".join(out)
+        if result.count("${") > escapes:
+            if any("${" in value[a:b] for a, b in _literal_spans(value)):
+                self.problem(node, loc, "'${' starts no variable: write ${NAME} or ${NAME:-default} (NAME: letters, "
+                             "digits, _), or $${ for a literal '${'")
+            else:
+                self.problem(node, loc, "a variable's value holds '${' (values are not expanded again): set the "
+                             "variable to the value itself")
+        return result
 
-        return _VAR.sub(repl, value)
+
+def _literal_spans(value: str) -> list[tuple[int, int]]:
+    """The parts of `value` outside variable references (and escapes)."""
+    spans, pos = [], 0
+    for m in _VAR.finditer(value):
+        spans.append((pos, m.start()))
+        pos = m.end()
+    spans.append((pos, len(value)))
+    return spans
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
 
 
 def dotted(loc: Loc) -> str:
@@ -130,18 +228,43 @@ def dotted(loc: Loc) -> str:
 def read_yaml(path: str | Path, variables: Mapping[str, str] | None = None) -> tuple[Any, Positions]:
     """Parse YAML with positions and `${VAR}` substitution. Raises SpecError with every problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(problems=[Problem(str(path), 0, 0, "", "no such file")]) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(problems=[Problem(str(path), 0, 0, "", f"cannot read: {e}")]) from None
+    text = read_text(path, MAX_BYTES, "a pipeline file")
     env = dict(os.environ) if variables is None else dict(variables)
     reader = _Reader(str(path), text, env)
     data = reader.read()
     if reader.problems:
         raise SpecError(problems=reader.problems)
     return data, reader.positions
+
+
+def read_text(path: Path, limit: int, what: str) -> str:
+    """A user's UTF-8 text file, or a one-line SpecError saying why not (missing, a folder, unreadable,
+    larger than `limit` bytes, not UTF-8). At most limit + 1 bytes are read, so /dev/zero ends too."""
+    def fail(message: str) -> SpecError:
+        return SpecError(problems=[Problem(str(path), 0, 0, "", message)])
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise fail("no such file") from None
+    except IsADirectoryError:
+        raise fail("is a directory") from None
+    except PermissionError:
+        raise fail("permission denied") from None
+    except OSError as e:
+        raise fail(f"cannot read: {e.strerror or e}") from None
+    except ValueError:  # an embedded NUL in the path
+        raise fail("not a file name") from None
+    if len(data) > limit:
+        raise fail(f"larger than {limit:,} bytes: not {what}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise SpecError(problems=[Problem(str(path), line, col, "", f"not UTF-8 text (byte 0x{data[e.start]:02x}): "
+                                          f"not {what}")]) from None
 
 
 def _pydantic_message(err: dict[str, Any]) -> str:
@@ -156,6 +279,12 @@ def _pydantic_message(err: dict[str, Any]) -> str:
     if kind.startswith("literal_error") or kind in ("enum",):
         return msg
     value = err.get("input")
+    if kind == "string_type" and isinstance(value, (bool, int, float)):
+        # YAML 1.1 reads yes/no/on/off/true/false as booleans and 1, 1.5 as numbers.
+        kind_read = "boolean" if isinstance(value, bool) else "number"
+        return f"{msg} (got {value!r}: YAML read it as a {kind_read}; quote it to mean text)"
+    if kind == "string_type" and type(value).__name__ == "YamlBoolean":
+        return f"{msg} (got {value!r}; quote it to mean text)"
     if kind.endswith("_type") or kind.endswith("_parsing"):
         return f"{msg} (got {value!r})"
     return msg
@@ -172,7 +301,9 @@ def validation_problems(file: str, error: ValidationError, positions: Positions)
             # The stage's `type` is what is wrong, not the whole stage.
             loc += (err["ctx"]["discriminator"].strip("'"),)
             message = f"{err['ctx']['tag']!r} is not a stage type (one of {err['ctx']['expected_tags']})"
-        line, col = positions.find_key(loc) if err["type"] == "extra_forbidden" else positions.find(loc)
+        # An unknown field, or a mapping key that is wrong itself (pydantic's "[key]"): point at the key.
+        at_key = err["type"] == "extra_forbidden" or err["loc"][-1:] == ("[key]",)
+        line, col = positions.find_key(loc) if at_key else positions.find(loc)
         problems.append(Problem(file, line, col, dotted(loc), message))
     return _one_per_field(problems)
 
@@ -211,7 +342,7 @@ def _strip_union_tags(loc: Loc, positions: Positions) -> Loc:
 # Filled by stepkit.steps with the registered step type names (they appear in union locs).
 _UNION_TAGS: set[str] = set()
 # The member of an `int | Literal[...]` style union that pydantic names in the loc.
-_SCALAR_TAGS = {"int", "float", "str", "bool", "none"}
+_SCALAR_TAGS = {"int", "float", "str", "bool", "none", "constrained-int", "constrained-float", "constrained-str"}
 
 
 def load_pipeline(path: str | Path, variables: Mapping[str, str] | None, model: type):

@@ -6,27 +6,78 @@ these descriptions as the JSON Schema that editors and CI read.
 from __future__ import annotations
 
 import re
-from typing import Literal
+import sys
+import typing
+from functools import lru_cache
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from stepkit.spec import kinds as model_kinds
 from stepkit.spec import fargate
-from stepkit.spec.names import AthenaIdentifier, BucketName, S3Prefix
+from stepkit.spec.names import (
+    AthenaIdentifier,
+    BucketName,
+    ColumnName,
+    Email,
+    ImageUri,
+    S3Location,
+    S3Prefix,
+    SourceName,
+    SecurityGroupId,
+    SubnetId,
+    TaskName,
+    WorkGroup,
+)
 
-_JSON_PATH = re.compile(r"^\$(\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])+$")
+_JSON_PATH = re.compile(r"\$(\.[A-Za-z_][A-Za-z0-9_]*|\[\d{1,9}\])+")
+
+
+@lru_cache(maxsize=None)
+def _takes_bool(annotation: Any) -> bool:
+    if annotation is bool or annotation is Any:
+        return True
+    return any(_takes_bool(a) for a in typing.get_args(annotation) if not isinstance(a, (str, int, float)))
+
+
+class YamlBoolean:
+    """A YAML boolean given to a field that takes none: pydantic would read true as 1, and YAML
+    reads yes/no/on/off as booleans, so `batches: yes` would silently be one batch. Stands in
+    for the value so the field's own check refuses it, at its own place in the file."""
+
+    def __init__(self, value: bool):
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"{str(self.value).lower()}, a YAML boolean"
 
 
 class Model(BaseModel):
     # defer_build: a model's validator is built on first use, not at import; most are only ever
     # used inside the Pipeline's, so `stepkit compile` skips building ~30 validators it never calls.
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
+    # allow_inf_nan=False: `inf`/`nan` (from a variable) reach SQL and JSON, which have no such number.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True,
+                              allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not any(isinstance(v, bool) for v in data.values()):
+            return data
+        fields = {f.alias or name: f for name, f in cls.model_fields.items()} | cls.model_fields
+        return {k: YamlBoolean(v) if isinstance(v, bool) and k in fields and not _takes_bool(fields[k].annotation)
+                else v for k, v in data.items()}
 
 
 class Network(Model):
     """Where Fargate tasks run (awsvpc networking)."""
 
-    subnets: list[str] = Field(min_length=1, description="Subnet ids for the Fargate tasks.")
-    security_groups: list[str] = Field(min_length=1, description="Security group ids for the Fargate tasks.")
+    # ECS awsvpcConfiguration takes up to 16 subnets and 5 security groups.
+    subnets: list[SubnetId] = Field(
+        min_length=1, max_length=16, description="Subnet ids for the Fargate tasks (`subnet-...`, at most 16).")
+    security_groups: list[SecurityGroupId] = Field(
+        min_length=1, max_length=5, description="Security group ids for the Fargate tasks (`sg-...`, at most 5).")
     assign_public_ip: bool = Field(
         False, description="Give tasks a public IP (needed in a public subnet without a NAT gateway, to pull images)."
     )
@@ -35,12 +86,14 @@ class Network(Model):
 class Aws(Model):
     """The AWS account and places the pipeline uses. Use `${VAR}` for anything account-specific."""
 
-    account_id: str = Field(description="12-digit AWS account id, e.g. `${AWS_ACCOUNT_ID}`.")
-    region: str = Field(description="AWS region, e.g. `${AWS_REGION}`.")
+    account_id: str = Field(description="12-digit AWS account id, e.g. `${AWS_ACCOUNT_ID}`.",
+                            json_schema_extra={"pattern": r"^\d{12}$|\$\{"})
+    region: str = Field(description="AWS region, e.g. `${AWS_REGION}`.",
+                        json_schema_extra={"pattern": r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$|\$\{"})
     bucket: BucketName = Field(description="S3 bucket holding every table, model and query result of the pipeline.")
     prefix: S3Prefix = Field(description="Key prefix under the bucket; stepkit reads and writes only below it.")
     database: AthenaIdentifier = Field(description="Glue/Athena database holding the pipeline's tables.")
-    workgroup: str = Field("primary", description="Athena workgroup the queries run in.")
+    workgroup: WorkGroup = Field("primary", description="Athena workgroup the queries run in.")
     network: Network = Field(description="VPC networking for the Fargate tasks.")
     kms_key_arn: str | None = Field(
         None, pattern=r"^(\$\{.+\}|arn:aws[a-z-]*:kms:[a-z0-9-]+:(\d{12}|\$\{.+\}):key/.+)$",
@@ -51,14 +104,14 @@ class Aws(Model):
     @field_validator("account_id")
     @classmethod
     def _account(cls, v: str) -> str:
-        if "${" not in v and not re.fullmatch(r"\d{12}", v):
+        if not re.fullmatch(r"\d{12}", v):
             raise ValueError(f"{v!r} is not a 12-digit AWS account id")
         return v
 
     @field_validator("region")
     @classmethod
     def _region(cls, v: str) -> str:
-        if "${" not in v and not re.fullmatch(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d", v):
+        if not re.fullmatch(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d", v):
             raise ValueError(f"{v!r} is not an AWS region name like 'us-east-1'")
         return v
 
@@ -66,24 +119,31 @@ class Aws(Model):
 class Source(Model):
     """The raw table: one row per record, an id column and a JSON document column."""
 
-    database: AthenaIdentifier | None = Field(None, description="Database of the source table (default: aws.database).")
-    table: AthenaIdentifier = Field(description="Source table name.")
-    location: str = Field(description="S3 location of the source data (`s3://bucket/path/`), granted read-only.")
-    id_column: AthenaIdentifier = Field(description="Column holding the record id (unique per record after de-duplication).")
+    database: SourceName | None = Field(None, description="Database of the source table (default: aws.database).")
+    table: SourceName = Field(description="Source table name.")
+    location: S3Location = Field(description="S3 location of the source data (`s3://bucket/path/`), granted read-only.")
+    id_column: SourceName = Field(description="Column holding the record id (unique per record after de-duplication).")
     id_type: Literal["string", "bigint"] = Field("string", description="Athena type of the id column.")
-    document_column: AthenaIdentifier = Field(description="Column holding the JSON document.")
+    document_column: SourceName = Field(description="Column holding the JSON document.")
     rows: int | None = Field(None, gt=0, description="Approximate row count, used for cost and size estimates.")
 
-    @field_validator("location")
-    @classmethod
-    def _loc(cls, v: str) -> str:
-        if "${" not in v and not v.startswith("s3://"):
-            raise ValueError("must be an s3:// URI")
-        return v if v.endswith("/") else v + "/"
+
+def _category(v: str) -> str:
+    # A category is a SQL string literal in a one-line query inside an intrinsic function: a line
+    # break or backslash there is refused by Step Functions' linters, and `${run_id}` is the
+    # placeholder every run replaces with its execution name.
+    if not v or len(v) > 256:
+        raise ValueError("a category has 1-256 characters")
+    if "\n" in v or "\t" in v or "\\" in v or "${" in v:
+        raise ValueError(f"{v!r}: a category may not hold a line break, tab, backslash or '${{'")
+    return v
+
+
+Category = Annotated[str, AfterValidator(_category), Field(min_length=1, max_length=256)]
 
 
 def _check_json_path(v: str) -> str:
-    if not _JSON_PATH.match(v):
+    if not _JSON_PATH.fullmatch(v):
         raise ValueError(f"{v!r} is not a simple JSON path like '$.profile.age' or '$.items[0]'")
     return v
 
@@ -91,7 +151,7 @@ def _check_json_path(v: str) -> str:
 class Target(Model):
     """What the pipeline predicts."""
 
-    name: AthenaIdentifier = Field(description="Column name of the target, e.g. `age`.")
+    name: ColumnName = Field(description="Column name of the target, e.g. `age`.")
     json_path: str = Field(description="Where the known value sits in the JSON document.")
     type: Literal["integer", "double"] = Field(description="Type of the target value.")
     min: float = Field(description="Smallest valid value; known values outside [min, max] are treated as unknown.")
@@ -112,15 +172,15 @@ class Target(Model):
 class Feature(Model):
     """One model input, extracted from the JSON document."""
 
-    name: AthenaIdentifier = Field(description="Column name of the feature.")
+    name: ColumnName = Field(description="Column name of the feature.")
     json_path: str = Field(description="Where the value sits in the JSON document.")
     type: Literal["double", "integer", "boolean", "category"] = Field(
         description="`double`/`integer` are numeric, `boolean` is 0/1, `category` is one of `categories`."
     )
     min: float | None = Field(None, description="Numeric values below this are treated as missing.")
     max: float | None = Field(None, description="Numeric values above this are treated as missing.")
-    categories: list[str] | None = Field(
-        None, description="Known values of a `category` feature; other values count as 'other'."
+    categories: list[Category] | None = Field(
+        None, description="Known values of a `category` feature (compared lower-cased); other values count as 'other'."
     )
     missing: Literal["median", "zero", "keep"] = Field(
         "median",
@@ -134,6 +194,12 @@ class Feature(Model):
     def _shape(self) -> "Feature":
         if self.type == "category" and not self.categories:
             raise ValueError("a category feature needs `categories`")
+        lowered = [c.lower() for c in self.categories or []]
+        dupes = sorted({c for c in lowered if lowered.count(c) > 1})
+        if dupes:
+            raise ValueError(f"categories are compared lower-cased and must be distinct: {', '.join(map(repr, dupes))}")
+        if "other" in lowered:
+            raise ValueError("'other' is the category stepkit gives every value not listed: leave it out")
         if self.type != "category" and self.categories:
             raise ValueError("`categories` is only for type: category")
         if self.type in ("boolean", "category") and (self.min is not None or self.max is not None):
@@ -161,7 +227,9 @@ class Tables(Model):
 class Sample(Model):
     """The training sample, taken deterministically by a hash of the id."""
 
-    percent: float = Field(gt=0, le=100, description="Share of labelled rows (known target) used for training.")
+    # The sample is drawn by a hash into 10,000 buckets: 0.01% is the smallest share there is.
+    percent: float = Field(ge=0.01, le=100, description="Share of labelled rows (known target) used for training, "
+                           "in percent (0.01-100; drawn in steps of 0.01).")
     seed: int = Field(0, ge=0, description="Changes which rows fall in the sample; same seed, same rows.")
     holdout_percent: float = Field(
         20, gt=0, lt=100, description="Share of the sample held out for metrics and interval calibration."
@@ -172,7 +240,8 @@ class Batching(Model):
     """How scoring is split and fanned out."""
 
     batches: int = Field(gt=0, description="Number of prediction batches (one Fargate task each).")
-    max_concurrency: int = Field(gt=0, description="Batches running at once.")
+    # A Distributed Map runs at most 10,000 child executions at once.
+    max_concurrency: int = Field(gt=0, le=10_000, description="Batches running at once (at most 10,000).")
     map_mode: Literal["auto", "inline", "distributed"] = Field(
         "auto",
         description="Step Functions Map mode. `auto` picks DISTRIBUTED when concurrency passes inline Map's "
@@ -199,8 +268,14 @@ class TaskCompute(Model):
     architecture: Literal["ARM64", "X86_64"] = Field("ARM64", description="CPU architecture of the task.")
     timeout_minutes: int = Field(gt=0, le=60 * 24 * 7, description="The state's TimeoutSeconds, in minutes.")
     ephemeral_storage_gb: int = Field(20, ge=20, le=200, description="Task disk in GiB (20-200).")
-    image: str | None = Field(
+    image: ImageUri | None = Field(
         None, description="Container image; default: the stack's ECR repository for this task, tag `latest`."
+    )
+    module: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
+        description="Python module of the task's own worker, for `image`: what the image runs "
+        "(`python -m MODULE --config URI --run-id ID [--batch-id N]`), and what a local run runs in a process, "
+        "calling its `run(config_uri, run_id[, batch_id])`. Default: stepkit's `stepkit.workers.<task>`.",
     )
 
     # Field validators, not one model validator, so an error points at the value that is wrong.
@@ -221,12 +296,21 @@ class TaskCompute(Model):
             raise ValueError(problem)
         return v
 
+    @field_validator("module")
+    @classmethod
+    def _module(cls, v: str | None, info: ValidationInfo) -> str | None:
+        # stepkit's own images run stepkit's own workers: a local run of another module would prove
+        # code that AWS never runs.
+        if v is not None and not info.data.get("image"):
+            raise ValueError("a task's own `module` needs its own `image` (stepkit's images run stepkit.workers.<task>)")
+        return v
+
 
 class Compute(Model):
     """Sizes of the pipeline's compute."""
 
     lambda_: LambdaCompute = Field(LambdaCompute(), alias="lambda", description="The pipeline's Lambda function(s).")
-    tasks: dict[AthenaIdentifier, TaskCompute] = Field(
+    tasks: dict[TaskName, TaskCompute] = Field(
         description="Fargate task definitions by name (stages refer to them), e.g. `training`, `prediction`."
     )
 
@@ -234,9 +318,11 @@ class Compute(Model):
 class ModelSpec(Model):
     """A model to train. The best by `selection.metric` among them scores the records."""
 
-    name: AthenaIdentifier = Field(description="Model name, unique in the pipeline.")
-    kind: Literal["ridge", "xgboost", "xgboost_quantile"] = Field(
-        description="`ridge`, `xgboost` (squared error) or `xgboost_quantile` (lower/median/upper quantiles)."
+    name: ColumnName = Field(description="Model name, unique in the pipeline.")
+    kind: str = Field(
+        description="`ridge`, `xgboost` (squared error) or `xgboost_quantile` (lower/median/upper quantiles); "
+        "or a kind an installed package registers (entry-point group `stepkit.models`).",
+        json_schema_extra=lambda schema: schema.update(enum=model_kinds.names()),
     )
     params: dict[str, float | int | str | bool] = Field(
         default_factory=dict, description="Hyper-parameters passed to the estimator."
@@ -244,6 +330,18 @@ class ModelSpec(Model):
     quantiles: list[float] | None = Field(
         None, description="For `xgboost_quantile`: lower, median and upper quantile, e.g. [0.1, 0.5, 0.9]."
     )
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        # The registry's names, read when validating (not fixed at import), in pydantic's own words for a choice.
+        if not model_kinds.known(v):
+            names = [repr(n) for n in model_kinds.names()]
+            expected = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+        # Interned, as a Literal's value was: pickle writes an object met before as a reference, so
+        # a fresh copy of the same text would change the artifact's bytes, hence the model version.
+        return sys.intern(v)
 
     @model_validator(mode="after")
     def _quantiles(self) -> "ModelSpec":
@@ -294,7 +392,7 @@ class Schedule(Model):
 
     enabled: bool = Field(False, description="Whether the schedule fires (the rule is created either way).")
     expression: str = Field(
-        "cron(0 6 ? * MON *)", description="EventBridge `cron(...)` or `rate(...)` expression (UTC)."
+        "cron(0 6 ? * MON *)", max_length=256, description="EventBridge `cron(...)` or `rate(...)` expression (UTC)."
     )
 
     @field_validator("expression")
@@ -309,6 +407,12 @@ class Schedule(Model):
             f = m.group(1).split()
             if f[2] != "?" and f[4] != "?":
                 raise ValueError("EventBridge cron needs '?' in day-of-month or day-of-week")
+        if m.group(2) is not None:
+            # EventBridge: a positive value; the unit singular for 1 (rate(1 hour)), plural past it.
+            n, unit = int(m.group(2)), m.group(3)
+            if n < 1 or (n == 1) != (not unit.endswith("s")):
+                raise ValueError(f"{v!r}: EventBridge takes rate(1 {unit.rstrip('s')}) or rate(N {unit.rstrip('s')}s) "
+                                 "with N above 1")
         return v
 
 
@@ -339,8 +443,10 @@ class Alerts(Model):
 class CostAlarm(Model):
     """A monthly cost guard for the account."""
 
-    threshold_usd: float = Field(gt=0, description="Alert when estimated monthly cost passes this, in USD.")
-    email: str | None = Field(None, description="Where the alert goes (optional).")
+    threshold_usd: float = Field(gt=0, le=1e9, description="Alert when estimated monthly cost passes this, in USD.")
+    email: Email | None = Field(None, description="Where the alert goes (optional).")
+    # BytesScannedCutoffPerQuery is a 64-bit count of bytes.
     athena_bytes_scanned_cutoff_gb: int = Field(
-        3000, ge=1, description="Athena workgroup cutoff per query, in GB scanned (a query past it is cancelled)."
+        3000, ge=1, le=9_000_000_000,
+        description="Athena workgroup cutoff per query, in GB scanned (a query past it is cancelled)."
     )

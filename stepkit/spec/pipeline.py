@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Mapping, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from stepkit.spec.models import (
     Alerts,
@@ -21,10 +21,13 @@ from stepkit.spec.models import (
     Training,
     Retention,
 )
-from stepkit.spec.names import ResourcePrefix
+from stepkit.spec.names import PipelineName, ResourcePrefix
 
-# Columns stepkit adds to its tables; features may not take these names.
-RESERVED_COLUMNS = {"id", "batch_id", "batch_group", "sample_bucket", "parse_ok", "run_id", "labelled"}
+# Columns stepkit adds to its tables (and the staging query's own); features may not take these
+# names, nor predicted_<target> / known_<target>, which the result tables add beside them.
+RESERVED_COLUMNS = {"id", "batch_id", "batch_group", "sample_bucket", "parse_ok", "run_id", "labelled",
+                    "sample_hash", "batch_hash", "lower_bound", "upper_bound", "confidence_score", "abs_error",
+                    "known_in_interval", "model_name", "model_version", "prediction_source"}
 
 
 class OnFailure(Model):
@@ -39,8 +42,9 @@ class OnFailure(Model):
 class PipelineBase(Model):
     """One batch ML pipeline on Step Functions, Athena and Fargate."""
 
-    name: str = Field(description="Pipeline name, shown in tags and reports.")
-    description: str = Field("", description="What the pipeline does.")
+    name: PipelineName = Field(description="Pipeline name, shown in tags and reports (letters, digits, spaces and "
+                                  "_ . : / = + - @; at most 128 characters).")
+    description: str = Field("", max_length=1024, description="What the pipeline does.")
     resource_prefix: ResourcePrefix = Field(description="Prefix of every AWS resource name (roles, functions, cluster...).")
     state_machine_name: str | None = Field(
         None, max_length=80, pattern=r"^[A-Za-z0-9_-]+$", description="State machine name (default: PREFIX-pipeline)."
@@ -63,13 +67,24 @@ class PipelineBase(Model):
                            "an email to receive them).")
     on_failure: OnFailure = Field(OnFailure(), description="Clean-up when a stage fails.")
 
+    @field_validator("features")
+    @classmethod
+    def _feature_columns(cls, v: list[Feature], info: ValidationInfo) -> list[Feature]:
+        target = info.data.get("target")  # absent when the target itself was refused
+        reserved = RESERVED_COLUMNS | ({f"predicted_{target.name}", f"known_{target.name}"} if target else set())
+        clash = sorted({f.name for f in v} & reserved)
+        if clash:
+            raise ValueError(f"{', '.join(clash)}: reserved column name(s) stepkit adds to its tables")
+        return v
+
     @model_validator(mode="after")
     def _columns(self) -> "PipelineBase":
         names = [f.name for f in self.features]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"feature names must be unique: {', '.join(dupes)}")
-        clash = sorted((set(names) | {self.target.name}) & RESERVED_COLUMNS)
+        target = self.target.name
+        clash = sorted({target} & RESERVED_COLUMNS)
         if clash:
             raise ValueError(f"{', '.join(clash)}: reserved column name(s) stepkit adds to its tables")
         if self.target.name in names:

@@ -8,40 +8,47 @@ so there the compiler refuses a layout Athena would refuse.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from stepkit.ir.asl import Fragment
 from stepkit.ir.iam import Statement
 from stepkit.ir.sql import MAX_WRITERS, SqlStatement, sql_string
-from stepkit.spec.names import AthenaIdentifier
+from stepkit.spec.names import ColumnName
 from stepkit.steps import _athena
 from stepkit.steps.base import Finding, Flow, Stage
 
 if TYPE_CHECKING:
     from stepkit.ir.context import Context
 
+# Each 100 partitions are one more statement and one more state: past this the definition
+# approaches Step Functions' size limit and a run takes hours of serial writes.
+MAX_PARTITIONS = 10_000
+
 
 class AthenaCtas(Stage):
     """Create a table from a SELECT (template), stored as Parquet under the run's own location."""
+
+    repeatable: ClassVar[bool] = False  # its statements write files: cleaned up first (its prepare state)
 
     type: Literal["athena_ctas"] = "athena_ctas"
     table: str = Field(description="Key in `tables` of the table to create.")
     template: str = Field(description="Jinja template of the SELECT, in templates/sql/ (e.g. `staging.sql.j2`).")
     format: Literal["parquet", "orc"] = Field("parquet", description="Storage format.")
     compression: Literal["snappy", "zstd", "gzip"] = Field("snappy", description="Write compression.")
-    partitioned_by: list[AthenaIdentifier] = Field(
+    partitioned_by: list[ColumnName] = Field(
         default_factory=list, description="Partition columns; they must come last in the SELECT list, in this order."
     )
-    partitions: int | Literal["batches", "batch_groups"] | None = Field(
+    partitions: Annotated[int, Field(gt=0, le=MAX_PARTITIONS)] | Literal["batches", "batch_groups"] | None = Field(
         None,
         description="How many partitions the table gets: a number, `batches` (one per prediction batch) or "
-        "`batch_groups` (one per 100 batches). Needed to respect Athena's 100-writer limit.",
+        "`batch_groups` (one per 100 batches). Needed to respect Athena's 100-writer limit. At most "
+        f"{MAX_PARTITIONS:,} (written {MAX_WRITERS} per statement, one state each).",
     )
-    bucketed_by: list[AthenaIdentifier] = Field(default_factory=list, description="Bucket columns.")
+    bucketed_by: list[ColumnName] = Field(default_factory=list, description="Bucket columns.")
     bucket_count: int | None = Field(None, gt=0, description="Number of buckets (with `bucketed_by`).")
-    timeout_minutes: int = Field(30, gt=0, description="TimeoutSeconds of each query, in minutes.")
+    timeout_minutes: int = Field(30, gt=0, le=60 * 24 * 7, description="TimeoutSeconds of each query, in minutes.")
 
     @model_validator(mode="after")
     def _layout(self) -> "AthenaCtas":
@@ -78,6 +85,11 @@ class AthenaCtas(Stage):
         if self.table not in ctx.p.tables.names():
             found.append(Finding("error", ("table",), f"{self.table!r} is not a key of `tables` "
                                  f"({', '.join(ctx.p.tables.names())})"))
+            return found
+        parts = self.partition_count(ctx)
+        if self.partitioned_by and parts is not None and parts > MAX_PARTITIONS:
+            found.append(Finding("error", ("partitions",), f"{parts:,} partitions; stepkit writes at most "
+                                 f"{MAX_PARTITIONS:,} per table ({MAX_WRITERS} per statement, one state each)"))
             return found
         writers = self.writers(ctx)
         if self.bucket_count and writers is not None and writers > MAX_WRITERS:
@@ -156,12 +168,3 @@ class AthenaCtas(Stage):
 
     def iam(self, ctx: "Context") -> list[Statement]:
         return _athena.statements(ctx)
-
-    def run_local(self, ctx: Any) -> dict[str, Any]:
-        """Run the CTAS (and its INSERT INTO chunks) on the local engine, in the state machine's order."""
-        statements = self.sql(ctx.compile)
-        rows = 0
-        for i, st in enumerate(statements):
-            rows += ctx.engine.execute(st.text(ctx.run_id)).rows_written or 0
-            ctx.progress(self.name, i + 1, len(statements))
-        return {"rows_out": rows, "statements": len(statements)}

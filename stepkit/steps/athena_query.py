@@ -1,7 +1,7 @@
 """`athena_query`: run one Athena statement from a template (DDL such as CREATE EXTERNAL TABLE)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
@@ -18,10 +18,12 @@ if TYPE_CHECKING:
 class AthenaQuery(Stage):
     """Run one statement, to completion, through `athena:startQueryExecution.sync`."""
 
+    repeatable: ClassVar[bool] = False  # its statements write files: cleaned up first (its prepare state)
+
     type: Literal["athena_query"] = "athena_query"
     template: str = Field(description="Jinja template of the statement, in templates/sql/.")
     table: str | None = Field(None, description="Key in `tables` of the table the statement creates, if any.")
-    timeout_minutes: int = Field(10, gt=0, description="TimeoutSeconds of the query, in minutes.")
+    timeout_minutes: int = Field(10, gt=0, le=60 * 24 * 7, description="TimeoutSeconds of the query, in minutes.")
 
     def tables_written(self) -> list[str]:
         return [self.table] if self.table else []
@@ -52,10 +54,3 @@ class AthenaQuery(Stage):
 
     def iam(self, ctx: "Context") -> list[Statement]:
         return _athena.statements(ctx)
-
-    def run_local(self, ctx: Any) -> dict[str, Any]:
-        """Run the statement on the local engine; rows_out counts what it wrote or returned."""
-        (st,) = self.sql(ctx.compile)
-        result = ctx.engine.execute(st.text(ctx.run_id))
-        rows = result.rows_written if result.rows_written is not None else len(result.rows)
-        return {"rows_out": rows, "statements": 1}

@@ -5,7 +5,11 @@
 - `sql(ctx)`: its Athena statements, if any
 - `resources(ctx)`: the AWS resources (CloudFormation) its states need
 - `check(ctx)`: findings about AWS limits the schema alone cannot see
-- `run_local(ctx)`: how it runs on the embedded engine (`stepkit run --local`)
+- `flow(ctx)`: what it reads and changes (the compiler orders stages by it)
+
+A block has no local code of its own: `stepkit run --local` executes its states with local stand-ins
+for the services they call (stepkit/local/adapters), so a block that uses those integrations runs
+locally as it is.
 """
 from __future__ import annotations
 
@@ -68,6 +72,9 @@ class Stage(Model):
 
     # Registry key; also the YAML `type:` value.
     kind: ClassVar[str] = ""
+    # A failed attempt may simply run again: what it wrote is overwritten, never added to. False for a
+    # stage that must be cleaned up first (an Athena CTAS meets its own files, an INSERT adds rows twice).
+    repeatable: ClassVar[bool] = True
 
     name: StateName = Field(description="State name in the state machine (unique, at most 80 characters).")
     comment: str | None = Field(None, description="Shown as the state's Comment.")
@@ -96,8 +103,6 @@ class Stage(Model):
         """Table keys this stage creates (for cleanup and the local catalog)."""
         return []
 
-    def run_local(self, ctx: Any) -> dict[str, Any]:
-        raise NotImplementedError(f"{self.type} has no local execution yet")  # type: ignore[attr-defined]
 
 
 class DeclaredFlow(Stage):

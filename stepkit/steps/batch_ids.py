@@ -38,10 +38,3 @@ class BatchIds(Stage):
                            ResultPath=RESULT_PATH)
         return Fragment().add(self.name, pass_state).chain()
 
-    def ids(self, ctx: "Context") -> list[int]:
-        return list(range(ctx.p.batching.batches))
-
-    def run_local(self, ctx) -> dict:
-        ids = self.ids(ctx.compile)
-        ctx.extra["batch_ids"] = ids  # the fan-out maps over them, as the Map state over $.batch_ids.ids
-        return {"batches": len(ids), "note": f", {len(ids)} batch ids"}

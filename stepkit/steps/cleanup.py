@@ -12,7 +12,7 @@ from pydantic import Field
 from stepkit.ir.asl import CLEANUP_RETRY, Fragment
 from stepkit.ir.cfn import PARAM_CODE_KEY, Output, Resource, get_att, log_group, parameter, ref, role_id
 from stepkit.ir.iam import Statement
-from stepkit.ir.names import CLEANUP_FUNCTION
+from stepkit.ir.names import CLEANUP_FUNCTION, RUN_ID_PATH
 from stepkit.steps.base import Finding, Flow, Stage
 from stepkit.steps.lambda_invoke import invoke, invoke_statement
 
@@ -54,7 +54,7 @@ class Cleanup(Stage):
                 {"name": names[k], "location": ctx.names.table_root(k), "delete_data": k in self.delete_data}
                 for k in [*self.drop_tables, *[d for d in self.delete_data if d not in self.drop_tables]]
             ],
-            "run_id.$": "$$.Execution.Name",
+            "run_id.$": RUN_ID_PATH,
         }
 
     def fragment(self, ctx: "Context") -> Fragment:
@@ -69,10 +69,6 @@ class Cleanup(Stage):
     def resources(self, ctx: "Context") -> list[Resource]:
         return resources(ctx)
 
-    def run_local(self, ctx) -> dict[str, Any]:
-        from stepkit.local import tasks
-
-        return tasks.cleanup(ctx, self.payload(ctx.compile))
 
 
 # The function's timeout follows from the files it may have to delete, bounded from above: every
@@ -100,9 +96,19 @@ def function_timeout(ctx: "Context") -> int:
 
 
 # The function's entry point in the zip `stepkit deploy` uploads (stepkit/aws/package.py).
-HANDLER = "workers.cleanup.handler.handler"
+HANDLER = "stepkit.workers.cleanup.handler.handler"
 # Where the function may delete: the pipeline's root (s3://bucket/prefix/).
 ROOT_ENV = "STEPKIT_ROOT"
+
+
+def prepare_state(ctx: "Context", stage: str, keys: tuple[str, ...]):
+    """The Task a stage's guard runs before the stage runs again in a continued run: drops its tables
+    and deletes this run's files of them, so the stage starts from nothing (see compiler/wiring.py)."""
+    # Not validated as a stage: its name is the stage's own plus a suffix (the wiring checks its length).
+    block = Cleanup.model_construct(
+        name=f"{stage}.prepare", drop_tables=[], delete_data=list(keys), scope="run",
+        comment=f"Drops what an earlier attempt of {stage} in this run left, before it runs again.")
+    return block.fragment(ctx).states[block.name]
 
 
 def resources(ctx: "Context") -> list[Resource]:

@@ -15,9 +15,11 @@ from stepkit.ir.asl import TASK_FAILED_RETRY, Fragment, State
 from stepkit.ir.asl import state as asl_state
 from stepkit.ir.cfn import Resource
 from stepkit.ir.iam import Statement
+from stepkit.ir.names import RUN_ID_PATH
 from stepkit.steps import _ecs, _s3
 from stepkit.steps.base import DeclaredFlow, Finding, Flow
 from stepkit.steps.batch_ids import BATCH_IDS, ITEMS_PATH
+from stepkit.spec.names import WorkerArg
 
 if TYPE_CHECKING:
     from stepkit.ir.context import Context
@@ -38,7 +40,7 @@ class FanOut(DeclaredFlow):
 
     type: Literal["fan_out"] = "fan_out"
     task: str = Field(description="Key in `compute.tasks`: the worker run per batch.")
-    args: list[str] = Field(default_factory=list, description="Extra arguments after --batch-id.")
+    args: list[WorkerArg] = Field(default_factory=list, description="Extra arguments after --batch-id.")
     label: str | None = Field(None, max_length=40, pattern=r"^[A-Za-z0-9_-]+$",
                               description="Distributed Map label (<= 40 characters; default: the stage name).")
 
@@ -104,8 +106,9 @@ class FanOut(DeclaredFlow):
         state.update(
             {
                 "ItemsPath": ITEMS_PATH,
-                # Evaluated in the parent: the children get the parent's execution name as run id.
-                "ItemSelector": {"batch_id.$": "$$.Map.Item.Value", "run_id.$": "$$.Execution.Name"},
+                # Evaluated in the parent: the children get the parent's run id (their own execution
+                # names differ).
+                "ItemSelector": {"batch_id.$": "$$.Map.Item.Value", "run_id.$": RUN_ID_PATH},
                 "MaxConcurrency": b.max_concurrency,
                 "ItemProcessor": processor,
             }
@@ -135,16 +138,14 @@ class FanOut(DeclaredFlow):
                 # Children are named execution:MACHINE/LABEL:ID; execution:MACHINE:* is the documented form.
                 Statement.of("statemachine", ["states:DescribeExecution", "states:StopExecution"],
                              [n.executions_arn, n.arn("states", f"execution:{n.state_machine}:*")]),
-                Statement.of("statemachine", ["s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts",
-                                              "s3:AbortMultipartUpload"], _s3.objects(ctx, _s3.MAP_RESULTS)),
+                # The result writer (docs: input-output-resultwriter). GetObject apart: a read of the whole
+                # prefix, where an Athena stage grants one, covers it and the policy drops it.
+                Statement.of("statemachine", ["s3:PutObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"],
+                             _s3.objects(ctx, _s3.MAP_RESULTS)),
+                Statement.of("statemachine", "s3:GetObject", _s3.objects(ctx, _s3.MAP_RESULTS)),
                 # A redriven parent redrives its Map Run's failed children (docs: redrive-map-run, "IAM
                 # permission to redrive a Map Run"): they are named execution:MACHINE/LABEL:ID.
                 Statement.of("statemachine", "states:RedriveExecution",
                              n.arn("states", f"execution:{n.state_machine}/{self.map_label}:*")),
             ]
         return out
-
-    def run_local(self, ctx) -> dict:
-        from stepkit.local import tasks
-
-        return tasks.fan_out(ctx, self)

@@ -8,6 +8,8 @@ from pydantic import Field
 from stepkit.ir.asl import Fragment
 from stepkit.ir.cfn import Resource
 from stepkit.ir.iam import Statement
+from stepkit.ir.names import RUN_ID_PATH
+from stepkit.spec.names import WorkerArg
 from stepkit.steps import _ecs
 from stepkit.steps.base import DeclaredFlow, Finding
 
@@ -20,7 +22,7 @@ class FargateTask(DeclaredFlow):
 
     type: Literal["fargate_task"] = "fargate_task"
     task: str = Field(description="Key in `compute.tasks`: the task definition (and worker image) to run.")
-    args: list[str] = Field(default_factory=list, description="Extra arguments after --config and --run-id.")
+    args: list[WorkerArg] = Field(default_factory=list, description="Extra arguments after --config and --run-id.")
 
     def check(self, ctx: "Context") -> list[Finding]:
         if self.task not in ctx.p.compute.tasks:
@@ -29,7 +31,7 @@ class FargateTask(DeclaredFlow):
         return []
 
     def fragment(self, ctx: "Context") -> Fragment:
-        cmd = _ecs.command(ctx, "$$.Execution.Name", list(self.args))
+        cmd = _ecs.command(ctx, RUN_ID_PATH, list(self.args))
         return Fragment().add(self.name, _ecs.task(ctx, self.task, cmd, self.comment)).chain()
 
     def iam(self, ctx: "Context") -> list[Statement]:
@@ -38,8 +40,3 @@ class FargateTask(DeclaredFlow):
 
     def resources(self, ctx: "Context") -> list[Resource]:
         return _ecs.resources(ctx, self.task)
-
-    def run_local(self, ctx) -> dict:
-        from stepkit.local import tasks
-
-        return tasks.fargate_task(ctx, self)

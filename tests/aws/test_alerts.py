@@ -23,7 +23,7 @@ from stepkit.interpreter import Execution, TaskFailure
 from tests.aws.conftest import REGION
 from tests.aws.test_ops import executing, pipeline_machine  # noqa: F401  (fixtures: the compiled machine on moto)
 from tests.aws.variants import compile_variant
-from workers.alerts import handler
+from stepkit.workers.alerts import handler
 
 ACCOUNT = "123456789012"
 MACHINE = "fargate-predict-age-pipeline"
@@ -62,6 +62,7 @@ ATHENA = "arn:aws:states:::athena:startQueryExecution.sync"
 ECS = "arn:aws:states:::ecs:runTask.sync"
 LAMBDA = "arn:aws:states:::lambda:invoke"
 S3_PUT = "arn:aws:states:::s3:putObject"
+LIST_EXECUTIONS = "arn:aws:states:::aws-sdk:sfn:listExecutions"
 
 
 def _fails(state: str, error: str, times: int | None = None, batch: str | None = None):
@@ -86,11 +87,34 @@ def _blocks(state: str, started: threading.Event):
     return answer
 
 
-def _history(adapters: dict, stop_when: threading.Event | None = None, timeout: int | None = None):
-    definition = json.loads(GOLDEN.read_text())
+def _running(n: int):
+    """ListExecutions of the one-run-at-a-time check: this run, and n - 1 others."""
+    return lambda call: {"Executions": [{"Status": "RUNNING"}] * n}
+
+
+def _definition(on_failure: bool = False) -> dict:
+    if not on_failure:
+        return json.loads(GOLDEN.read_text())
+    # The spec's on_failure adds the failure path (CleanupOnFailure, then Failed) behind a Catch.
+    from stepkit.cli import _variables
+    from stepkit.compiler.build import compile_file
+    from tests.aws.conftest import ENV_FILE
+    from tests.aws.variants import write_variant
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = write_variant(Path(d), {"on_failure": {"delete_data": ["staging"]}})
+        return compile_file(path, _variables((), str(ENV_FILE)), check_sql=False).definition
+
+
+def _history(adapters: dict, stop_when: threading.Event | None = None, timeout: int | None = None,
+             on_failure: bool = False):
+    definition = _definition(on_failure)
     if timeout:
         definition["TimeoutSeconds"] = timeout
-    base = {ATHENA: lambda c: {}, ECS: lambda c: {}, LAMBDA: lambda c: {}, S3_PUT: lambda c: None}
+    base = {ATHENA: lambda c: {}, ECS: lambda c: {}, LAMBDA: lambda c: {}, S3_PUT: lambda c: None,
+            LIST_EXECUTIONS: _running(1)}
     ex = Execution(definition, {**base, **adapters}, name="r", state_machine_name=MACHINE,
                    max_wait_seconds=0.001, max_retry_delay_seconds=0.001)
     if stop_when is not None:
@@ -99,36 +123,42 @@ def _history(adapters: dict, stop_when: threading.Event | None = None, timeout: 
     return result.status, list(reversed(ex.events))  # GetExecutionHistory reverseOrder=true
 
 
-TRAINING_STARTED = threading.Event()
-TRAINING_STARTED_2 = threading.Event()
+STAGING_STARTED = threading.Event()
+STAGING_STARTED_2 = threading.Event()
 
 HISTORIES = [
-    # (case, adapters, stop_when, timeout, status, stage, error)
-    ("athena stage", {ATHENA: _fails("TrainingFeatures", "Athena.QueryFailed")}, None, None,
+    # (case, adapters, stop_when, timeout, on_failure, status, stage, error)
+    ("athena stage", {ATHENA: _fails("TrainingFeatures", "Athena.QueryFailed")}, None, None, False,
      "FAILED", "TrainingFeatures", "Athena.QueryFailed"),
-    # No Fargate capacity five times, then a sixth: the retries exhausted, the stage is still Training.
-    ("ecs retries exhausted", {ECS: _fails("Training", "AmazonECS.Unknown")}, None, None,
+    # No Fargate capacity five times, then a sixth: the retries exhausted, the stage is still Training
+    # (inside a Parallel, whose other branch is then aborted).
+    ("ecs retries exhausted", {ECS: _fails("Training", "AmazonECS.Unknown")}, None, None, False,
      "FAILED", "Training", "AmazonECS.Unknown"),
     # Failures that a retry got past do not count: the stage that finally failed does.
     ("retried then a later stage", {ECS: _fails("Training", "AmazonECS.Unknown", times=2),
-                                    ATHENA: _fails("HumanQA", "Athena.QueryFailed")}, None, None,
+                                    ATHENA: _fails("HumanQA", "Athena.QueryFailed")}, None, None, False,
      "FAILED", "HumanQA", "Athena.QueryFailed"),
     ("one batch of the fan-out", {ECS: _fails("ParallelPredictionBatch", "States.TaskFailed", batch="7")}, None, None,
-     "FAILED", "ParallelPrediction", "States.ExceedToleratedFailureThreshold"),
-    # The failure path's own failure (its cleanup) does not hide the stage that failed first.
+     False, "FAILED", "ParallelPrediction", "States.ExceedToleratedFailureThreshold"),
+    # The one-run-at-a-time check refuses: its Fail state is named.
+    ("another run in progress", {LIST_EXECUTIONS: _running(2)}, None, None, False,
+     "FAILED", "AnotherRunInProgress", ""),
+    # With on_failure, the failure path's own failure (its cleanup) does not hide the stage that failed first.
     ("cleanup on failure fails too", {ATHENA: _fails("StagingFeatures", "Athena.QueryFailed"),
-                                      LAMBDA: _fails("CleanupOnFailure", "Lambda.Unknown")}, None, None,
+                                      LAMBDA: _fails("CleanupOnFailure", "Lambda.Unknown")}, None, None, True,
      "FAILED", "StagingFeatures", "Athena.QueryFailed"),
-    ("stopped by hand", {ECS: _blocks("Training", TRAINING_STARTED)}, TRAINING_STARTED, None,
-     "ABORTED", "Training", ""),
-    ("timed out", {ECS: _blocks("Training", TRAINING_STARTED_2)}, None, 1, "TIMED_OUT", "Training", ""),
+    ("stopped by hand", {ATHENA: _blocks("StagingFeatures", STAGING_STARTED)}, STAGING_STARTED, None, False,
+     "ABORTED", "StagingFeatures", ""),
+    ("timed out", {ATHENA: _blocks("StagingFeatures", STAGING_STARTED_2)}, None, 1, False,
+     "TIMED_OUT", "StagingFeatures", ""),
 ]
 
 
-@pytest.mark.parametrize("case, adapters, stop_when, timeout, status, stage, error", HISTORIES,
+@pytest.mark.parametrize("case, adapters, stop_when, timeout, on_failure, status, stage, error", HISTORIES,
                          ids=[h[0] for h in HISTORIES])
-def test_the_failed_stage_is_found_in_the_history(case, adapters, stop_when, timeout, status, stage, error):
-    got_status, events = _history(adapters, stop_when, timeout)
+def test_the_failed_stage_is_found_in_the_history(case, adapters, stop_when, timeout, on_failure, status, stage,
+                                                  error):
+    got_status, events = _history(adapters, stop_when, timeout, on_failure)
     assert got_status == status
     found, found_error, _ = handler.failed_state(events, status, FAILURE_PATH)
     assert (found, found_error) == (stage, error)
@@ -191,7 +221,8 @@ def test_a_long_cause_and_subject_are_cut():
 # --- the stack: template (moto's CloudFormation creates these, checked below) --------------------
 
 def test_the_rule_takes_the_ends_of_top_level_runs(tmp_path, variables):
-    t = tpl.build(compile_variant(tmp_path, variables, {"alerts": {"email": "ops@example.com", "on_success": True}}))
+    t = tpl.build(compile_variant(tmp_path, variables, {"alerts": {"email": "ops@example.com", "on_success": True},
+                                                        "on_failure": {"delete_data": ["staging"]}}))
     pattern = t["Resources"]["RunAlertRule"]["Properties"]["EventPattern"]
     assert pattern == {"source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"],
                        "detail": {"status": ["FAILED", "TIMED_OUT", "ABORTED", "SUCCEEDED"], "executionArn": [
@@ -273,7 +304,7 @@ def test_the_stack_wires_rule_function_and_topic(deployed):
     events = boto3.client("events", region_name=REGION)
     target = events.list_targets_by_rule(Rule="ai-agent-predict-age-run-alerts")["Targets"][0]
     fn = boto3.client("lambda", region_name=REGION).get_function_configuration(FunctionName="ai-agent-predict-age-alerts")
-    assert target["Arn"] == fn["FunctionArn"] and fn["Handler"] == "workers.alerts.handler.handler"
+    assert target["Arn"] == fn["FunctionArn"] and fn["Handler"] == "stepkit.workers.alerts.handler.handler"
     topics = [t["TopicArn"] for t in boto3.client("sns", region_name=REGION).list_topics()["Topics"]]
     assert fn["Environment"]["Variables"]["STEPKIT_TOPIC_ARN"] in topics
     assert fn["Environment"]["Variables"]["STEPKIT_TOPIC_ARN"].endswith(":ai-agent-predict-age-run-alerts")
@@ -310,12 +341,13 @@ def test_a_failed_run_on_moto_reaches_the_topic(pipeline_machine, inbox, monkeyp
     monkeypatch.setenv(handler.IGNORE_ENV, "CleanupOnFailure,Failed")
     # The older event shape: no error or cause in it; the function reads them from DescribeExecution.
     out = handler.handler(status_change("FAILED", name="run-a", newer=False))
-    # moto has no cleanup Lambda: the first stage fails, then the failure path.
-    assert out == {"subject": "predict-age: run run-a failed at PreCleanup", "stage": "PreCleanup"}
+    # moto's interpreter fails the one-run-at-a-time check (its aws-sdk integration reads camelCase
+    # parameters): that state is named. (moto also ignores reverseOrder: the function reads the whole history.)
+    assert out == {"subject": "predict-age: run run-a failed at CheckOtherRuns", "stage": "CheckOtherRuns"}
     (msg,) = read()
-    assert msg["Subject"] == "predict-age: run run-a failed at PreCleanup"
+    assert msg["Subject"] == "predict-age: run run-a failed at CheckOtherRuns"
     lines = msg["Message"].splitlines()
-    assert "Stage:      PreCleanup" in lines and "  stepkit redrive run-a" in lines
+    assert "Stage:      CheckOtherRuns" in lines and "  stepkit redrive run-a" in lines
     assert next(line for line in lines if line.startswith("Error:")) == f"Error:      {done['error']}"
 
 

@@ -54,7 +54,7 @@ def keys(s3):
     ("all", [f"{TABLES}/final/run-1/part-0.parquet", "predict-age/models/run-1/model.json"]),
 ])
 def test_handler_drops_tables_and_deletes_only_their_files(catalog, monkeypatch, scope, left):
-    from workers.cleanup import handler
+    from stepkit.workers.cleanup import handler
 
     glue, s3 = catalog
     monkeypatch.setenv(handler.ROOT_ENV, ROOT)
@@ -67,7 +67,7 @@ def test_handler_drops_tables_and_deletes_only_their_files(catalog, monkeypatch,
 
 
 def test_handler_refuses_paths_outside_the_pipeline_tables(catalog, monkeypatch):
-    from workers.cleanup import handler
+    from stepkit.workers.cleanup import handler
 
     _, s3 = catalog
     monkeypatch.setenv(handler.ROOT_ENV, ROOT)
@@ -87,7 +87,8 @@ def test_zip_is_reproducible_and_runs_without_pydantic(tmp_path):
     (tmp_path / "c.zip").write_bytes(a.body)
     assert sorted(zipfile.ZipFile(tmp_path / "c.zip").namelist()) == sorted(package.FUNCTION_FILES)
     # -S: no site-packages (no pydantic, no boto3): the handler module still imports and plans.
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import workers.alerts.handler; import workers.cleanup.handler as h; "
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import stepkit.workers.alerts.handler; "
+            "import stepkit.workers.cleanup.handler as h; "
             "print(h.plan({'database': 'd', 'scope': 'all', 'tables': [{'name': 't', 'location': 's3://b/p/tables/t/',"
             " 'delete_data': True}]}, 's3://b/p/').delete)")
     out = subprocess.run([sys.executable, "-S", "-c", code, str(tmp_path / "c.zip")], capture_output=True, text=True)
@@ -109,7 +110,7 @@ def _tree(s3, runs: int, batches: int, files: int) -> list[str]:
 
 @pytest.mark.parametrize("threads", [1, 16])
 def test_every_file_under_nested_folders_goes(aws, monkeypatch, threads):
-    from workers.cleanup import handler
+    from stepkit.workers.cleanup import handler
 
     s3 = boto3.client("s3", region_name=REGION)
     monkeypatch.setattr(handler, "PAGE", 7)  # several list pages and delete calls per folder
@@ -132,7 +133,7 @@ class Clock:
 
 
 def test_near_its_deadline_it_stops_and_a_retry_finishes(aws, monkeypatch):
-    from workers.cleanup import handler
+    from stepkit.workers.cleanup import handler
 
     s3 = boto3.client("s3", region_name=REGION)
     monkeypatch.setattr(handler, "PAGE", 5)
@@ -154,7 +155,7 @@ class LambdaContext:
 
 
 def test_the_handler_reads_its_deadline_from_the_lambda_context(catalog, monkeypatch):
-    from workers.cleanup import handler
+    from stepkit.workers.cleanup import handler
 
     monkeypatch.setenv(handler.ROOT_ENV, ROOT)
     with pytest.raises(handler.OutOfTime):

@@ -65,7 +65,7 @@ def test_deploy_to_an_empty_account_creates_every_resource_moto_keeps(aws):
                       "/stepkit/ai-agent-predict-age/prediction": 30,
                       "/stepkit/ai-agent-predict-age/statemachine": 30, "/stepkit/ai-agent-predict-age/training": 30}
     fn = client("lambda").get_function_configuration(FunctionName="ai-agent-predict-age-cleanup")
-    assert fn["Handler"] == "workers.cleanup.handler.handler" and fn["Runtime"] == "python3.12"
+    assert fn["Handler"] == "stepkit.workers.cleanup.handler.handler" and fn["Runtime"] == "python3.12"
     assert fn["Environment"]["Variables"]["STEPKIT_ROOT"] == f"s3://{BUCKET}/predict-age/"
     rule = client("events").describe_rule(Name="ai-agent-predict-age-schedule")
     assert rule["State"] == "DISABLED"

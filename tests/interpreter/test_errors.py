@@ -83,7 +83,7 @@ def test_retry_delay_is_shortened_and_reported():
     task = Recorder(_errors("E"))
     run(one({"Type": "Task", "Resource": LAMBDA, "Retry": [{"ErrorEquals": ["E"], "IntervalSeconds": 30}]}), {},
         {LAMBDA: task}, log=lines.append)
-    assert lines == ["S: E; retry 1 in 0.001 s (AWS would wait 30 s)"]
+    assert lines == ["S: E (attempt 0); retry 1 in 0.001 s (AWS would wait 30 s)"]
 
 
 CATCH = [

@@ -81,13 +81,20 @@ def failed_state(events: Iterable[dict[str, Any]], status: str, ignore: frozense
 
 
 def history(sfn: Any, execution_arn: str) -> Iterator[dict[str, Any]]:
+    """The execution's events, newest first, a page at a time (the failure is usually on the first)."""
     kwargs: dict[str, Any] = {"executionArn": execution_arn, "reverseOrder": True, "maxResults": 1000}
+    pages = []
     while True:
         page = sfn.get_execution_history(**kwargs)
-        yield from page.get("events", [])
+        events = page.get("events", [])
+        if len(events) > 1 and events[0]["id"] < events[-1]["id"] or pages:
+            pages.append(events)  # oldest first: an endpoint that ignores reverseOrder (moto does); read all
+        else:
+            yield from events
         if not page.get("nextToken"):
-            return
+            break
         kwargs["nextToken"] = page["nextToken"]
+    yield from sorted((e for events in pages for e in events), key=lambda e: -e["id"])
 
 
 def _when(value: Any) -> datetime | None:

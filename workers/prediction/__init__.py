@@ -10,15 +10,18 @@ from typing import Any
 
 import joblib  # noqa: F401 - the model artifact's format; imported by the first load otherwise
 
-from stepkit.ml import predict
-# load_config's parser: workers/__init__.py imports it late, to stay light for the cleanup Lambda.
+from stepkit.ml import kinds, predict
+# load_config's parser: stepkit.workers (workers/__init__.py) imports it late, to stay light for the cleanup Lambda.
 from stepkit import config  # noqa: F401
 from stepkit.spec.pipeline import WorkerPipeline
-from workers import load_config
+from stepkit.workers import load_config
 
 # The worker config's validator, complete: pydantic otherwise finishes
 # it on the first validation (0.13 s).
 WorkerPipeline.model_rebuild()
+# Every built-in model kind's module: the artifact names one kind, and no batch should import it.
+for _kind in kinds.KINDS:
+    kinds.get(_kind)
 
 
 def run(config_uri: str, run_id: str, batch_id: int) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 import sys
 
-from workers import main
-from workers.prediction import run
+from stepkit.workers import main
+from stepkit.workers.prediction import run
 
-sys.exit(main("python -m workers.prediction", run, batch=True))
+sys.exit(main("python -m stepkit.workers.prediction", run, batch=True))

@@ -1,7 +1,7 @@
 """The training task: every model of the spec, the interval calibration, the quality gate.
 
-What training needs is imported here, at module level (see workers.prediction): a local run's
-forkserver imports this module once, before the task's process starts.
+What training needs is imported here, at module level (see stepkit.workers.prediction): a local
+run's forkserver imports this module once, before the task's process starts.
 """
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Any
 import joblib  # noqa: F401 - writes the model artifact
 
 from stepkit.ml import train
-# load_config's parser: workers/__init__.py imports it late, to stay light for the cleanup Lambda.
+# load_config's parser: stepkit.workers (workers/__init__.py) imports it late, to stay light for the cleanup Lambda.
 from stepkit import config  # noqa: F401
 from stepkit.spec.pipeline import WorkerPipeline
-from workers import load_config
+from stepkit.workers import load_config
 
 # The worker config's validator, complete: pydantic otherwise finishes
 # it on the first validation (0.13 s).

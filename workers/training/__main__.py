@@ -1,6 +1,6 @@
 import sys
 
-from workers import main
-from workers.training import run
+from stepkit.workers import main
+from stepkit.workers.training import run
 
-sys.exit(main("python -m workers.training", run))
+sys.exit(main("python -m stepkit.workers.training", run))

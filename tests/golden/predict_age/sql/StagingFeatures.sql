@@ -7,15 +7,19 @@ WITH (
 ) AS
 -- The only scan of the raw JSON: every feature and the target in one pass; later stages read Parquet.
 WITH deduped AS (
-  -- Duplicate documents for one id: keep one, deterministically.
-  SELECT person_id AS id, min(profile_json) AS doc
+  -- Duplicate documents for one id: keep one, deterministically. A copy that parses wins (else one
+  -- malformed copy would hide a good one), then the smallest text. Athena tests every copy here
+  -- (CPU time; the bytes scanned are the same), the local engine only the copies of repeated ids.
+  SELECT person_id AS id,
+    coalesce(min(profile_json) FILTER (WHERE try(json_parse(profile_json)) IS NOT NULL), min(profile_json)) AS doc
   FROM ai_agent_kb.kb_person_profiles_2025q3
   WHERE person_id IS NOT NULL
   GROUP BY person_id
 ),
 parsed AS (
-  -- Parse each document once; malformed JSON becomes NULL instead of failing the query.
-  SELECT id, try(json_parse(doc)) AS j
+  -- Parse the kept document; malformed JSON becomes NULL instead of failing the query. The id takes
+  -- the declared source.id_type here, so every later table (and the predictions' DDL) agrees.
+  SELECT cast(id AS varchar) AS id, try(json_parse(doc)) AS j
   FROM deduped
 ),
 extracted AS (

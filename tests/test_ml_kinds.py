@@ -1,0 +1,146 @@
+"""Model kinds in a registry: one class per kind, one module per class, found by name by the spec,
+training and prediction alike. A kind defined here, in a test module, trains and scores through
+it; a package registers one through its entry points; artifacts written before kinds had their
+own modules still load and score as they did."""
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from stepkit import storage
+from stepkit.ml import artifacts, fixtures, kinds, predict, train
+from stepkit.ml.kinds.base import ModelKind
+from stepkit.spec.models import ModelSpec
+from tests.test_ml_train import RUN, small
+
+ROOT = Path(__file__).resolve().parents[1]
+OLD = ROOT / "tests" / "data" / "artifacts_format1"
+
+
+class MeanKind(ModelKind):
+    """The simplest model there is: the training targets' mean, for every row."""
+
+    name = "mean"
+
+    def fits(self, spec, raw, filled, y, nthread):
+        return [lambda: {"mean": float(np.mean(y))}]
+
+    def predict(self, model, quantiles, raw, filled):
+        return np.full(raw.shape[0], model["mean"], dtype=np.float32), None
+
+
+@pytest.mark.parametrize("kind, module, cls", [
+    ("ridge", "stepkit.ml.kinds.ridge", "RidgeKind"),
+    ("xgboost", "stepkit.ml.kinds.xgboost", "XGBoostKind"),
+    ("xgboost_quantile", "stepkit.ml.kinds.xgboost_quantile", "XGBoostQuantileKind"),
+])
+def test_each_builtin_kind_is_one_class_in_its_own_module(kind, module, cls):
+    assert kinds.KINDS[kind] == f"{module}:{cls}"
+    assert type(kinds.get(kind)).__module__ == module and kinds.get(kind).name == kind
+    assert (ROOT / (module.replace(".", "/") + ".py")).is_file()
+
+
+def test_the_spec_reads_the_kind_names_without_importing_model_code():
+    code = ("import sys, stepkit.spec.pipeline as p, stepkit.spec.models as m; p.WorkerPipeline.model_rebuild(); "
+            "m.ModelSpec(name='q', kind='xgboost_quantile', quantiles=[0.1, 0.5, 0.9]); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'xgboost', 'pyarrow') "
+            "or m.startswith('stepkit.ml.kinds.') or m == 'stepkit.ml.models'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_prediction_worker_imports_every_builtin_kind_up_front():
+    """A local run's forkserver imports the worker once; no batch then imports the kind its artifact names."""
+    code = "import sys, stepkit.workers.prediction; print(sorted(m for m in sys.modules if m.startswith('stepkit.ml.kinds.')))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(sorted(["stepkit.ml.kinds.base", *(t.split(":")[0] for t in kinds.KINDS.values())]))
+
+
+@pytest.mark.parametrize("registered, accepted", [(False, False), (True, True)])
+def test_the_spec_accepts_exactly_the_registered_kinds(monkeypatch, registered, accepted):
+    if registered:
+        monkeypatch.setitem(kinds.KINDS, "mean", f"{__name__}:MeanKind")
+    schema = ModelSpec.model_json_schema()["properties"]["kind"]
+    assert schema["enum"] == ["ridge", "xgboost", "xgboost_quantile"] + (["mean"] if registered else [])
+    if accepted:
+        assert ModelSpec(name="m", kind="mean").kind == "mean"
+        return
+    with pytest.raises(ValidationError, match="Input should be 'ridge', 'xgboost' or 'xgboost_quantile'"):
+        ModelSpec(name="m", kind="mean")
+
+
+def test_a_kind_registered_in_a_test_module_trains_and_predicts_through_the_registry(monkeypatch, tmp_path):
+    monkeypatch.setitem(kinds.KINDS, "mean", f"{__name__}:MeanKind")
+    p = fixtures.variant(small(), batching={"batches": 2},
+                         training={"models": [{"name": "baseline", "kind": "mean"}], "quality_gate": {}})
+    names, _, _ = fixtures.warehouse(p, f"{tmp_path}/", RUN, rows=3000, seed=7)
+    summary = train.run(p, names, RUN, log=lambda line: None)
+    assert summary["chosen_model"] == "baseline" and summary["models"]["baseline"]["kind"] == "mean"
+    assert summary["models"]["baseline"]["interval_width"] > 0  # calibrated like any point model
+
+    rows = train.load_rows(p, names, RUN)
+    held = train.split(rows.column("sample_bucket").to_numpy(), p.sample.holdout_percent)
+    mean = float(np.mean(rows.column(p.target.name).to_numpy()[held["train"]]))
+    artifact = artifacts.load(names.models_location(RUN)).artifact
+    assert (artifact["kind"], artifact["model"]) == ("mean", {"mean": pytest.approx(mean)})
+    out = predict.run(p, names, RUN, 0)
+    table = storage.read_table(out["path"])
+    assert out["rows"] > 0 and set(table.column("model_name").to_pylist()) == {"baseline"}
+    assert np.allclose(table.column(f"predicted_{p.target.name}").to_numpy(), np.float32(mean))
+
+
+def test_a_package_registers_a_kind_through_its_entry_points(monkeypatch, tmp_path):
+    """A real distribution on sys.path (dist-info with entry_points.txt), not a patched lookup."""
+    (tmp_path / "my_kinds.py").write_text("from tests.test_ml_kinds import MeanKind as Mean\n")
+    info = tmp_path / "my_kinds-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-kinds\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[stepkit.models]\nmean = my_kinds:Mean\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert kinds.names() == ["ridge", "xgboost", "xgboost_quantile", "mean"]
+    assert ModelSpec(name="m", kind="mean").kind == "mean"
+    assert kinds.get("mean").predict({"mean": 2.5}, None, np.zeros((3, 1), np.float32), None)[0].tolist() == [2.5] * 3
+
+
+def test_an_artifact_of_a_kind_not_installed_is_one_line():
+    with pytest.raises(kinds.UnknownKind, match=r"^model kind 'lasso' is not installed here \(known: ridge, "):
+        kinds.get("lasso")
+
+
+def test_the_ridge_model_keeps_the_name_artifacts_pickle_it_by():
+    """Its class moved to stepkit/ml/kinds/ridge.py; its pickled name did not: older artifacts name
+    it so, and a new name would change every ridge artifact's bytes, hence its model version."""
+    from stepkit.ml import models
+    from stepkit.ml.kinds.ridge import Ridge
+
+    data = pickle.dumps(Ridge(coef=np.ones(2)))
+    assert b"stepkit.ml.models" in data and b"stepkit.ml.kinds" not in data
+    assert type(pickle.loads(data)) is models.Ridge is Ridge
+
+
+# Written by stepkit before model kinds had their own modules (the ridge model pickled as
+# stepkit.ml.models.Ridge), scored then on batch 0 of the warehouse below: rows, model version,
+# the means of (prediction, lower, upper, confidence), the first three predictions by id.
+@pytest.mark.parametrize("kind, rows, version, means, first", [
+    ("ridge", 784, "2e6d07a9c97bd82e", [45.496384, 37.820627, 53.308064, 0.544844], [58.817017, 54.639465, 53.331299]),
+    ("xgboost_quantile", 784, "d1a3db9e34d32aaf", [45.858604, 32.828179, 58.259814, 0.254179],
+     [50.94352, 50.227085, 54.913612]),
+])
+def test_older_artifacts_load_and_score_as_they_did(tmp_path, kind, rows, version, means, first):
+    p = fixtures.variant(small(), batching={"batches": 2})
+    names, _, _ = fixtures.warehouse(p, f"{tmp_path}/", RUN, rows=1500, seed=4)
+    storage.write_bytes(storage.join(names.models_location(RUN), artifacts.MODEL_FILE), (OLD / f"{kind}.joblib").read_bytes())
+    out = predict.run(p, names, RUN, 0)
+    table = storage.read_table(out["path"]).sort_by("id")
+    columns = ["predicted_age", "lower_bound", "upper_bound", "confidence_score"]
+    assert (out["rows"], out["model_version"]) == (rows, version)
+    assert [round(float(np.mean(table.column(c).to_numpy())), 6) for c in columns] == means
+    assert [round(v, 6) for v in table.column("predicted_age").to_pylist()[:3]] == first
