@@ -6,6 +6,7 @@ from typing import Annotated, Any, Mapping, Union
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from stepkit.spec.models import (
+    Alerts,
     Aws,
     Batching,
     Compute,
@@ -18,6 +19,7 @@ from stepkit.spec.models import (
     Tables,
     Target,
     Training,
+    Retention,
 )
 from stepkit.spec.names import PipelineName, ResourcePrefix
 
@@ -59,6 +61,10 @@ class PipelineBase(Model):
     training: Training = Field(description="Models, selection and quality gate.")
     schedule: Schedule = Field(Schedule(), description="Optional recurring start (disabled by default).")
     cost_alarm: CostAlarm | None = Field(None, description="Cost guard; omit for none.")
+    retention: Retention = Field(Retention(), description="How long scratch files stay in the bucket (S3 lifecycle "
+                                 "rules written by stepkit deploy).")
+    alerts: Alerts = Field(Alerts(), description="Messages when a run fails (an SNS topic every pipeline gets; add "
+                           "an email to receive them).")
     on_failure: OnFailure = Field(OnFailure(), description="Clean-up when a stage fails.")
 
     @field_validator("features")

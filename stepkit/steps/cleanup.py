@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from stepkit.ir.asl import Fragment
+from stepkit.ir.asl import CLEANUP_RETRY, Fragment
 from stepkit.ir.cfn import PARAM_CODE_KEY, Output, Resource, get_att, log_group, parameter, ref, role_id
 from stepkit.ir.iam import Statement
 from stepkit.ir.names import CLEANUP_FUNCTION, RUN_ID_PATH
@@ -59,7 +59,8 @@ class Cleanup(Stage):
 
     def fragment(self, ctx: "Context") -> Fragment:
         state = invoke(ctx, ctx.names.function_arn(CLEANUP_FUNCTION), self.payload(ctx),
-                       ctx.p.compute.lambda_.timeout_seconds, self.comment)
+                       function_timeout(ctx), self.comment)
+        state["Retry"].append(CLEANUP_RETRY.render())
         return Fragment().add(self.name, state).chain()
 
     def iam(self, ctx: "Context") -> list[Statement]:
@@ -68,6 +69,30 @@ class Cleanup(Stage):
     def resources(self, ctx: "Context") -> list[Resource]:
         return resources(ctx)
 
+
+
+# The function's timeout follows from the files it may have to delete, bounded from above: every
+# table stepkit writes is partitioned at most per batch, Athena leaves a few files per partition
+# (one per writer), and a `scope: all` pre-clean also meets the runs kept for redrive. The handler
+# deletes on 16 threads; 1,000 objects a second is a floor for that (one thread alone does about
+# that much), so the estimate is generous, and Lambda bills the time used, not the timeout.
+FILES_PER_PARTITION = 8
+LINGERING_RUNS = 4
+DELETE_RATE = 1000  # objects a second
+LAMBDA_MAX_TIMEOUT = 900
+
+
+def objects_to_delete(ctx: "Context", delete_data: list[str], scope: str) -> int:
+    per_table = max(ctx.p.batching.batches, 1) * FILES_PER_PARTITION
+    return len(delete_data) * per_table * (LINGERING_RUNS if scope == "all" else 1)
+
+
+def function_timeout(ctx: "Context") -> int:
+    """Seconds the cleanup function may run: the spec's, or more when the largest cleanup needs it."""
+    work = [objects_to_delete(ctx, s.delete_data, s.scope) for s in ctx.p.stages if isinstance(s, Cleanup)]
+    work.append(objects_to_delete(ctx, ctx.p.on_failure.delete_data, "run"))
+    needed = 30 + 2 * max(work) // DELETE_RATE
+    return min(LAMBDA_MAX_TIMEOUT, max(ctx.p.compute.lambda_.timeout_seconds, needed))
 
 
 # The function's entry point in the zip `stepkit deploy` uploads (stepkit/aws/package.py).
@@ -104,7 +129,7 @@ def resources(ctx: "Context") -> list[Resource]:
         "Code": {"S3Bucket": p.aws.bucket, "S3Key": ref(PARAM_CODE_KEY)},
         "Role": get_att(role_id("lambda"), "Arn"),
         "MemorySize": lam.memory_mb,
-        "Timeout": lam.timeout_seconds,
+        "Timeout": function_timeout(ctx),
         "Environment": {"Variables": {ROOT_ENV: n.root}},
         "LoggingConfig": {"LogGroup": ref(logs.logical_id)},
     }, after_policy_of=("lambda",),

@@ -35,7 +35,8 @@ class FargateTask(DeclaredFlow):
         return Fragment().add(self.name, _ecs.task(ctx, self.task, cmd, self.comment)).chain()
 
     def iam(self, ctx: "Context") -> list[Statement]:
-        return _ecs.statements(ctx, self.task)
+        return _ecs.statements(ctx, self.task, None if self.writes is None and self.reads is None
+                               else frozenset(self.writes or ()))
 
     def resources(self, ctx: "Context") -> list[Resource]:
         return _ecs.resources(ctx, self.task)
