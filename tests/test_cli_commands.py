@@ -160,7 +160,7 @@ def test_schema_refuses_broken_data(change, words):
 
 
 def test_every_field_is_described():
-    """STYLE.md §4: the schema is the documentation."""
+    """The schema is the documentation."""
     undocumented = []
     for name, model in json_schema()["$defs"].items():
         for field, spec in model.get("properties", {}).items():

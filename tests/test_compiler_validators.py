@@ -43,7 +43,7 @@ def test_there_is_more_than_one_pipeline():
 
 def statelint_errors(definition: dict) -> list[str]:
     errors = Linter.validate(definition)
-    # statelint 3.1 predates Distributed Map and refuses its `Label` field (tooling.md); AWS and
+    # statelint 3.1 predates Distributed Map and refuses its `Label` field; AWS and
     # asl-validator accept it. Drop exactly that message, for exactly the Distributed Maps.
     labelled = {n for n, s in definition["States"].items()
                 if s["Type"] == "Map" and s["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"}

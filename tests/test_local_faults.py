@@ -91,3 +91,22 @@ def test_failed_quality_gate_stops_before_predictions_and_resume_continues(tmp_p
     assert by2["PreCleanup"]["end_epoch"] == by["PreCleanup"]["end_epoch"]
     assert by2["Training"]["start_epoch"] > by["Training"]["end_epoch"]
     assert json.loads(Path(rec2["outputs"]["config"]).read_text())["pipeline"]["training"]["quality_gate"]["max_mae"] == 30.0
+
+    # --from: a finished run's stage and those after it run again, on the tables of the ones before.
+    bad = run_local(pipeline, source, work, "--resume", rec["run_id"], "--from", "Nope")
+    assert bad.exit_code == 1 and bad.output.strip().splitlines()[-1].startswith(
+        "--from Nope: no stage 'Nope' to start from (stages: PreCleanup,"), bad.output
+    # The run's last stage dropped the intermediate tables HumanQA reads: it says so, and where to start.
+    gone = run_local(pipeline, source, work, "--resume", rec["run_id"], "--from", "HumanQA")
+    assert gone.exit_code == 1 and gone.output.strip().splitlines()[-1] == (
+        "--from HumanQA: the tables of StagingFeatures, TrainingFeatures, TrainingTargets, EvaluationFeatures, which "
+        "come before HumanQA, are gone (a clean-up of the run dropped them): start from StagingFeatures"), gone.output
+    again = run_local(pipeline, source, work, "--resume", rec["run_id"], "--from", "StagingFeatures")
+    assert again.exit_code == 0, again.output
+    assert "resume: continue (--from StagingFeatures)" in again.output
+    rec3 = record(work, rec["run_id"])
+    by3 = {s["name"]: s for s in rec3["stages"]}
+    assert by3["PreCleanup"]["start_epoch"] == by2["PreCleanup"]["start_epoch"]
+    assert by3["StagingFeatures"]["start_epoch"] > by2["Cleanup"]["end_epoch"]
+    assert by3["HumanQA"]["start_epoch"] > by2["Cleanup"]["end_epoch"]
+    assert query(f"SELECT count(*), count(DISTINCT id) FROM {table(rec3['outputs']['final_results'])}") == [(rows, ids)]

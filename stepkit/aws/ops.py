@@ -57,11 +57,19 @@ def in_the_way(running: list[dict[str, Any]], machine_name: str, stage: str | No
 
 
 def start_run(pipeline_path: str | Path, variables: dict[str, str] | None = None, name: str | None = None,
-              session: Session | None = None, echo: Callable[[str], None] | None = None) -> str:
-    """Start an execution of the deployed state machine's alias `live`; returns its name (the run id)."""
+              session: Session | None = None, echo: Callable[[str], None] | None = None,
+              start: str | None = None, run: str | None = None) -> str:
+    """Start an execution of the deployed state machine's alias `live`; returns its name (the run id).
+    `start`: a stage of the latest run (`run`, if given, must be it) to run again with those after it."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     pipeline, names = _load(pipeline_path, variables)
+    if start:
+        from stepkit.aws import redrive
+
+        order = [s.name for s in pipeline.stages]
+        return redrive.start_from(session or Session(region=pipeline.aws.region), names.state_machine_arn, order,
+                                  start, run, echo or (lambda line: None))
     name = run_name() if name is None else name
     check_run_name(name)
     sfn = (session or Session(region=pipeline.aws.region)).client("stepfunctions")

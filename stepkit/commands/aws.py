@@ -1,4 +1,5 @@
-"""AWS commands: `deploy`, `doctor`, `images build|push`, `runs`, `status`, `logs`, `rollback`, `results`.
+"""AWS commands: `deploy`, `doctor`, `images build|push`, `runs`, `status`, `redrive`, `logs`, `rollback`,
+`results`.
 
 (`stepkit run PIPELINE` without --local starts an AWS run: see commands/run.py.)
 """
@@ -137,6 +138,28 @@ def status(execution: str | None, region: str | None, pipeline: str | None) -> N
 
 
 @click.command()
+@click.argument("execution", required=False)
+@click.option("--dry-run", is_flag=True, help="Say what would happen, then stop.")
+@region_option
+@pipeline_option
+def redrive(execution: str | None, dry_run: bool, region: str | None, pipeline: str | None) -> None:
+    """Continue a run that failed, was stopped or timed out (default: the latest run).
+
+    Redrives the execution when every unfinished state can simply run again; otherwise (an Athena
+    write was cut short, the failure path ran, or AWS will no longer redrive it) starts a new
+    execution of the same run that skips the stages it finished."""
+    from stepkit.aws import redrive as rd
+
+    session = _session(region)
+    p = rd.plan(session, execution, pipeline)
+    for line in rd.describe(p):
+        click.echo(line)
+    if not dry_run and p.decision.kind != "done":
+        name = rd.act(session, p, echo=click.echo)
+        click.echo(f"follow it with: stepkit status {name}")
+
+
+@click.command()
 @click.argument("stage")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events (Ctrl-C stops).")
 @click.option("--since", type=int, default=None, metavar="MINUTES",
@@ -184,4 +207,4 @@ def results(pipeline: str, var: tuple[str, ...], env_file: str | None) -> None:
         click.echo(f"{key:<20} {value}")
 
 
-COMMANDS = [deploy, doctor, images, runs, status, logs, rollback, results]
+COMMANDS = [deploy, doctor, images, runs, status, redrive, logs, rollback, results]

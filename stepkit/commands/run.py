@@ -19,6 +19,11 @@ WORKDIR_DEFAULT = ".work"
               help="Local run: warehouse, run records and reports go here.")
 @click.option("--resume", "resume", default=None, metavar="RUN_ID",
               help="Local run: continue a failed run from its failed stage.")
+@click.option("--from", "start", default=None, metavar="STAGE",
+              help="Run STAGE and every stage after it again, reusing the earlier stages' tables: of the latest "
+                   "AWS run (or --run), or with --local of the run --resume names.")
+@click.option("--run", "run_id", default=None, metavar="RUN_ID",
+              help="AWS run with --from: the run to continue (it must be the latest; default: the latest).")
 @click.option("--demo-rows", type=click.IntRange(min=1), default=1_000_000, show_default=True,
               help="Local run without --source: rows of the generated demo source.")
 @click.option("--definition", type=click.Path(dir_okay=False, exists=True), default=None,
@@ -28,23 +33,35 @@ WORKDIR_DEFAULT = ".work"
               help="AWS run: the execution name (default: generated); letters, digits, '-' and '_' only.")
 @var_option
 @env_file_option
-def run(pipeline: str, local: bool, source: str | None, workdir: str, resume: str | None, demo_rows: int,
-        definition: str | None, name: str | None, var: tuple[str, ...], env_file: str | None) -> None:
+def run(pipeline: str, local: bool, source: str | None, workdir: str, resume: str | None, start: str | None,
+        run_id: str | None, demo_rows: int, definition: str | None, name: str | None, var: tuple[str, ...],
+        env_file: str | None) -> None:
     """Run PIPELINE: an AWS execution, or with --local the whole pipeline on this machine."""
     variables = _variables(var, env_file)
     if not local:
         if source or resume or definition:
             raise click.UsageError("--source, --resume and --definition apply to --local runs")
+        if run_id and not start:
+            raise click.UsageError("--run goes with --from STAGE (to continue a failed run: stepkit redrive)")
         from stepkit.aws.ops import start_run
 
-        execution = start_run(pipeline, variables, name=name, echo=click.echo)
+        if start:
+            if name:
+                raise click.UsageError("--name names new runs; a run continued with --from is named after it")
+            execution = start_run(pipeline, variables, echo=click.echo, start=start, run=run_id)
+        else:
+            execution = start_run(pipeline, variables, name=name, echo=click.echo)
         click.echo(f"{pipeline}: started execution {execution}")
         return
+    if run_id:
+        raise click.UsageError("--run applies to AWS runs; a local run is named by --resume")
+    if start and not resume:
+        raise click.UsageError("--from with --local needs --resume RUN_ID: the run whose earlier stages to reuse")
 
     from stepkit.local.runner import run_local
 
     outcome = run_local(pipeline, variables, Path(workdir), Path(source) if source else None, resume,
-                        demo_rows=demo_rows, definition=Path(definition) if definition else None)
+                        demo_rows=demo_rows, definition=Path(definition) if definition else None, start=start)
     rec = outcome.record
     click.echo(f"run {outcome.run_id} succeeded in {rec.ended - rec.started:.1f} s")
     click.echo(f"  final results: {rec.outputs['final_results']}")

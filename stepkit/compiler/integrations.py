@@ -1,7 +1,7 @@
 """stepkit's allow-list of Step Functions integrations: resource ARN -> the Parameters it takes.
 
 No validator checks these (asl-validator, statelint and cfn-lint accept any resource string and
-any parameter name; tooling.md), and AWS only refuses a typo at deploy or, worse, at run time.
+any parameter name), and AWS only refuses a typo at deploy or, worse, at run time.
 `check(definition)` walks the finished state machine, Map item processors and Parallel branches
 included, so a typo in a block fails `stepkit compile` instead.
 

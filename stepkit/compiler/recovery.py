@@ -28,6 +28,7 @@ FINAL = {"ExecutionSucceeded": "SUCCEEDED", "ExecutionFailed": "FAILED", "Execut
          "ExecutionTimedOut": "TIMED_OUT"}
 ATHENA = "arn:aws:states:::athena:"
 GUARD = guard_name("")  # the suffix a stage's guard has
+PREPARE = prepare_name("")
 
 
 @dataclass
@@ -36,6 +37,8 @@ class Stage:
     states: list[str] = field(default_factory=list)  # guard, prepare, its own (Map items included)
     exits: list[str] = field(default_factory=list)  # the states whose end is the stage's end
     repeatable: bool = True  # no Athena write: a failed attempt may simply run again
+    tables: set[str] = field(default_factory=set)  # what it writes (what its prepare state drops)
+    drops: set[str] = field(default_factory=set)  # what it drops, a clean-up stage (stepkit's cleanup function)
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Shape:
         everything = dict(_all_states(definition))
         stages: dict[str, Stage] = {}
         stage_of: dict[str, str] = {}
+        cleaner = {_function(st) for n, st in everything.items() if n.endswith(PREPARE)} - {None}
         for name, state in everything.items():
             if not (name.endswith(GUARD) and state.get("Type") == "Choice"):
                 continue
@@ -58,6 +62,7 @@ class Shape:
             own = [name]
             if prepare_name(s.name) in everything:
                 own.append(prepare_name(s.name))
+                s.tables = _tables(everything[prepare_name(s.name)])
             # The stage's own states: from the guard's Default, along Next, up to where the guard sends
             # a stage already done (what follows the stage; its `.skipped` Pass at the end of a scope).
             after = (state.get("Choices") or [{}])[0].get("Next")
@@ -74,10 +79,21 @@ class Shape:
             s.states = own
             s.repeatable = not any(str(everything.get(n, {}).get("Resource", "")).startswith(ATHENA)
                                    for n in chain)
+            s.drops = {t for n in chain if _function(everything[n]) in cleaner for t in _tables(everything[n])}
             stages[s.name] = s
             stage_of.update(dict.fromkeys(own, s.name))
         fails = {n for n, st in everything.items() if st.get("Type") == "Fail"}
         return cls(stages, stage_of, fails)
+
+
+def _function(state: dict[str, Any]) -> str | None:
+    return (state.get("Parameters") or {}).get("FunctionName") if state.get("Type") == "Task" else None
+
+
+def _tables(state: dict[str, Any]) -> set[str]:
+    """The tables a call of stepkit's cleanup function drops (its payload's `tables`)."""
+    payload = (state.get("Parameters") or {}).get("Payload") or {}
+    return {t["name"] for t in payload.get("tables", []) if isinstance(t, dict) and "name" in t}
 
 
 def _all_states(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -144,16 +160,25 @@ def given_input(events: list[dict[str, Any]]) -> dict[str, Any]:
     return {}
 
 
-def finished(shape: Shape, events: list[dict[str, Any]]) -> set[str]:
-    """Stages this execution finished, or skipped because an earlier one had (its input's `done`)."""
+def done_stages(shape: Shape, histories: list[list[dict[str, Any]]], kept: bool = True) -> set[str]:
+    """The stages the run's executions (oldest first) finished whose tables are still there: a clean-up
+    stage that finished since (the pipeline's last stage, say) dropped some; the failure path, if it
+    ran, dropped the ones the spec's on_failure names. `kept=False`: every stage finished, dropped or not."""
     exits = {state: s.name for s in shape.stages.values() for state in s.exits}
-    out = set((given_input(events).get("done") or {}))
-    for e in events:
-        if "execution" not in e and e.get("type", "").endswith("StateExited"):
-            stage = exits.get(_name(e, "stateExitedEventDetails") or "")
+    done: set[str] = set()
+    for events in histories:
+        done = (done | set(given_input(events).get("done") or {})) & set(shape.stages)
+        for e in events:
+            if "execution" in e:
+                continue
+            if kept and _name(e, "stateEnteredEventDetails") == CLEANUP_ON_FAILURE:
+                done = {s for s in done if shape.stages[s].repeatable}
+            stage = exits.get(_name(e, "stateExitedEventDetails") or "") if e.get("type", "").endswith("StateExited") \
+                else None
             if stage:
-                out.add(stage)
-    return out & set(shape.stages)
+                dropped = shape.stages[stage].drops if kept else set()
+                done = {s for s in done if not shape.stages[s].tables & dropped} | {stage}
+    return done
 
 
 def run_id(events: list[dict[str, Any]], execution_name: str) -> str:
@@ -174,21 +199,32 @@ def decide(shape: Shape, histories: list[list[dict[str, Any]]], run: str) -> Dec
     if not blocking:
         return Decision("redrive", "every unfinished state can run again as it is: "
                         + (", ".join(sorted(open_)) or "none"))
-    done: set[str] = set()
-    for events in histories:
-        done |= finished(shape, events)
-    if any(_name(e, "stateEnteredEventDetails") == CLEANUP_ON_FAILURE for h in histories for e in h):
-        # The failure path deleted tables the spec's on_failure names: what wrote tables runs again.
-        done = {s for s in done if shape.stages[s].repeatable}
     return Decision("continue", f"{', '.join(blocking)} cannot run again as it is (an Athena write, or the "
                     "failure path ran): a new execution of the same run, after its stages' clean-up",
-                    {"run": {"id": run}, "done": {name: True for name in sorted(done)}})
+                    continue_input(shape, histories, run))
 
 
-def start_from(shape: Shape, order: list[str], stage: str, run: str) -> dict[str, Any]:
-    """The input of an execution that re-runs `stage` and every stage after it in `order` (the spec's
-    stage order, or the definition's), reusing the tables of the stages before it."""
-    if stage not in shape.stages:
-        raise KeyError(stage)
-    before = order[: order.index(stage)] if stage in order else []
-    return {"run": {"id": run}, "done": {name: True for name in before if name in shape.stages}}
+def continue_input(shape: Shape, histories: list[list[dict[str, Any]]], run: str) -> dict[str, Any]:
+    """The input of a new execution of `run` that skips the stages its executions finished."""
+    return {"run": {"id": run}, "done": {name: True for name in sorted(done_stages(shape, histories))}}
+
+
+def start_from(shape: Shape, order: list[str], stage: str, run: str,
+               histories: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """The input of an execution of `run` that runs `stage` and every stage after it in `order` (the
+    spec's stage order) again, reusing the tables of the stages before it, which the run must have
+    finished. A ValueError says what is wrong, in words for the user."""
+    known = [name for name in order if name in shape.stages]
+    if stage not in known:
+        raise ValueError(f"no stage {stage!r} to start from (stages: {', '.join(known)})")
+    before = known[: known.index(stage)]
+    done = done_stages(shape, histories)
+    missing = [name for name in before if name not in done]
+    gone = [name for name in missing if name in done_stages(shape, histories, kept=False)]
+    if gone:
+        raise ValueError(f"the tables of {', '.join(gone)}, which come before {stage}, are gone (a clean-up of the "
+                         f"run dropped them): start from {missing[0]}")
+    if missing:
+        raise ValueError(f"run {run} has not finished {', '.join(missing)}, which come before {stage}: start "
+                         f"from {missing[0]} (or resume the run)")
+    return {"run": {"id": run}, "done": {name: True for name in before}}

@@ -7,7 +7,7 @@ No boto3 here: `stepkit compile` writes `template.json` and must stay fast.
 Choices worth knowing (also in the template's Metadata, where reviewers see them):
 - Cost guard: an `AWS::Budgets::Budget`, not a CloudWatch billing alarm. `AWS/Billing
   EstimatedCharges` exists only in us-east-1 and only once billing alerts are enabled; a
-  budget works from any region's stack and needs no account switch (aws-facts.md).
+  budget works from any region's stack and needs no account switch.
 - Data-holding resources (Glue database, ECR repositories, log groups) are retained when the
   stack is deleted or a change would replace them. The S3 bucket is the user's, never the stack's.
 - Athena workgroup `primary` exists in every account and cannot be created by a stack: the

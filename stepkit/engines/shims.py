@@ -9,7 +9,7 @@ rewritten here:
 - `json_extract_scalar(x, path)`: DuckDB raises on malformed JSON and returns the text of objects
   and arrays; Athena returns NULL for both. DuckDB also parses the document once per call, so the
   calls of one SELECT over the same document become ONE `json_extract(x, [paths])` (a list), and
-  each value is read from the list (tooling.md: list-path extraction is about twice as fast; with
+  each value is read from the list (list-path extraction is about twice as fast; with
   22 paths it is ~6x here).
 - `try_cast(x AS integer)`: DuckDB rounds '4.7' to 5; Trino parses with Integer.parseInt and
   gives NULL. `try_cast(x AS boolean)`: DuckDB also accepts 'yes'/'y'; Trino only t/f/1/0/true/false.

@@ -1,6 +1,6 @@
 """IAM statements, collected per role from the steps that need them, merged and rendered.
 
-Steps declare what they need next to the states that need it (STYLE.md §1); this module
+Steps declare what they need next to the states that need it; this module
 only merges and renders. `why` travels with a statement that must use `Resource: "*"`,
 and is kept in the rendered Sid list of `explain()`.
 """

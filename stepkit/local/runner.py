@@ -49,7 +49,7 @@ class Outcome:
 class Runner:
     def __init__(self, pipeline_path: str | Path, variables: dict[str, str], workdir: Path,
                  source: Path | None = None, resume: str | None = None, progress: Progress | None = None,
-                 demo_rows: int = 1_000_000, definition: Path | None = None):
+                 demo_rows: int = 1_000_000, definition: Path | None = None, start: str | None = None):
         self.pipeline_path = Path(pipeline_path)
         self.variables = dict(variables)
         self.workdir = Path(workdir).resolve()
@@ -58,6 +58,7 @@ class Runner:
         self.out = progress or Progress()
         self.demo_rows = demo_rows
         self.definition_path = definition
+        self.start = start  # --from: the stage of the resumed run to run again, and every one after it
 
     # --- set-up: every user error is found here, before anything is written
     def _load(self):
@@ -243,7 +244,16 @@ class Runner:
             folder = run_dir / EXECUTIONS / "1"
             return Execution(definition, built, name=record.run_id, input={}, history_dir=folder, **options), "new"
         histories = [load_history(f) for f in folders]
-        decision = recovery.decide(recovery.Shape.of(definition), histories, record.run_id)
+        shape = recovery.Shape.of(definition)
+        if self.start:
+            try:
+                given = recovery.start_from(shape, [s.name for s in plan.stages], self.start, record.run_id,
+                                            histories)
+            except ValueError as e:
+                raise StepkitError(f"--from {self.start}: {e}") from None
+            decision = recovery.Decision("continue", f"--from {self.start}", given)
+        else:
+            decision = recovery.decide(shape, histories, record.run_id)
         if decision.kind == "done":
             raise StepkitError(f"{run_dir}: run {record.run_id} already succeeded; nothing to resume")
         self.out.log(f"resume: {decision.kind} ({decision.reason})")
@@ -300,8 +310,9 @@ class Runner:
     def _check_resumable(self, record: RunRecord, runs: Path) -> None:
         """The same run, continued: its pipeline file and source, and no later run in this workdir."""
         where = runs / record.run_id
-        if record.status == "succeeded":
-            raise StepkitError(f"{where}: run {record.run_id} already succeeded; nothing to resume")
+        if record.status == "succeeded" and not self.start:
+            raise StepkitError(f"{where}: run {record.run_id} already succeeded; nothing to resume (--from STAGE "
+                               "runs a stage and the ones after it again)")
         if Path(record.pipeline) != self.pipeline_path.resolve():
             raise StepkitError(f"{self.pipeline_path}: run {record.run_id} ran {record.pipeline}; resume it with "
                                "that file (edited if need be), or start a new run")
@@ -453,5 +464,6 @@ def outputs(lctx, written: dict[str, int] | None = None) -> dict[str, Any]:
 
 def run_local(pipeline_path: str | Path, variables: dict[str, str], workdir: Path, source: Path | None = None,
               resume: str | None = None, progress: Progress | None = None, demo_rows: int = 1_000_000,
-              log: Callable[[str], None] | None = None, definition: Path | None = None) -> Outcome:
-    return Runner(pipeline_path, variables, workdir, source, resume, progress, demo_rows, definition).run()
+              log: Callable[[str], None] | None = None, definition: Path | None = None,
+              start: str | None = None) -> Outcome:
+    return Runner(pipeline_path, variables, workdir, source, resume, progress, demo_rows, definition, start).run()

@@ -1,4 +1,4 @@
-"""Name rules AWS enforces, checked before deploy (aws-facts.md, "Failure modes" 16-18).
+"""Name rules AWS enforces, checked before deploy (IAM, Lambda, Step Functions and Glue name limits).
 
 Every spec value that becomes part of an ARN, a resource name, a SQL identifier or an S3 key is
 checked here as the part it becomes, in full (`fullmatch`: `$` alone matches before a final

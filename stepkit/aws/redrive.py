@@ -1,0 +1,178 @@
+"""Continuing a deployed run that did not succeed: `stepkit redrive` and `stepkit run --from`.
+
+A run is the executions that share its run id (the first one's name; later ones are named
+`<run>-c<N>` and started with `{"run": {"id": RUN}, ...}`). What to do is decided from the
+definition the failed execution ran and the run's histories alone (compiler/recovery.py, the same
+decision a local `--resume` takes):
+
+- **redrive** (RedriveExecution): every unfinished state may run again as it is. Same execution,
+  same definition version; finished states and a Map's finished items are not run again.
+- **continue** (StartExecution of a new execution of the same run, on the alias runs start): an
+  Athena write was cut short, or the failure path ran. Stages the run finished are skipped; the
+  others drop what they had written first. Also what happens when AWS will not redrive (14 days
+  after the execution stopped, or past its event limit).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+from stepkit.aws import versions
+from stepkit.aws.ops import Machine, execution_arn, in_the_way, machine
+from stepkit.aws.session import Session
+from stepkit.compiler import recovery
+from stepkit.errors import AwsError, StepkitError
+
+REDRIVE_WINDOW = timedelta(days=14)  # RedriveExecution refuses executions stopped longer ago
+NAME_LIMIT = 80  # StartExecution's name
+
+
+@dataclass
+class Run:
+    """A run's executions (oldest first), with their histories, and the definition the last one ran."""
+
+    id: str
+    executions: list[dict[str, Any]]  # DescribeExecution of each
+    histories: list[list[dict[str, Any]]]
+    definition: dict[str, Any]
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.executions[-1]
+
+
+@dataclass(frozen=True)
+class Plan:
+    run: Run
+    decision: recovery.Decision
+    note: str = ""  # why a redrive became a continue
+
+
+def history(sfn: Any, arn: str) -> list[dict[str, Any]]:
+    return [e for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn)
+            for e in page.get("events", [])]
+
+
+def find_run(session: Session, m: Machine, execution: str | None) -> Run:
+    """The run `execution` (a name or ARN; default: the latest) belongs to, with all its executions."""
+    sfn = session.client("stepfunctions")
+    arn = execution_arn(m, execution, session)
+    desc = sfn.describe_execution(executionArn=arn)
+    run_id = recovery.run_id(history(sfn, arn), desc["name"])
+    listed = []
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=m.arn):
+        for e in page.get("executions", []):  # newest first; the run's first execution is named the run
+            if e["name"] == run_id or e["name"].startswith(run_id[: NAME_LIMIT - 6]):
+                listed.append(e)
+        if any(e["name"] == run_id for e in listed):
+            break
+    executions, histories = [], []
+    for e in sorted(listed, key=lambda e: e["startDate"]):
+        events = history(sfn, e["executionArn"])
+        if recovery.run_id(events, e["name"]) == run_id:
+            executions.append(sfn.describe_execution(executionArn=e["executionArn"]))
+            histories.append(events)
+    if not executions:  # the execution itself was not listed (another machine's ARN, a listing lag)
+        executions, histories = [desc], [history(sfn, arn)]
+    definition = sfn.describe_state_machine_for_execution(
+        executionArn=executions[-1]["executionArn"])["definition"]
+    return Run(run_id, executions, histories, json.loads(definition))
+
+
+def plan(session: Session, execution: str | None = None, pipeline: str | None = None,
+         now: datetime | None = None) -> Plan:
+    m = machine(session, pipeline)
+    sfn = session.client("stepfunctions")
+    running = sfn.list_executions(stateMachineArn=m.arn, statusFilter="RUNNING").get("executions", [])
+    if running:
+        raise AwsError(in_the_way(running, m.name))
+    run = find_run(session, m, execution)
+    shape = recovery.Shape.of(run.definition)
+    last = run.last
+    if last["status"] == "SUCCEEDED":
+        return Plan(run, recovery.Decision("done", f"run {run.id} succeeded (execution {last['name']})"))
+    decision = recovery.decide(shape, run.histories, run.id)
+    if decision.kind != "redrive":
+        return Plan(run, decision)
+    stopped = last.get("stopDate")
+    now = now or datetime.now(timezone.utc)
+    why = ""
+    if last.get("redriveStatus") == "NOT_REDRIVABLE":
+        why = f"AWS will not redrive {last['name']}: {last.get('redriveStatusReason') or 'not redrivable'}"
+    elif stopped and now - stopped > REDRIVE_WINDOW:
+        why = f"{last['name']} stopped more than 14 days ago, past the time AWS redrives an execution"
+    if why:
+        return Plan(run, recovery.Decision("continue", decision.reason,
+                                           recovery.continue_input(shape, run.histories, run.id)), why)
+    return Plan(run, decision)
+
+
+def next_name(run: Run) -> str:
+    suffix = f"-c{len(run.executions) + 1}"
+    return run.id[: NAME_LIMIT - len(suffix)] + suffix
+
+
+def describe(p: Plan) -> list[str]:
+    d = p.decision
+    last = p.run.last
+    lines = [f"run {p.run.id}: {len(p.run.executions)} execution(s); the last, {last['name']}, {last['status']}"]
+    if d.kind == "done":
+        return lines + ["nothing to do: the run succeeded"]
+    if p.note:
+        lines.append(f"{p.note} (to pick the stage yourself: stepkit run PIPELINE --from STAGE)")
+    if d.kind == "redrive":
+        return lines + [f"redrive {last['name']}: {d.reason}"]
+    done = ", ".join(d.input["done"]) or "none"
+    return lines + [f"continue in a new execution {next_name(p.run)}: {d.reason}", f"stages kept: {done}"]
+
+
+def act(session: Session, p: Plan, echo: Callable[[str], None] = print) -> str:
+    """Redrive the run's last execution, or start the next one; returns the execution's name."""
+    sfn = session.client("stepfunctions")
+    last = p.run.last
+    if p.decision.kind == "done":
+        raise StepkitError(f"run {p.run.id} succeeded (execution {last['name']}): nothing to redrive")
+    if p.decision.kind == "redrive":
+        sfn.redrive_execution(executionArn=last["executionArn"])
+        echo(f"redriven {last['name']}: its failed states run again on the definition it ran")
+        return last["name"]
+    machine_arn = last["stateMachineArn"]
+    name = next_name(p.run)
+    return start(session, machine_arn, name, p.decision.input, echo)
+
+
+def start(session: Session, machine_arn: str, name: str, given: dict[str, Any],
+          echo: Callable[[str], None] = print) -> str:
+    """StartExecution of `name` with `given` on the alias new runs start (the machine itself if none)."""
+    sfn = session.client("stepfunctions")
+    live = versions.live(sfn, machine_arn)
+    target = live.alias_arn if live else machine_arn
+    sfn.start_execution(stateMachineArn=target, name=name,
+                                                                   input=json.dumps(given, sort_keys=True))
+    echo(f"started {name} (" + (f"version {live.number}, alias {versions.ALIAS}" if live else "the latest revision")
+         + f"), skipping {', '.join(given.get('done') or []) or 'nothing'}")
+    return name
+
+
+def start_from(session: Session, machine_arn: str, order: list[str], stage: str, run_id: str | None,
+               echo: Callable[[str], None] = print) -> str:
+    """`stepkit run PIPELINE --from STAGE [--run RUN]`: STAGE and every stage after it run again in a new
+    execution of the latest run (which RUN, when given, must be: a later run's first clean-up dropped
+    an earlier run's tables)."""
+    sfn = session.client("stepfunctions")
+    running = sfn.list_executions(stateMachineArn=machine_arn, statusFilter="RUNNING").get("executions", [])
+    name = machine_arn.rsplit(":", 1)[-1]
+    if running:
+        raise AwsError(in_the_way(running, name))
+    m = Machine(machine_arn, name, "")
+    run = find_run(session, m, None)
+    if run_id and run_id != run.id:
+        raise StepkitError(f"--run {run_id}: the latest run of {name} is {run.id}, which dropped the tables of the "
+                           "runs before it; start from a stage of the latest run, or start a new run")
+    try:
+        given = recovery.start_from(recovery.Shape.of(run.definition), order, stage, run.id, run.histories)
+    except ValueError as e:
+        raise StepkitError(f"--from {stage}: {e}") from None
+    return start(session, machine_arn, next_name(run), given, echo)

@@ -1,0 +1,94 @@
+"""`stepkit redrive` and `stepkit run --from` against moto's Step Functions interpreter.
+
+moto's interpreter runs the compiled definition's first states, then fails the one-run-at-a-time
+check (tests/aws/test_ops.py says why): a real failed execution with a real history. moto has no
+RedriveExecution; the redrive itself is checked as far as the call, and continuing a run in a new
+execution (StartExecution) all the way.
+"""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import boto3
+import pytest
+
+from stepkit.aws import redrive
+from stepkit.aws.session import Session
+from stepkit.compiler import recovery
+from tests.aws.conftest import ENV_FILE, REGION
+from tests.aws.test_ops import INLINE, MACHINE_ARN, TAGS, cli, executing, pipeline_machine, wait_done  # noqa: F401
+from tests.aws.variants import compile_variant, write_variant
+
+EXECUTION = MACHINE_ARN.replace(":stateMachine:", ":execution:")
+
+
+@pytest.fixture
+def failed_run(pipeline_machine):  # noqa: F811 - the fixture imported above
+    code, out = cli("run", str(pipeline_machine), "--env-file", str(ENV_FILE), "--name", "run-a")
+    assert code == 0, out
+    assert wait_done(f"{EXECUTION}:run-a")["status"] == "FAILED"
+    return pipeline_machine
+
+
+def sfn():
+    return boto3.client("stepfunctions", region_name=REGION)
+
+
+def test_a_failed_start_state_is_redriven(failed_run):
+    code, out = cli("redrive", "--dry-run")
+    assert code == 0, out
+    assert out.splitlines()[:2] == ["run run-a: 1 execution(s); the last, run-a, FAILED",
+                                    "redrive run-a: every unfinished state can run again as it is: CheckOtherRuns"]
+    code, out = cli("redrive", "run-a")
+    # moto lacks RedriveExecution: the call is made, and its failure is one line naming the action.
+    assert code == 1 and out.splitlines()[-1].startswith("states:RedriveExecution: "), out
+
+
+def test_past_aws_redrive_window_the_run_continues_in_a_new_execution(failed_run):
+    session = Session(region=REGION)
+    stopped = sfn().describe_execution(executionArn=f"{EXECUTION}:run-a")["stopDate"]
+    p = redrive.plan(session, "run-a", now=stopped + timedelta(days=15))
+    assert p.decision.kind == "continue" and "more than 14 days ago" in p.note
+    assert redrive.act(session, p, echo=lambda line: None) == "run-a-c2"
+    started = sfn().describe_execution(executionArn=f"{EXECUTION}:run-a-c2")
+    assert json.loads(started["input"]) == {"done": {}, "run": {"id": "run-a"}}
+    wait_done(started["executionArn"])
+    # The run now has two executions; its latest is the one a redrive looks at.
+    run = redrive.find_run(session, redrive.machine(session), "run-a")
+    assert [e["name"] for e in run.executions] == ["run-a", "run-a-c2"]
+    assert recovery.run_id(run.histories[1], "run-a-c2") == "run-a"
+
+
+def test_a_running_run_is_neither_redriven_nor_started_from(aws, tmp_path, variables):
+    from stepkit.ir import asl
+
+    # moto without its interpreter: an execution stays RUNNING until stopped.
+    a = compile_variant(tmp_path, variables, INLINE)
+    sfn().create_state_machine(name="fargate-predict-age-pipeline", definition=asl.render(a.definition),
+                               roleArn="arn:aws:iam::123456789012:role/r", tags=TAGS)
+    sfn().start_execution(stateMachineArn=MACHINE_ARN, name="run-b")
+    for args in (["redrive"], ["run", str(write_variant(tmp_path, INLINE)), "--env-file", str(ENV_FILE),
+                               "--from", "PreCleanup"]):
+        code, out = cli(*args)
+        assert code == 1 and "run run-b is still running" in out, out
+    assert [e["name"] for e in sfn().list_executions(stateMachineArn=MACHINE_ARN)["executions"]] == ["run-b"]
+
+
+@pytest.mark.parametrize("args, line", [
+    (["--from", "PreCleanup"], "started run-a-c2"),
+    (["--from", "Training"], "--from Training: run run-a has not finished PreCleanup, "
+                             "StagingFeatures, TrainingFeatures, TrainingTargets, which come before Training: start "
+                             "from PreCleanup (or resume the run)"),
+    (["--from", "Nope"], "--from Nope: no stage 'Nope' to start from (stages: PreCleanup,"),
+    (["--from", "PreCleanup", "--run", "run-0"], "--run run-0: the latest run of "
+                                                 "fargate-predict-age-pipeline is run-a"),
+])
+def test_run_from(failed_run, args, line):
+    code, out = cli("run", str(failed_run), "--env-file", str(ENV_FILE), *args)
+    assert any(l.startswith(line) for l in out.splitlines()), out
+    names = [e["name"] for e in sfn().list_executions(stateMachineArn=MACHINE_ARN)["executions"]]
+    assert names == (["run-a-c2", "run-a"] if code == 0 else ["run-a"])
+    if code == 0:
+        given = json.loads(sfn().describe_execution(executionArn=f"{EXECUTION}:run-a-c2")["input"])
+        assert given == {"run": {"id": "run-a"}, "done": {}}
