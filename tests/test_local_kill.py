@@ -117,6 +117,8 @@ def test_killed_at_any_instant_resume_ends_as_a_clean_run(tmp_path, pipeline, sm
     killed = run(pipeline, small_source, work, env={KILL_ENV: f"{when}:{state}"})
     assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stdout[-2000:], killed.stderr[-2000:])
     (run_id,) = [p.name for p in (work / "runs").iterdir()]
+    status = stepkit("status", "--local", "--workdir", str(work))
+    assert status.stdout.startswith(f"execution {run_id}: ABORTED") and f"--resume {run_id}" in status.stdout, status
     resumed = run(pipeline, small_source, work, "--resume", run_id)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "Traceback" not in resumed.stdout + resumed.stderr

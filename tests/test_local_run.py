@@ -140,6 +140,18 @@ def test_output_names_results_report_and_shortened_wait(clean):
     assert f"final results: {clean['record']['outputs']['final_results']}" in out
 
 
+def test_status_reads_the_local_history_as_it_reads_an_aws_one(clean):
+    result = cli("status", "--local", "--workdir", clean["workdir"])
+    code, out = result.exit_code, result.output
+    lines = out.splitlines()
+    assert code == 0, out
+    assert lines[0].startswith(f"execution {clean['record']['run_id']}: SUCCEEDED (started ")
+    stages = [l.split()[-1] for l in lines if l.startswith("  ") and "stage" not in l]
+    assert stages[:3] == ["Start", "NewRun", "CheckRunId"] and stages[-1] == "Cleanup"
+    assert {"StagingFeatures", "Training", "EvaluationFeatures", "ParallelPrediction", "HumanQA"} <= set(stages)
+    assert "ParallelPrediction: 7/7 succeeded, 0 failed, 0 running" in lines
+
+
 def _readonly(tmp: Path) -> Path:
     if os.geteuid() == 0:  # root writes through file modes; sysfs refuses new folders even to root
         return Path("/sys/stepkit-workdir")

@@ -129,11 +129,23 @@ def runs(region: str | None, pipeline: str | None, limit: int) -> None:
 @click.argument("execution", required=False)
 @region_option
 @pipeline_option
-def status(execution: str | None, region: str | None, pipeline: str | None) -> None:
+@click.option("--local", "local", is_flag=True, help="A local run (EXECUTION: its run id), from its history.")
+@click.option("--workdir", type=click.Path(), default=".work", show_default=True, help="With --local: the work folder.")
+def status(execution: str | None, region: str | None, pipeline: str | None, local: bool, workdir: str) -> None:
     """A run's status, current stage, stage timeline and Map progress (default: the latest run)."""
-    from stepkit.aws import ops, timeline
+    from stepkit.aws import timeline
 
-    for line in timeline.render(ops.status(_session(region), execution, pipeline)):
+    if local:
+        from pathlib import Path
+
+        from stepkit.local.status import timeline as local_timeline
+
+        t = local_timeline(Path(workdir), execution)
+    else:
+        from stepkit.aws import ops
+
+        t = ops.status(_session(region), execution, pipeline)
+    for line in timeline.render(t):
         click.echo(line)
 
 
