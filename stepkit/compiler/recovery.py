@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from stepkit.compiler.wiring import CLEANUP_ON_FAILURE, guard_name, prepare_name
+from stepkit.ir.asl import every_state
 
 FINAL = {"ExecutionSucceeded": "SUCCEEDED", "ExecutionFailed": "FAILED", "ExecutionAborted": "ABORTED",
          "ExecutionTimedOut": "TIMED_OUT"}
@@ -97,13 +98,7 @@ def _tables(state: dict[str, Any]) -> set[str]:
 
 
 def _all_states(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for name, state in (definition.get("States") or {}).items():
-        yield name, state
-        processor = state.get("ItemProcessor") or state.get("Iterator")
-        if processor:
-            yield from _all_states(processor)
-        for branch in state.get("Branches", []):
-            yield from _all_states(branch)
+    return ((name, state) for _, name, state in every_state(definition))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from stepkit.ir.names import RUN_ID, RUN_ID_PATH
 
@@ -150,6 +150,19 @@ def with_run_id(text: str, key: str) -> State:
     template = "{}".join(escape_intrinsic(p) for p in parts)
     args = ", ".join([RUN_ID_PATH] * (len(parts) - 1))
     return {f"{key}.$": f"States.Format('{template}', {args})"}
+
+
+def every_state(definition: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(path, name, state) of every state of a definition, depth first: a Map's item processor and a
+    Parallel's branches included, their states' paths under the Map's or Parallel's (`Map/Inner`)."""
+    for name, st in (definition.get("States") or {}).items():
+        path = f"{prefix}{name}"
+        yield path, name, st
+        processor = st.get("ItemProcessor") or st.get("Iterator")
+        if processor:
+            yield from every_state(processor, f"{path}/")
+        for branch in st.get("Branches", []):
+            yield from every_state(branch, f"{path}/")
 
 
 def render(definition: State) -> str:

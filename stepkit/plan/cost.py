@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterator
 
+from stepkit.ir.asl import every_state
 from stepkit.plan.scan import query_text
 
 QUERY_ID = re.compile(r'"QueryExecutionId"\s*:\s*"([0-9a-f-]{36})"', re.I)
@@ -151,42 +152,24 @@ def fetch(session: Any, execution_arn: str, definition: dict[str, Any], run_id: 
 
 def _places(definition: dict[str, Any]) -> tuple[set[str], set[str], set[str]]:
     workgroups, clusters, families = set(), set(), set()
-
-    def visit(machine: dict[str, Any]) -> None:
-        for state in machine.get("States", {}).values():
-            params = state.get("Parameters", {}) or {}
-            if "athena:" in str(state.get("Resource", "")):
-                workgroups.add(params.get("WorkGroup", "primary"))
-            if "ecs:runTask" in str(state.get("Resource", "")):
-                clusters.add(params.get("Cluster", "default"))
-                families.add(str(params.get("TaskDefinition", "")).split("/")[-1].split(":")[0])
-            for b in state.get("Branches", []):
-                visit(b)
-            inner = state.get("ItemProcessor") or state.get("Iterator")
-            if inner:
-                visit(inner)
-
-    visit(definition)
+    for _, _, state in every_state(definition):
+        params = state.get("Parameters", {}) or {}
+        if "athena:" in str(state.get("Resource", "")):
+            workgroups.add(params.get("WorkGroup", "primary"))
+        if "ecs:runTask" in str(state.get("Resource", "")):
+            clusters.add(params.get("Cluster", "default"))
+            families.add(str(params.get("TaskDefinition", "")).split("/")[-1].split(":")[0])
     return workgroups, clusters, families
 
 
 def statements(definition: dict[str, Any], run_id: str) -> dict[str, str]:
     """State name -> its SQL with the run id filled in, to name the state a listed query ran in."""
     out: dict[str, str] = {}
-
-    def visit(machine: dict[str, Any]) -> None:
-        for name, state in machine.get("States", {}).items():
-            if "athena:" in str(state.get("Resource", "")):
-                sql = query_text(state.get("Parameters", {}) or {}, run_id)
-                if sql:
-                    out[name] = sql
-            for b in state.get("Branches", []):
-                visit(b)
-            inner = state.get("ItemProcessor") or state.get("Iterator")
-            if inner:
-                visit(inner)
-
-    visit(definition)
+    for _, name, state in every_state(definition):
+        if "athena:" in str(state.get("Resource", "")):
+            sql = query_text(state.get("Parameters", {}) or {}, run_id)
+            if sql:
+                out[name] = sql
     return out
 
 

@@ -18,17 +18,9 @@ def module(services: Any, task: str) -> str:
 
 def walk(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     """(state path, state) of every Task, Map children and Parallel branches included."""
-    def inner(states: dict[str, Any], prefix: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        for name, state in states.items():
-            path = f"{prefix}{name}"
-            if state.get("Type") == "Task":
-                yield path, state
-            processor = state.get("ItemProcessor") or state.get("Iterator")
-            if processor:
-                yield from inner(processor.get("States", {}), f"{path}/")
-            for branch in state.get("Branches", []):
-                yield from inner(branch.get("States", {}), f"{path}/")
-    yield from inner(definition.get("States", {}), "")
+    from stepkit.ir.asl import every_state
+
+    return ((path, state) for path, _, state in every_state(definition) if state.get("Type") == "Task")
 
 
 def tasks_of(definition: dict[str, Any], resources: tuple[str, ...]) -> Iterator[tuple[str, dict[str, Any]]]:
