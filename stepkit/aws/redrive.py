@@ -138,7 +138,8 @@ def act(session: Session, p: Plan, echo: Callable[[str], None] = print) -> str:
         sfn.redrive_execution(executionArn=last["executionArn"])
         echo(f"redriven {last['name']}: its failed states run again on the definition it ran")
         return last["name"]
-    machine_arn = last["stateMachineArn"]
+    # The machine itself: an execution started on a version or alias may name it with its qualifier.
+    machine_arn = ":".join(last["stateMachineArn"].split(":")[:7])
     name = next_name(p.run)
     return start(session, machine_arn, name, p.decision.input, echo)
 
