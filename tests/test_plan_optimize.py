@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 
 from stepkit.cli import _variables
 from stepkit.compiler.build import build, compile_file
-from stepkit.compiler.context import Context
+from stepkit.ir.context import Context
 from stepkit.plan import checks, edit, optimize
 from stepkit.plan.coefficients import DEFAULT
 from stepkit.plan.model import Inputs, Layout, Model
 from stepkit.spec import fargate
-from stepkit.spec.loader import load_pipeline
+from stepkit.compiler.load import load_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "pipelines" / "predict_age.yaml"

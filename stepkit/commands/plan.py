@@ -22,8 +22,8 @@ def parse_duration(text: str) -> float:
 
 def _load(pipeline: str, var: tuple[str, ...], env_file: str | None):
     from stepkit.compiler.build import build
-    from stepkit.compiler.context import Context
-    from stepkit.spec.loader import load_pipeline
+    from stepkit.ir.context import Context
+    from stepkit.compiler.load import load_pipeline
 
     variables = _variables(var, env_file)
     p, positions = load_pipeline(pipeline, variables)
@@ -103,7 +103,7 @@ def plan(pipeline: str, rows: int | None, source_bytes: int | None, from_run: st
 
 def _optimize(p, pipeline, positions, inp, coef, deadline_s, runs_per_month, model):
     from stepkit.compiler.build import build
-    from stepkit.compiler.context import Context
+    from stepkit.ir.context import Context
     from stepkit.plan import checks, edit, optimize
     from stepkit.plan.model import Model
 

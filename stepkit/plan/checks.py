@@ -107,7 +107,7 @@ def warnings(artifacts: "Artifacts", positions: "Positions | None" = None,
 
     p = artifacts.context.p
     if positions is None and variables is not None:
-        from stepkit.spec.loader import load_pipeline
+        from stepkit.compiler.load import load_pipeline
 
         _, positions = load_pipeline(artifacts.context.file, variables)
     if not p.source.rows:

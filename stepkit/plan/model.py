@@ -18,7 +18,7 @@ from stepkit.errors import StepkitError
 from stepkit.plan import critical_path as cp
 from stepkit.plan.coefficients import DEFAULT, Coef, Coefficients
 from stepkit.plan.prices import RegionPrices, for_region
-from stepkit.compiler.sql import MAX_WRITERS
+from stepkit.ir.sql import MAX_WRITERS
 from stepkit.plan.scan import GB, Catalog, Scan, Table, query_text
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from stepkit.compiler.sql import MAX_WRITERS
+from stepkit.ir.sql import MAX_WRITERS
 from stepkit.plan.model import Layout, Model, Plan, stage_of
 from stepkit.spec import fargate
 
