@@ -148,9 +148,9 @@ def test_schema_accepts_the_pipelines(path):
 
 
 @pytest.mark.parametrize("change,words", [
-    (lambda d: d["target"].update(colour="blue"), "Additional properties are not allowed"),
+    (lambda d: d["source"].update(colour="blue"), "Additional properties are not allowed"),
     (lambda d: d["stages"][0].update(type="athena_ctass"), "is not valid under any of the given schemas"),
-    (lambda d: d["batching"].update(batches="many"), "is not of type 'integer'"),
+    (lambda d: d["compute"]["lambda"].update(memory_mb="many"), "is not of type 'integer'"),
 ])
 def test_schema_refuses_broken_data(change, words):
     data, _ = read_yaml(PIPELINES[0], _variables((), ENV))

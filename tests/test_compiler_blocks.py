@@ -41,12 +41,20 @@ STAGING = {"name": "Staging", "type": "athena_ctas", "table": "staging", "templa
            "partitioned_by": ["batch_group"], "partitions": "batch_groups"}
 
 
+# stepkit's workers read tables and the model no snippet writes: a stage of unknown effects (a
+# Lambda of the user's) before them stands for the stages that would.
+BEFORE = {"name": "Before", "type": "lambda_invoke", "function": "before"}
+
+
 def compile_stages(stages: list[dict], **settings: dict) -> Artifacts:
     data = copy.deepcopy(base())
     reads_staging = any(s["type"].startswith("athena") and s.get("table") != "staging" for s in stages)
-    data["stages"] = ([STAGING] if reads_staging else []) + stages
+    runs_worker = any(s["type"] in ("fan_out", "fargate_task") for s in stages)
+    data["stages"] = ([STAGING] if reads_staging else []) + ([BEFORE] if runs_worker else []) + stages
     for key, value in settings.items():
         data[key] = {**data.get(key, {}), **value}
+        if key == "compute":  # tasks added beside the spec's own
+            data[key]["tasks"] = {**base()["compute"]["tasks"], **value.get("tasks", {})}
     pipeline = pipeline_model().model_validate(data)
     return build(Context(pipeline, ROOT / "pipelines" / "case.yaml"), check_sql=False)
 
@@ -97,10 +105,33 @@ STATES = [
       "Parameters.Overrides.ContainerOverrides[0].Name": "training",
       "Parameters.Overrides.ContainerOverrides[0].Command~$":
           "States.Array('--config', 's3://stepkit-example-bucket/predict-age/stepkit/pipeline.json', "
-          "'--run-id', $.run.id, '--fast')",
+          "'--run-id', $.run.id, '--stage', 'Train', '--fast')",
       "Parameters.PropagateTags": "TASK_DEFINITION", "TimeoutSeconds": 2400, "ResultPath": None,
       "Retry[0].ErrorEquals[0]": "ECS.AmazonECSException", "Retry[0].MaxAttempts": 10,
       "Retry[0].JitterStrategy": "FULL"}),
+    # A user's image running the user's command: placeholders filled in, the run id and config also in
+    # the environment; no --stage (that is stepkit's workers' contract).
+    ("fargate task, own command", [{"name": "Export", "type": "fargate_task", "task": "export",
+                                    "command": ["python", "export.py", "--day", "{run_id}", "--cfg={config}", "{x}"]}],
+     {"compute": {"tasks": {"export": {"cpu": 1, "memory_gb": 2, "timeout_minutes": 10,
+                                       "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/export:1"}}}}, "Export",
+     {"Parameters.TaskDefinition": f"{PREFIX}-export",
+      "Parameters.Overrides.ContainerOverrides[0].Command~$":
+          "States.Array('python', 'export.py', '--day', States.Format('{}', $.run.id), "
+          "'--cfg=s3://stepkit-example-bucket/predict-age/stepkit/pipeline.json', '\\{x\\}')",
+      "Parameters.Overrides.ContainerOverrides[0].Environment": [
+          {"Name": "STEPKIT_CONFIG", "Value": "s3://stepkit-example-bucket/predict-age/stepkit/pipeline.json"},
+          {"Name": "STEPKIT_RUN_ID", "Value.$": "$.run.id"}]}),
+    # stepkit's worker reads its tables by role: --stage tells it which stage (and so which roles) it runs.
+    ("fan_out of stepkit's prediction", [IDS, {**FAN, "roles": {"predictions": "human_qa"}}], {}, "Fan",
+     {"ItemProcessor.States.FanBatch.Parameters.Overrides.ContainerOverrides[0].Command~$":
+          "States.Array('--config', 's3://stepkit-example-bucket/predict-age/stepkit/pipeline.json', '--run-id', "
+          "$.run_id, '--batch-id', States.Format('{}', $.batch_id), '--stage', 'Fan')"}),
+    ("existing model", [{"name": "Reuse", "type": "existing_model", "run": "run-1"}], {}, "Reuse",
+     {"Resource": ECS, "Parameters.TaskDefinition": f"{PREFIX}-training",
+      "Parameters.Overrides.ContainerOverrides[0].Command~$":
+          "States.Array('--config', 's3://stepkit-example-bucket/predict-age/stepkit/pipeline.json', '--run-id', "
+          "$.run.id, '--stage', 'Reuse')"}),
     ("fan_out over inline's 40 -> distributed", [IDS, FAN], {}, "Fan",
      {"Type": "Map", "ItemProcessor.ProcessorConfig.Mode": "DISTRIBUTED",
       "ItemProcessor.ProcessorConfig.ExecutionType": "STANDARD", "MaxConcurrency": 100, "Label": "Fan",

@@ -109,6 +109,10 @@ def build(ctx: Context, positions: Positions | None = None,
         raise SpecError(problems=errors)
 
     flows = [stage.flow(ctx) for stage in p.stages]
+    for i, f in cleanup_block.protect_outputs(ctx, flows):
+        errors.append(_locate(ctx, positions, i, f))
+    if errors:
+        raise SpecError(problems=errors)
     stage_states, prepare_iam, prepare_resources = [], [], []
     for stage, f in zip(p.stages, flows):
         keys = tuple(sorted(k for k in f.writes | f.defines if k in p.tables.names()))

@@ -20,7 +20,7 @@ from stepkit.local import pool
 from stepkit.local.adapters import tasks
 
 RESOURCES = ("arn:aws:states:::ecs:runTask.sync", "arn:aws:states:::ecs:runTask")
-FLAGS = {"--config": "config", "--run-id": "run_id", "--batch-id": "batch_id"}
+FLAGS = {"--config": "config", "--run-id": "run_id", "--batch-id": "batch_id", "--stage": "stage"}
 
 
 def _command(call: TaskCall) -> list[str]:
@@ -65,6 +65,8 @@ def adapter(services: Any):
         batch = int(args["batch_id"]) if "batch_id" in args else None
         if batch is not None:
             worker_args += (batch,)
+        if "stage" in args:
+            worker_args += (args["stage"],)
         try:
             if len(call.path) > 1:  # one item of a Map: the shared pool of worker processes
                 result = services.workers.batch(module, worker_args, batch, call.attempt + 1, call.cancelled)

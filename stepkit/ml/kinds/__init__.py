@@ -22,7 +22,13 @@ KINDS = {
     "ridge": "stepkit.ml.kinds.ridge:RidgeKind",
     "xgboost": "stepkit.ml.kinds.xgboost:XGBoostKind",
     "xgboost_quantile": "stepkit.ml.kinds.xgboost_quantile:XGBoostQuantileKind",
+    "logistic": "stepkit.ml.kinds.logistic:LogisticKind",
+    "xgboost_classifier": "stepkit.ml.kinds.xgboost_classifier:XGBoostClassifierKind",
 }
+# What the built-in kinds predict (a package's kind says so itself, in its class's `task`): the spec
+# reads it to pair models with targets, without importing the kinds' modules.
+TASKS = {"ridge": "regression", "xgboost": "regression", "xgboost_quantile": "regression",
+         "logistic": "classification", "xgboost_classifier": "classification"}
 GROUP = "stepkit.models"
 
 
@@ -44,6 +50,11 @@ def names() -> list[str]:
 def known(name: str) -> bool:
     # Installed packages are looked up only for a name that is not built in: the common case reads no metadata.
     return name in KINDS or name in _plugins()
+
+
+def task(name: str) -> str:
+    """`regression` or `classification`: what a kind's models predict."""
+    return TASKS.get(name) or getattr(get(name), "task", "regression")
 
 
 _LOADED: dict[str, Any] = {}
