@@ -96,6 +96,9 @@ def _final_counts(lctx) -> list[tuple[str, int]]:
         return []
     con = duckdb.connect()
     try:
+        columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_parquet(str(loc))}").fetchall()]
+        if "prediction_source" not in columns:  # a results table of the pipeline's own: its rows
+            return [("(all rows)", con.execute(f"SELECT count(*) FROM {_parquet(str(loc))}").fetchone()[0])]
         return con.execute(f"SELECT prediction_source, count(*) FROM {_parquet(str(loc))} GROUP BY 1 ORDER BY 1"
                            ).fetchall()
     finally:

@@ -29,8 +29,10 @@ def runs_with_models(names: Any) -> list[tuple[str, dict[str, Any]]]:
 
 def latest_passed(names: Any, current: str) -> str:
     """The run whose models passed the quality gate most recently (by when training finished)."""
+    # Runs that trained (a re-scoring run's copy is not a newer model), passed, and say when.
     passed = [(summary.get("finished", ""), run) for run, summary in runs_with_models(names)
-              if run != current and (summary.get("gate") or {}).get("passed") and summary.get("finished")]
+              if run != current and (summary.get("gate") or {}).get("passed") and summary.get("finished")
+              and not summary.get("source_run")]
     if not passed:
         raise DataError(f"{names.root}runs/: no earlier run has a model that passed the quality gate: train one "
                         "first (a pipeline with a training stage), or name a run")
@@ -38,15 +40,20 @@ def latest_passed(names: Any, current: str) -> str:
 
 
 def _difference(trained: list[dict[str, Any]], spec: list[dict[str, Any]]) -> str | None:
+    """The first way the pipeline's features differ from the model's, in words; None when they agree."""
+    have, want = [f["name"] for f in trained], [f["name"] for f in spec]
+    missing = [n for n in have if n not in want]
+    added = [n for n in want if n not in have]
+    if missing or added:
+        parts = ([f"lacks {', '.join(map(repr, missing))}"] if missing else []) + \
+                ([f"adds {', '.join(map(repr, added))}"] if added else [])
+        return f"the pipeline {' and '.join(parts)} ({len(have)} features trained, {len(want)} listed)"
     for i, (a, b) in enumerate(zip(trained, spec)):
-        if a != b:
-            changed = [k for k in ("name", "type", "categories", "missing") if a.get(k) != b.get(k)]
-            return (f"features[{i}] is {b['name']!r} ({', '.join(f'{k} {b.get(k)!r}' for k in changed)}) where the "
-                    f"model has {a['name']!r} ({', '.join(f'{k} {a.get(k)!r}' for k in changed)})")
-    if len(trained) != len(spec):
-        extra = spec[len(trained):] or trained[len(spec):]
-        which = "the pipeline adds" if len(spec) > len(trained) else "the pipeline lacks"
-        return f"{which} {', '.join(repr(f['name']) for f in extra)} ({len(trained)} features trained, {len(spec)} listed)"
+        if a["name"] != b["name"]:
+            return f"features[{i}] is {b['name']!r} where the model has {a['name']!r} (the order differs)"
+        for k in ("type", "categories", "missing"):
+            if a.get(k) != b.get(k):
+                return f"features[{i}] {b['name']!r} has {k} {b.get(k)!r} where the model has {a.get(k)!r}"
     return None
 
 
@@ -66,8 +73,20 @@ def check(pipeline: Any, target: Any, artifact: dict[str, Any], where: str) -> N
         raise DataError(f"{where}: the model's classes {artifact.get('classes')} are not the target's {target.classes}")
 
 
-def run(pipeline: Any, names: Any, run_id: str, source: str) -> dict[str, Any]:
+def source_names(pipeline: Any, names: Any, from_prefix: str | None) -> Any:
+    """Where the earlier runs are: this pipeline's root, or (on AWS) another prefix of its bucket. A
+    local run's root is its work folder's warehouse, which every pipeline run there shares."""
+    from stepkit.ir.names import Names
+
+    aws_root = f"s3://{pipeline.aws.bucket}/{pipeline.aws.prefix}/"
+    if not from_prefix or names.root != aws_root:
+        return names
+    return Names(pipeline, f"s3://{pipeline.aws.bucket}/{from_prefix.strip('/')}/")
+
+
+def run(pipeline: Any, names: Any, run_id: str, source: str, from_prefix: str | None = None) -> dict[str, Any]:
     """Copy the models of run `source` (or the latest that passed the gate) into run `run_id`."""
+    mine, names = names, source_names(pipeline, names, from_prefix)
     chosen = latest_passed(names, run_id) if source == LATEST else source
     summary_uri = storage.join(names.models_location(chosen), artifacts.METRICS_FILE)
     if not storage.exists(summary_uri):
@@ -87,12 +106,12 @@ def run(pipeline: Any, names: Any, run_id: str, source: str) -> dict[str, Any]:
         src = storage.join(names.model_location(t.name, chosen), artifacts.MODEL_FILE)
         if not storage.exists(src):  # a run from before models had a folder per target
             src = storage.join(names.models_location(chosen), artifacts.MODEL_FILE)
-        dest = names.model_location(t.name, run_id)
+        dest = mine.model_location(t.name, run_id)
         storage.write_bytes(storage.join(dest, artifacts.MODEL_FILE), storage.read_bytes(src))
         own = (summary.get("targets") or {}).get(t.name) or summary
         targets[t.name] = {**own, "model_version": loaded[t.name].version, "source_run": chosen}
         storage.write_json(storage.join(dest, artifacts.METRICS_FILE), targets[t.name])
     out = {"run_id": run_id, "source_run": chosen, "targets": targets, "gate": summary["gate"],
            "finished": summary.get("finished")}
-    storage.write_json(storage.join(names.models_location(run_id), artifacts.METRICS_FILE), out)
+    storage.write_json(storage.join(mine.models_location(run_id), artifacts.METRICS_FILE), out)
     return out

@@ -298,8 +298,13 @@ class Model:
             f"{_gb(scan.bytes_written)} at {c.v('athena_write_gb_per_s'):g} GB/s = {out.seconds:,.0f} s")
 
     def task_rows(self, stage: str, layout: Layout) -> float:
+        from stepkit.steps import _workers
+
         s = self.stages.get(stage)
-        if s is not None and s.type == "fan_out":
+        if s is None or s.type not in ("fan_out", "fargate_task") or _workers.worker(self.p, s.task) is None \
+                or getattr(s, "command", None) is not None:
+            return 0.0  # the user's own container (or a model copy): rows it reads are not known here
+        if s.type == "fan_out":
             return self.rows_of_key(self._key_of("evaluation_features")) / max(1, layout.batches)
         return self.rows_of_key(self._key_of("training_features"))
 
@@ -326,6 +331,8 @@ class Model:
         else:
             io = rows * (self._table_bytes("training_features") + self._table_bytes("training_targets"))
             need = c.v("training_base_gb") + rows * len(self.p.feature_list) * c.v("training_bytes_per_value") / GB
+        if not rows:
+            need = 0.0  # a container of the user's: its memory is its own to size
         io_s = io / (c.v("task_io_mb_per_s") * MB)
         running = c.v("fargate_pull_s") + c.v("worker_start_s") + work + io_s
         billed = max(BILLING_MINIMUM_S, running)

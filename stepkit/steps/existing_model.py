@@ -16,6 +16,7 @@ from stepkit.ir.asl import Fragment
 from stepkit.ir.cfn import Resource
 from stepkit.ir.iam import Statement
 from stepkit.ir.names import RUN_ID_PATH
+from stepkit.spec.names import S3Prefix
 from stepkit.steps import _ecs, _workers
 from stepkit.steps.base import Finding, Flow, Stage
 
@@ -36,6 +37,10 @@ class ExistingModel(Stage):
         "option (`--var MODEL_RUN=...`).")
     task: str = Field("training", description="Key in `compute.tasks` whose image runs stepkit's training worker "
                       "(it checks and copies the models).")
+    from_prefix: S3Prefix | None = Field(
+        None, description="`aws.prefix` of the pipeline whose runs trained the model, in the same bucket (default: "
+        "this pipeline's own); read only. A local run looks in its work folder, where every pipeline run there "
+        "keeps its runs.")
 
     def check(self, ctx: "Context") -> list[Finding]:
         p = ctx.p
@@ -56,7 +61,13 @@ class ExistingModel(Stage):
         return Fragment().add(self.name, _ecs.task(ctx, self.task, cmd, self.comment)).chain()
 
     def iam(self, ctx: "Context") -> list[Statement]:
-        return _ecs.statements(ctx, self.task)
+        out = _ecs.statements(ctx, self.task)
+        if self.from_prefix and self.from_prefix != ctx.p.aws.prefix:
+            bucket, runs = ctx.p.aws.bucket, f"{self.from_prefix}/runs"
+            out += [Statement.of("task", "s3:ListBucket", f"arn:aws:s3:::{bucket}",
+                                 conditions={"StringLike": {"s3:prefix": [f"{runs}/*", runs]}}),
+                    Statement.of("task", "s3:GetObject", f"arn:aws:s3:::{bucket}/{runs}/*")]
+        return out
 
     def resources(self, ctx: "Context") -> list[Resource]:
         return _ecs.resources(ctx, self.task)

@@ -28,6 +28,6 @@ def run(config_uri: str, run_id: str, stage: str | None = None) -> dict[str, Any
     pipeline, names = load_config(config_uri)
     own = stage_of(pipeline, stage)
     if own.get("type") == "existing_model":
-        return reuse.run(pipeline, names, run_id, own.get("run", reuse.LATEST))
+        return reuse.run(pipeline, names, run_id, own.get("run", reuse.LATEST), own.get("from_prefix"))
     return train.run(pipeline, names, run_id, log=lambda line: print(line, file=sys.stderr),
                      roles=own.get("roles") or {})
