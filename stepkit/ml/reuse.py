@@ -68,7 +68,7 @@ def check(pipeline: Any, target: Any, artifact: dict[str, Any], where: str) -> N
     have = artifact.get("target") or {}
     task = artifact.get("task", "regression")
     if task != target.task or have.get("type") != target.type:
-        raise DataError(f"{where}: a model of a {have.get('type')} target; {target.name} is {target.type}")
+        raise DataError(f"{where}: the model predicts a target of type {have.get('type')}; {target.name} is {target.type}")
     if task == "classification" and list(artifact.get("classes") or []) != target.classes:
         raise DataError(f"{where}: the model's classes {artifact.get('classes')} are not the target's {target.classes}")
 
