@@ -224,6 +224,12 @@ IAM = [
      "task_execution", "ecr:BatchGetImage", {f"arn:aws:ecr:{ARN}:repository/{PREFIX}-training"}),
     ("fargate: task writes under the prefix", [{"name": "T", "type": "fargate_task", "task": "training"}], {},
      "task", "s3:PutObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/*"}),
+    # Re-scoring reads another pipeline's runs, and only those, only to read.
+    ("existing model: reads the trainer's runs", [{"name": "R", "type": "existing_model", "from_prefix": "ml/age"}],
+     {}, "task", "s3:GetObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/*",
+                                  "arn:aws:s3:::stepkit-example-bucket/ml/age/runs/*"}),
+    ("existing model: writes only its own prefix", [{"name": "R", "type": "existing_model", "from_prefix": "ml/age"}],
+     {}, "task", "s3:PutObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/*"}),
     ("distributed map: start itself", [IDS, FAN], {}, "statemachine", "states:StartExecution",
      {f"arn:aws:states:{ARN}:stateMachine:{MACHINE}"}),
     ("distributed map: its children", [IDS, FAN], {}, "statemachine", "states:DescribeExecution",

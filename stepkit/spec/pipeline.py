@@ -10,7 +10,6 @@ from stepkit.spec.models import (
     Batching,
     Compute,
     CostAlarm,
-    METRICS,
     Feature,
     Model,
     Sample,
@@ -20,7 +19,6 @@ from stepkit.spec.models import (
     Target,
     Training,
 )
-from stepkit.ml import kinds as model_kinds  # the kinds' names and tasks only: it imports no model code
 from stepkit.spec.columns import Columns
 from stepkit.spec.names import PipelineName, ResourcePrefix
 
@@ -102,32 +100,15 @@ class PipelineBase(Model):
             raise ValueError(f"{', '.join(clash)}: reserved column name(s) stepkit adds to its tables")
         return v
 
-    @field_validator("training")
+    @field_validator("targets")
     @classmethod
-    def _models_per_target(cls, v: Training | None, info: ValidationInfo) -> Training | None:
-        if v is None or "target" not in info.data or "targets" not in info.data:
-            return v  # (a target that was refused has its own error)
-        targets = [t for t in [info.data["target"], *(info.data["targets"] or [])] if t is not None]
-        tasks = {m.name: model_kinds.task(m.kind) for m in v.models}
-        for t in targets:
-            if t.task not in tasks.values():
-                kinds = ", ".join(k for k, task in model_kinds.TASKS.items() if task == t.task)
-                raise ValueError(f"target {t.name!r} ({t.type}) has no {t.task} model among training.models "
-                                 f"(kinds: {kinds})")
-        wanted = {t.task for t in targets}
-        for metric, bound, _ in v.quality_gate.checks():
-            task = next(k for k, m in METRICS.items() if metric in m)
-            if task not in wanted:
-                raise ValueError(f"quality_gate.{bound}_{metric}: no {task} target has {metric}")
-        if targets and v.selection_metric and not any(v.selection_metric in METRICS[t] for t in wanted):
-            raise ValueError(f"selection_metric {v.selection_metric}: no target is a "
-                             f"{next(k for k, m in METRICS.items() if v.selection_metric in m)} target")
+    def _one_way(cls, v: list[Target] | None, info: ValidationInfo) -> list[Target] | None:
+        if v is not None and info.data.get("target") is not None:
+            raise ValueError("`target` and `targets` both set: list every target under `targets`")
         return v
 
     @model_validator(mode="after")
     def _columns(self) -> "PipelineBase":
-        if self.target is not None and self.targets is not None:
-            raise ValueError("`target` and `targets` both set: list every target under `targets`")
         names = [f.name for f in self.feature_list]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
