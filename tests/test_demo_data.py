@@ -195,3 +195,69 @@ def test_array_paths_are_refused_with_the_field(pipeline, tmp_path):
     p = _variant(pipeline, features=[{"name": "first_item", "json_path": "$.items[0]", "type": "double"}])
     with pytest.raises(Exception, match=r"first_item: json_path \$\.items\[0\]: demo-data writes object paths only"):
         demo_data.write(str(tmp_path / "s.parquet"), p, rows=10)
+
+
+# --- class targets and several targets ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def classes(pipeline, tmp_path_factory):
+    """The six-class example: its source and what the staging SQL makes of it."""
+    p, _ = load_pipeline(ROOT / "pipelines" / "classify_seniority.yaml", _variables((), str(ENV)))
+    path = tmp_path_factory.mktemp("classes") / "src.parquet"
+    meta = demo_data.write(str(path), p, rows=20_000, seed=4)
+    return p, meta, fixtures.staging(p, pq.read_table(path))
+
+
+def test_class_labels_carry_their_mess_and_the_sql_keeps_the_readable_ones(classes):
+    p, meta, st = classes
+    labels = st.column("seniority_level").drop_null().to_pylist()
+    assert len(labels) == meta["labelled_rows"] and set(labels) == set(p.target.classes)
+    shares = np.bincount([p.target.classes.index(c) for c in labels], minlength=6) / len(labels)
+    assert shares == pytest.approx(meta["targets"]["seniority_level"]["class_shares"], abs=1e-4)
+    assert 0.05 < shares.min() and shares.max() < 0.5  # unequal classes, none vanishing
+
+
+def test_class_floor_lies_between_the_majority_class_and_certainty(classes):
+    """The Bayes posterior's expected accuracy and log loss, and the realised ones on the drawn labels
+    agree within the Monte Carlo's and the sample's noise: the floor is the generator's own."""
+    _, meta, _ = classes
+    t = meta["targets"]["seniority_level"]
+    assert t["majority_class_accuracy"] + 0.1 < t["bayes_floor_accuracy"] < 0.9
+    assert abs(t["bayes_realised_accuracy"] - t["bayes_floor_accuracy"]) < 0.02
+    assert abs(t["bayes_realised_log_loss"] - t["bayes_floor_log_loss"]) < 0.04
+    assert 0 < t["bayes_floor_log_loss"] < np.log(6)  # better than knowing nothing
+    assert meta["bayes_floor_accuracy"] == t["bayes_floor_accuracy"]  # the first target's at the top too
+
+
+def test_a_second_target_leaves_the_first_targets_data_as_it_was(pipeline, tmp_path):
+    """Each target past a numeric first draws from its own stream: adding one changes the documents
+    (its field), never the first target's values nor its floor."""
+    two = _variant(pipeline, target=None, targets=[pipeline.target.model_dump(mode="json"),
+                   {"name": "owner", "json_path": "$.x.owner", "type": "boolean", "default": False}],
+                   training={**pipeline.training.model_dump(mode="json"), "models": [
+                       *[m.model_dump(mode="json") for m in pipeline.training.models],
+                       {"name": "logistic", "kind": "logistic"}]})
+    one_meta = demo_data.write(str(tmp_path / "one.parquet"), pipeline, rows=3000, seed=5)
+    two_meta = demo_data.write(str(tmp_path / "two.parquet"), two, rows=3000, seed=5)
+    assert {k: v for k, v in two_meta["targets"]["age"].items()} == one_meta["targets"]["age"]
+    ages = [fixtures.staging(p, pq.read_table(tmp_path / f)).column("age").to_pylist()
+            for p, f in ((pipeline, "one.parquet"), (two, "two.parquet"))]
+    assert ages[0] == ages[1]
+    assert two_meta["targets"]["owner"]["bayes_floor_accuracy"] > two_meta["targets"]["owner"]["majority_class_accuracy"]
+
+
+def test_a_pipeline_without_a_target_gets_its_features_only(pipeline, tmp_path):
+    etl, _ = load_pipeline(ROOT / "pipelines" / "etl_device_activity.yaml", _variables((), str(ENV)))
+    meta = demo_data.write(str(tmp_path / "s.parquet"), etl, rows=2000, seed=1)
+    assert meta["targets"] == {} and meta["labelled_rows"] == 0 and set(meta["features"]) == {
+        "device_type", "seniority_level", "posts_per_week", "night_activity_share"}
+    docs = [_parse(d) for d in pq.read_table(tmp_path / "s.parquet").column("profile_json").to_pylist()]
+    assert any(d and "device" in d for d in docs)
+
+
+def test_cli_states_each_targets_floor(tmp_path):
+    out = tmp_path / "src.parquet"
+    result = CliRunner().invoke(main, ["demo-data", str(ROOT / "pipelines" / "predict_profile.yaml"), "--env-file",
+                                       str(ENV), "--rows", "2000", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "  age: Bayes floor MAE" in result.output and "  homeowner: Bayes floor accuracy" in result.output

@@ -90,9 +90,24 @@ def staging(pipeline: Any, source: pa.Table, sample_only: bool = False) -> pa.Ta
     return pa.table({k: pa.array(v, type=types.get(k, id_type if k == "id" else pa.int32())) for k, v in cols.items()})
 
 
+def roles(pipeline: Any) -> dict[str, str]:
+    """role -> table key of the tables stepkit's stages write: the key its template's stage writes (a
+    pipeline with keys of its own), else the key of the role's name."""
+    templates = {"training_features.sql.j2": "training_features", "training_targets.sql.j2": "training_targets",
+                 "evaluation_features.sql.j2": "evaluation_features", "predictions_table.sql.j2": "predictions"}
+    out = {role: role for role in templates.values()}
+    for s in pipeline.stages:
+        s = s if isinstance(s, dict) else s.model_dump()
+        if s.get("template") in templates and s.get("table"):
+            out[templates[s["template"]]] = s["table"]
+    return out
+
+
 def write_tables(pipeline: Any, names: Any, run_id: str, source: pa.Table, files: int = 2,
                  training_only: bool = False) -> dict[str, int]:
-    """Training features/targets and (unless training_only) evaluation features, one folder per batch."""
+    """Training features/targets and (unless training_only) evaluation features, one folder per batch,
+    under the keys the pipeline's stages give them (`roles`)."""
+    keys = roles(pipeline)
     st = staging(pipeline, source, sample_only=training_only)
     targets = [t.name for t in pipeline.target_list]
     feats = [f.name for f in pipeline.feature_list]
@@ -102,15 +117,15 @@ def write_tables(pipeline: Any, names: Any, run_id: str, source: pa.Table, files
     labelled = st.filter(pa.array(known))
     train = labelled.filter(pa.array(labelled.column("sample_bucket").to_numpy() < pipeline.sample.percent * 100))
     # Several files per table, as Athena writes them: readers must take the whole folder.
-    for key, table in (("training_features", train.select(["id", *feats, "sample_bucket"])),
-                       ("training_targets", train.select(["id", *targets]))):
+    for key, table in ((keys["training_features"], train.select(["id", *feats, "sample_bucket"])),
+                       (keys["training_targets"], train.select(["id", *targets]))):
         step = -(-table.num_rows // files)
         for k in range(files):
             storage.write_table(f"{names.table_location(key, run_id)}part-{k:05d}.parquet", table.slice(k * step, step))
     batch_ids = st.column("batch_id").to_numpy()
     for b in [] if training_only else np.unique(batch_ids):
         part = st.filter(pa.array(batch_ids == b)).select(["id", *feats])
-        storage.write_table(f"{names.table_location('evaluation_features', run_id)}batch_id={b}/data.parquet", part)
+        storage.write_table(f"{names.table_location(keys['evaluation_features'], run_id)}batch_id={b}/data.parquet", part)
     return {"staging": st.num_rows, "training": train.num_rows, "batches": int(np.unique(batch_ids).size)}
 
 
