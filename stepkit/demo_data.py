@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from stepkit import demo_classes, storage
+from stepkit.demo_numbers import NOISE_SHARE, Floor, NumberPlan, number  # noqa: F401 - NOISE_SHARE: part of this module's interface
 from stepkit.errors import StepkitError
 
 CHUNK = 100_000  # rows per chunk: ~250 MB of intermediate strings each at most
@@ -40,7 +41,6 @@ CATEGORY_MESS = {"upper_case": 0.02, "unknown_value": 0.01}  # upper case surviv
 TARGET_MESS = {"wrong_type": 0.01, "out_of_range": 0.005, "null": 0.005}
 MALFORMED_JSON = 0.003
 DUPLICATES = 0.01
-NOISE_SHARE = 0.22  # noise sd as a share of the target's sd
 
 
 @dataclass
@@ -100,30 +100,6 @@ def _window(f: Any) -> tuple[float, float]:
     return lo, span if span <= 10 else span * 0.3
 
 
-@dataclass
-class NumberPlan:
-    """How a numeric target is drawn: target = clip(round(mean + sum_j weights_j shape_j(x_j) + e))."""
-
-    name: str
-    path: list[str]
-    target: Any
-    weights: np.ndarray
-    mean: float
-    noise_sd: float
-    contribution_var: dict[str, float]
-
-
-def _number(t: Any, plans: list[FeaturePlan], weights: np.ndarray, probe: np.random.Generator) -> NumberPlan:
-    """Weights scaled so the effects' variances add up to the target's signal variance."""
-    sd = (t.max - t.min) / 6.5
-    var = np.array([(w * p.shape(p.draw(probe, 100_000))).var() if w else 0.0 for p, w in zip(plans, weights)])
-    total = float(var.sum()) or 1.0
-    signal = sd**2 * (1 - NOISE_SHARE**2)
-    return NumberPlan(t.name, _path(t.json_path, t.name), t, weights * math.sqrt(signal / total),
-                      t.min + 0.37 * (t.max - t.min), sd * NOISE_SHARE,
-                      {p.name: float(v * signal / total) for p, v in zip(plans, var)})
-
-
 def plan(pipeline: Any, seed: int) -> tuple[list[FeaturePlan], list[Any]]:
     """The generation plan of every feature, and of every target (NumberPlan or demo_classes.ClassPlan)."""
     rng = np.random.default_rng([seed, 0xFEA7])
@@ -154,14 +130,14 @@ def plan(pipeline: Any, seed: int) -> tuple[list[FeaturePlan], list[Any]]:
             continue
         if i == 0:  # the first target's weights are the features' own (the data of one-target pipelines as before)
             weights = np.array([p.weight for p in plans])
-            targets.append(_number(t, plans, weights, np.random.default_rng([seed, 0x5CA1E])))
+            targets.append(number(t, _path(t.json_path, t.name), plans, weights, np.random.default_rng([seed, 0x5CA1E])))
             for p, w in zip(plans, targets[-1].weights):
                 p.weight = float(w)
             continue
         own = np.random.default_rng([seed, 0xFEA7, i]).permutation(len(plans))
         weights = np.array([(1 + r) ** -0.8 if p.weight or p.type != "category" or len(p.categories or []) > 1
                             else 0.0 for r, p in zip(own, plans)])
-        targets.append(_number(t, plans, weights, np.random.default_rng([seed, 0x5CA1E, i])))
+        targets.append(number(t, _path(t.json_path, t.name), plans, weights, np.random.default_rng([seed, 0x5CA1E, i])))
     return plans, targets
 
 
@@ -263,37 +239,6 @@ def _objects(leaves: dict[tuple[str, ...], pa.Array]) -> pa.Array:
 
 
 # --- one chunk
-@dataclass
-class Floor:
-    """Running sums of the oracle's error on rows the pipeline can use."""
-
-    rows: int = 0
-    abs_err: float = 0.0
-    sq_err: float = 0.0
-    gauss: float = 0.0  # sum of sigma_row * sqrt(2/pi): the Gaussian approximation
-    y_sum: float = 0.0
-    y_sq: float = 0.0
-
-    def add(self, y: np.ndarray, pred: np.ndarray, sigma: np.ndarray) -> None:
-        self.rows += int(y.size)
-        self.abs_err += float(np.abs(y - pred).sum())
-        self.sq_err += float(((y - pred) ** 2).sum())
-        self.gauss += float(sigma.sum() * math.sqrt(2 / math.pi))
-        self.y_sum += float(y.sum())
-        self.y_sq += float((y**2).sum())
-
-    def merge(self, other: "Floor") -> None:
-        for k in vars(self):
-            setattr(self, k, getattr(self, k) + getattr(other, k))
-
-    def summary(self) -> dict[str, float]:
-        n = max(self.rows, 1)
-        var_y = self.y_sq / n - (self.y_sum / n) ** 2
-        return {"bayes_floor_mae": self.abs_err / n, "bayes_floor_rmse": math.sqrt(self.sq_err / n),
-                "bayes_floor_r2": 1 - (self.sq_err / n) / var_y if var_y > 0 else 0.0,
-                "bayes_floor_mae_gaussian": self.gauss / n}
-
-
 @dataclass
 class Counts:
     rows: int = 0

@@ -209,7 +209,6 @@ def _s3_scope(a: Artifacts) -> tuple[set[str], list[str], list[str]]:
 def test_s3_only_under_prefix_or_source(path):
     a = compiled(path)
     buckets, objects, prefixes = _s3_scope(a)
-    src_objects = objects[1]
     for role in ROLES:
         for st in statements(a, role):
             s3 = [act for act in st["Action"] if act.startswith("s3:")]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from stepkit.ml import kinds
-from stepkit.spec.models import METRICS
+from stepkit.spec.metrics import METRICS
 from stepkit.steps.base import Finding
 
 if TYPE_CHECKING:

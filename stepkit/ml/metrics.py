@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stepkit.spec.models import METRICS
+from stepkit.spec.metrics import METRICS
 
 # Expected calibration error: the predicted class's probability in this many equal-width bins
 # (Guo et al. 2017's figure; the report's calibration curve uses the same bins).

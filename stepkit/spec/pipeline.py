@@ -16,9 +16,9 @@ from stepkit.spec.models import (
     Schedule,
     Source,
     Tables,
-    Target,
     Training,
 )
+from stepkit.spec.targets import Target
 from stepkit.spec.columns import Columns
 from stepkit.spec.names import PipelineName, ResourcePrefix
 

@@ -62,6 +62,8 @@ class FanOut(DeclaredFlow, Roles):
         if self.task not in ctx.p.compute.tasks:
             return found
         if b is None:
+            if any("`batching`" in f.message for f in found):
+                return found  # its worker's need said it already
             return [*found, Finding("error", ("type",), "a fan_out needs `batching` (how many batches, how many at "
                                     "once): the pipeline has none")]
         if not any(s.type == "batch_ids" for s in ctx.p.stages[: ctx.p.stages.index(self)]):
