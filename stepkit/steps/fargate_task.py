@@ -29,10 +29,11 @@ class FargateTask(DeclaredFlow, Roles):
     task: str = Field(description="Key in `compute.tasks`: the task definition (and worker image) to run.")
     args: list[WorkerArg] = Field(default_factory=list, description="Extra arguments after --config and --run-id.")
     command: list[WorkerArg] | None = Field(
-        None, min_length=1, description="The container's whole command, for a task with its own `image` (e.g. "
-        "`[python, export.py, --day, '{run_id}']`): `{run_id}` and `{config}` (the worker config's URI) are filled "
-        "in, and the container also gets them as STEPKIT_RUN_ID and STEPKIT_CONFIG. A local run runs it here, in "
-        "the pipeline file's folder (`python` is this Python). Say what it reads and writes in `reads`/`writes`.")
+        None, min_length=1, description="The container's command, for a task with its own `image` (e.g. "
+        "`[python, export.py, --day, '{run_id}']`; ECS overrides the image's CMD: an ENTRYPOINT, if the image has "
+        "one, gets it as arguments). `{run_id}` and `{config}` (the worker config's URI) are filled in, and the "
+        "container also gets them as STEPKIT_RUN_ID and STEPKIT_CONFIG. A local run runs it here, in the pipeline "
+        "file's folder (`python` is this Python). Say what it reads and writes in `reads`/`writes`.")
 
     @model_validator(mode="after")
     def _one_command(self) -> "FargateTask":
