@@ -29,7 +29,8 @@ def plan(payload: dict[str, Any], root: str) -> Plan:
     drop, delete = [], []
     for t in payload.get("tables", []):
         name, location = t["name"], t["location"]
-        drop.append(name)
+        if t.get("drop", True):  # False: its files go, the table stays (another stage declared it)
+            drop.append(name)
         if not t.get("delete_data"):
             continue
         if not location.endswith("/"):

@@ -108,7 +108,8 @@ STATES = [
           "'--run-id', $.run.id, '--stage', 'Train', '--fast')",
       "Parameters.PropagateTags": "TASK_DEFINITION", "TimeoutSeconds": 2400, "ResultPath": None,
       "Retry[0].ErrorEquals[0]": "ECS.AmazonECSException", "Retry[0].MaxAttempts": 10,
-      "Retry[0].JitterStrategy": "FULL"}),
+      "Retry[0].JitterStrategy": "FULL", "Retry[1].ErrorEquals": ["AmazonECS.Unknown"],
+      "Retry[1].IntervalSeconds": 30, "Retry[1].MaxAttempts": 5}),
     # A user's image running the user's command: placeholders filled in, the run id and config also in
     # the environment; no --stage (that is stepkit's workers' contract).
     ("fargate task, own command", [{"name": "Export", "type": "fargate_task", "task": "export",
@@ -139,7 +140,8 @@ STATES = [
       "ResultWriter.Parameters.Bucket": "stepkit-example-bucket",
       "ResultWriter.Parameters.Prefix": "predict-age/map-results", "ToleratedFailurePercentage": 0,
       "ResultPath": None, "ItemProcessor.States.FanBatch.Resource": ECS,
-      "ItemProcessor.States.FanBatch.Retry[1].ErrorEquals": ["States.TaskFailed"]}),
+      "ItemProcessor.States.FanBatch.Retry[1].ErrorEquals": ["AmazonECS.Unknown"],
+      "ItemProcessor.States.FanBatch.Retry[2].ErrorEquals": ["States.TaskFailed"]}),
     ("fan_out small -> inline", [IDS, FAN], INLINE, "Fan",
      {"ItemProcessor.ProcessorConfig": {"Mode": "INLINE"}, "MaxConcurrency": 20, "ResultPath": None}),
     ("fan_out label and tolerance", [IDS, {**FAN, "label": "Score"}],
@@ -209,7 +211,11 @@ def grants(a: Artifacts, role: str) -> dict[str, set[str]]:
 
 
 ARN = f"{REGION}:{ACCOUNT}"
+KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 TASK_ROLES = {f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-task", f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-task-execution"}
+# A task of the user's own image and module (stepkit cannot know what it writes unless it says).
+OWN_TASK = {"compute": {"tasks": {"export": {"cpu": 1, "memory_gb": 2, "timeout_minutes": 10, "module": "my.export",
+                                             "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/export:1"}}}}
 # (case, stages, settings, role, action, resources granted; None = not granted at all)
 IAM = [
     ("fargate: run its task definition", [{"name": "T", "type": "fargate_task", "task": "training"}], {},
@@ -222,14 +228,48 @@ IAM = [
      "statemachine", "ecs:TagResource", {f"arn:aws:ecs:{ARN}:task/{PREFIX}-cluster/*"}),
     ("fargate: pull its image", [{"name": "T", "type": "fargate_task", "task": "training"}], {},
      "task_execution", "ecr:BatchGetImage", {f"arn:aws:ecr:{ARN}:repository/{PREFIX}-training"}),
-    ("fargate: task writes under the prefix", [{"name": "T", "type": "fargate_task", "task": "training"}], {},
-     "task", "s3:PutObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/*"}),
     # Re-scoring reads another pipeline's runs, and only those, only to read.
     ("existing model: reads the trainer's runs", [{"name": "R", "type": "existing_model", "from_prefix": "ml/age"}],
      {}, "task", "s3:GetObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/*",
                                   "arn:aws:s3:::stepkit-example-bucket/ml/age/runs/*"}),
     ("existing model: writes only its own prefix", [{"name": "R", "type": "existing_model", "from_prefix": "ml/age"}],
-     {}, "task", "s3:PutObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/*"}),
+     {}, "task", "s3:PutObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/runs/*"}),
+    # Writes go only where each role writes: never stepkit/ (the worker config, the Lambda code), which deploy owns.
+    ("fargate: an undeclared module of the user's writes tables and runs",
+     [{"name": "T", "type": "fargate_task", "task": "export"}], OWN_TASK, "task", "s3:PutObject",
+     {"arn:aws:s3:::stepkit-example-bucket/predict-age/tables/*",
+      "arn:aws:s3:::stepkit-example-bucket/predict-age/runs/*"}),
+    ("fargate: stepkit's training writes the run's models only", [{"name": "T", "type": "fargate_task",
+                                                                   "task": "training"}],
+     {}, "task", "s3:PutObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/runs/*"}),
+    ("fan-out: stepkit's prediction writes the table of its role",
+     [IDS, {**FAN, "roles": {"predictions": "human_qa"}}], {}, "task", "s3:PutObject",
+     {"arn:aws:s3:::stepkit-example-bucket/predict-age/tables/predict_age_human_qa/*"}),
+    ("fargate: a task that declares its model writes runs only",
+     [{"name": "T", "type": "fargate_task", "task": "training", "reads": [], "writes": ["model"]}], {},
+     "task", "s3:PutObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/runs/*"}),
+    ("fargate: a task that declares it writes nothing writes nothing",
+     [{"name": "T", "type": "fargate_task", "task": "export", "reads": [], "writes": []}], OWN_TASK, "task",
+     "s3:PutObject", None),
+    ("fargate: a file of the user's (not a table) is written under runs only",
+     [{"name": "T", "type": "fargate_task", "task": "export", "reads": [], "writes": ["activity_csv"]}], OWN_TASK,
+     "task", "s3:PutObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/runs/*"}),
+    ("fan-out: writes its declared table only", [IDS, {**FAN, "reads": [], "writes": ["predictions"]}], {},
+     "task", "s3:PutObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/tables/predict_age_ml_predictions/*"}),
+    ("fargate: task reads everything under the prefix", [{"name": "T", "type": "fargate_task", "task": "training"}],
+     {}, "task", "s3:GetObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/*"}),
+    ("athena: writes tables and query results", [CTAS], {}, "statemachine", "s3:PutObject",
+     {"arn:aws:s3:::stepkit-example-bucket/predict-age/tables/*",
+      "arn:aws:s3:::stepkit-example-bucket/predict-age/athena-results/*"}),
+    ("distributed map: writes its results", [IDS, FAN], {}, "statemachine", "s3:PutObject",
+     {"arn:aws:s3:::stepkit-example-bucket/predict-age/map-results/*"}),
+    ("distributed map: redrives its Map Run's children", [IDS, FAN], {}, "statemachine", "states:RedriveExecution",
+     {f"arn:aws:states:{ARN}:execution:{MACHINE}/Fan:*"}),
+    ("inline map: nothing to redrive", [IDS, FAN], INLINE, "statemachine", "states:RedriveExecution", None),
+    ("no KMS key: no KMS grants", [CTAS], {}, "statemachine", "kms:Decrypt", None),
+    ("KMS key: Athena may use it", [CTAS], {"aws": {"kms_key_arn": KEY}}, "statemachine", "kms:GenerateDataKey", {KEY}),
+    ("KMS key: the tasks may use it", [{"name": "T", "type": "fargate_task", "task": "training"}],
+     {"aws": {"kms_key_arn": KEY}}, "task", "kms:Decrypt", {KEY}),
     ("distributed map: start itself", [IDS, FAN], {}, "statemachine", "states:StartExecution",
      {f"arn:aws:states:{ARN}:stateMachine:{MACHINE}"}),
     ("distributed map: its children", [IDS, FAN], {}, "statemachine", "states:DescribeExecution",
@@ -321,3 +361,49 @@ def test_insert_chunks_read_disjoint_groups():
         (eq,) = [e for e in where.find_all(exp.EQ) if e.left.name == "batch_group"]
         groups.append(int(eq.right.this))
     assert groups == list(range(9))
+
+
+@pytest.mark.parametrize("pipeline", ["predict_age", "predict_income"])
+def test_no_role_may_write_what_deploy_owns(pipeline):
+    """stepkit/ holds the worker config every task reads, the Lambda code and the templates: only
+    `stepkit deploy` writes it. No compiled role's write reaches it, nor the prefix as a whole."""
+    from fnmatch import fnmatchcase
+
+    from stepkit.cli import _variables
+    from stepkit.compiler.build import compile_file
+
+    a = compile_file(ROOT / "pipelines" / f"{pipeline}.yaml", _variables((), str(ROOT / "pipelines" / "example.env")),
+                     check_sql=False)
+    prefix = f"arn:aws:s3:::{a.context.p.aws.bucket}/{a.context.p.aws.prefix}"
+    for role in a.policies:
+        for resource in grants(a, role).get("s3:PutObject", set()):
+            assert not fnmatchcase(f"{prefix}/stepkit/pipeline.json", resource), (role, resource)
+            assert not fnmatchcase(f"{prefix}/stepkit/code/cleanup-0.zip", resource), (role, resource)
+
+
+# The cleanup function's timeout follows from what it may delete (tables x batches x files, x runs for
+# a pre-clean of every run), never below the spec's and never past Lambda's 900 s.
+CLEAN_ALL = {"name": "C", "type": "cleanup", "delete_data": ["staging", "evaluation_features"], "scope": "all"}
+CLEAN_RUN = {"name": "C", "type": "cleanup", "delete_data": ["staging"]}
+
+
+@pytest.mark.parametrize("stages, settings, seconds", [
+    # 1 table x 898 batches x 8 files = 7,184 objects -> 30 + 14 s; the spec's 60 s is more.
+    ([CLEAN_RUN], {"on_failure": {"delete_data": []}}, 60),
+    # 2 tables x 898 x 8 x 4 runs = 57,472 objects -> 30 + 114 s.
+    ([CLEAN_ALL], {"on_failure": {"delete_data": []}}, 144),
+    ([CLEAN_ALL], {"on_failure": {"delete_data": []}, "compute": {"lambda": {"timeout_seconds": 600}}}, 600),
+    ([CLEAN_ALL], {"on_failure": {"delete_data": []}, "batching": {"batches": 9000, "max_concurrency": 100}}, 900),
+    # The failure path's cleanup counts too: 5 tables of this run -> 30 + 71 s.
+    ([CLEAN_RUN], {"on_failure": {"delete_data": ["staging", "training_features", "training_targets",
+                                                  "evaluation_features", "predictions"]}}, 101),
+], ids=["spec-enough", "pre-clean-of-every-run", "spec-larger", "capped", "failure-path"])
+def test_cleanup_timeout_follows_the_work(stages, settings, seconds):
+    from stepkit.compiler import template as tpl
+
+    a = compile_stages(stages, **settings)
+    state = a.definition["States"]["C"]
+    assert state["TimeoutSeconds"] == seconds + 30  # the invoke's own margin
+    assert tpl.build(a)["Resources"]["CleanupFunction"]["Properties"]["Timeout"] == seconds
+    # Deleting again is harmless: any failure (a timeout included) is retried, and goes on where it stopped.
+    assert state["Retry"][-1]["ErrorEquals"] == ["States.TaskFailed"] and state["Retry"][-1]["MaxAttempts"] == 3

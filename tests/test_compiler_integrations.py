@@ -10,6 +10,7 @@ from stepkit.compiler import integrations
 ATHENA = "arn:aws:states:::athena:startQueryExecution.sync"
 ECS = "arn:aws:states:::ecs:runTask.sync"
 LAMBDA = "arn:aws:states:::lambda:invoke"
+LIST = "arn:aws:states:::aws-sdk:sfn:listExecutions"
 
 
 def task(resource: str, **params) -> dict:
@@ -18,7 +19,7 @@ def task(resource: str, **params) -> dict:
 
 ECS_GOOD = task(
     ECS, LaunchType="FARGATE", Cluster="arn:c", TaskDefinition="fam", PropagateTags="TASK_DEFINITION",
-    EnableECSManagedTags=True, PlatformVersion="1.4.0",
+    EnableExecuteCommand=False, PlatformVersion="1.4.0", Group="g",
     NetworkConfiguration={"AwsvpcConfiguration": {"Subnets": ["s"], "SecurityGroups": ["g"], "AssignPublicIp": "DISABLED"}},
     Overrides={"ContainerOverrides": [{"Name": "c", "Command.$": "States.Array('a')"}]},
 )
@@ -41,6 +42,9 @@ GOOD = [
     ("lambda", task(LAMBDA, FunctionName="arn:f", Payload={"anything": {"goes": 1}}, Qualifier="$LATEST")),
     ("map child + writer", dist_map(ECS_GOOD, {"Resource": "arn:aws:states:::s3:putObject",
                                                "Parameters": {"Bucket": "b", "Prefix": "p"}})),
+    # The "one run at a time" check state: the RUNNING executions of its own machine.
+    ("listExecutions", task(LIST, StateMachineArn="arn:aws:states:us-east-1:1:stateMachine:m", StatusFilter="RUNNING",
+                            MaxResults=2)),
     ("pass and wait ignored", {"Type": "Pass", "Parameters": {"Whatever": 1}, "End": True}),
 ]
 
@@ -57,6 +61,15 @@ BROKEN = [
      "States.S.Parameters.Overrides.ContainerOverrides[0].Nmae", "'Nmae' is not a parameter"),
     ("dynamic key checked too", task(LAMBDA, FunctionName="f", **{"Paylod.$": "$"}), "States.S.Parameters.Paylod.$",
      "'Paylod' is not a parameter of arn:aws:states:::lambda:invoke"),
+    # Fields of RunTask that the Step Functions ECS integration does not pass (CreateStateMachine refuses them).
+    ("managed tags", task(ECS, TaskDefinition="f", EnableECSManagedTags=True),
+     "States.S.Parameters.EnableECSManagedTags", "'EnableECSManagedTags' is not a parameter"),
+    ("task role override", task(ECS, TaskDefinition="f", Overrides={"TaskRoleArn": "arn:aws:iam::1:role/r"}),
+     "States.S.Parameters.Overrides.TaskRoleArn", "'TaskRoleArn' is not a parameter"),
+    ("execution role override", task(ECS, TaskDefinition="f", Overrides={"ExecutionRoleArn": "arn:aws:iam::1:role/r"}),
+     "States.S.Parameters.Overrides.ExecutionRoleArn", "'ExecutionRoleArn' is not a parameter"),
+    ("listExecutions typo", task(LIST, StateMachineArn="arn:m", StatusFiltr="RUNNING"),
+     "States.S.Parameters.StatusFiltr", "'StatusFiltr' is not a parameter of arn:aws:states:::aws-sdk:sfn:listExecutions"),
     ("object expected", task(ECS, TaskDefinition="f", NetworkConfiguration="subnet-1"),
      "States.S.Parameters.NetworkConfiguration", "expected an object"),
     ("typo inside a Map child", dist_map(task(ECS, TaskDefiniton="f")),

@@ -180,7 +180,7 @@ def test_etl_writes_its_own_table_with_its_own_sql_and_exports_it(etl):
                        "WHERE json_valid(profile_json)")
     assert profiles == parsed and groups > 1
     # The user's container (run here as a process) wrote its CSV, and reported its rows.
-    csv = next(Path(run["workdir"]).glob("warehouse/exports/*/activity_by_segment.csv"))
+    csv = next(Path(run["workdir"]).glob("warehouse/runs/*/exports/activity_by_segment.csv"))
     assert len(csv.read_text().strip().splitlines()) == groups + 1
     assert {s["name"]: s for s in rec["stages"]}["Export"]["rows_out"] == groups
     assert rec["outputs"]["tables"]["profiles"]["exists"] is False  # the final cleanup dropped it

@@ -134,10 +134,6 @@ def test_step_functions_lambda_s3_and_logs_prices():
     assert usd["lambda"] == pytest.approx(2 * (0.5 * 5 * 0.0000133334 + 0.20 / 1e6))
     assert usd["s3_requests"] == pytest.approx((k["s3_put"] + k["s3_list"]) * 0.005 / 1000 + k["s3_get"] * 0.0004 / 1000)
     assert usd["logs"] == pytest.approx(k["log_bytes"] / GB * 0.50)
-    # Every state runs once, each of the 898 items' task once; 1% of task states retried once.
-    tasks = sum(1 for n in p.total.path if n not in ("GenerateBatchIds", "WaitForFinalResults", "ParallelPrediction"))
-    tasks += 898
-    assert k["transitions"] == pytest.approx(len(p.total.path) + 898 + 0.01 * tasks)
 
 
 def test_totals_are_the_sum_of_the_stages():
@@ -196,52 +192,35 @@ def test_stage_of(state, stage):
     assert stage_of(state, [s.name for s in artifacts().context.p.stages]) == stage
 
 
-def _reshaped() -> dict:
-    """The compiled machine as the compiler may soon emit it: a Pass first, a DROP before the
-    staging CTAS, and Training beside EvaluationFeatures (and its INSERTs) in a Parallel."""
-    import copy
-
-    d = copy.deepcopy(artifacts().definition)
-    s = d["States"]
-    chain = ["EvaluationFeatures"] + [f"EvaluationFeatures_Insert{i:02d}" for i in range(1, 9)]
-    evaluation = {n: s.pop(n) for n in chain}
-    training = s.pop("Training")
-    for st in (training, evaluation[chain[-1]]):
-        st.pop("Next", None), st.pop("Catch", None)
-        st["End"] = True
-    training.pop("Catch", None)
-    for st in evaluation.values():
-        st.pop("Catch", None)
-    s["TrainAndEvaluate"] = {"Type": "Parallel", "Next": "GenerateBatchIds", "Branches": [
-        {"StartAt": "Training", "States": {"Training": training}},
-        {"StartAt": chain[0], "States": evaluation}]}
-    s["TrainingTargets"]["Next"] = "TrainAndEvaluate"
-    drop = copy.deepcopy(s["CreatePredictionsTable"])
-    drop["Parameters"] = {**{k: v for k, v in drop["Parameters"].items() if not k.startswith("QueryString")},
-                          "QueryString": "DROP TABLE IF EXISTS ai_agent_kb_predict_age.predict_age_staging_parsed_features_2025q3"}
-    drop["Next"] = "StagingFeatures"
-    s["StagingFeatures_Drop"] = drop
-    s["PreCleanup"]["Next"] = "StagingFeatures_Drop"
-    s["Start"] = {"Type": "Pass", "Next": "PreCleanup"}
-    d["StartAt"] = "Start"
-    return d
-
-
-def test_a_reshaped_machine_plans_with_parallel_branches_overlapping():
-    from stepkit.compiler.build import Artifacts
-
-    a = artifacts()
-    reshaped = Model(Artifacts(a.context, _reshaped(), a.policies, a.statements), Inputs(N, "test", TB, "test"))
-    p, q = plan(), reshaped.evaluate()
-    stages = {s.name: s for s in q.stages}
+def test_the_compiled_parallel_states_overlap_their_branches():
+    """The compiler puts independent stages in Parallel states: EvaluationFeatures starts with the
+    training branch, and the run is shorter than its stages one after the other."""
+    p = plan()
+    stages = {s.name: s for s in p.stages}
     train, evaluation = stages["Training"], stages["EvaluationFeatures"]
-    assert train.start == pytest.approx(evaluation.start)  # side by side
-    saved = min(train.seconds, evaluation.seconds)
-    drop = 3  # the DROP: DDL, free, one statement's overhead
-    assert q.seconds == pytest.approx(p.seconds - saved + drop)
-    assert q.total.path[q.total.path.index("TrainAndEvaluate") + 1] == (
-        "TrainAndEvaluate/Training" if train.seconds >= evaluation.seconds else "TrainAndEvaluate/EvaluationFeatures")
-    # Same work, so the same bill, plus two transitions (the Pass and the DROP) and the Parallel's.
-    assert q.total.usd["athena"] == pytest.approx(p.total.usd["athena"])
-    assert q.total.counts["transitions"] == pytest.approx(p.total.counts["transitions"] + 3 + 0.01)
-    assert stages["(other states)"].usd["athena"] == 0  # Start, StagingFeatures_Drop and TrainAndEvaluate
+    assert evaluation.start == pytest.approx(stages["TrainingFeatures"].start)  # side by side
+    assert evaluation.start < train.end and train.start < evaluation.end
+    assert stages["HumanQA"].start == pytest.approx(stages["FinalResults"].start)
+    assert p.seconds < sum(s.seconds for s in p.stages if s.name != "(other states)")
+
+
+def test_transitions_are_the_states_a_new_run_enters():
+    """Cross-check with the interpreter: a new run of the compiled definition (instant local services)
+    enters exactly the states the plan counts, plus the plan's 1% of task states retried."""
+    from stepkit.interpreter import Execution
+
+    p = plan()
+    d = artifacts().definition
+    services = {r: (lambda call: {}) for r in (
+        "arn:aws:states:::athena:startQueryExecution.sync", "arn:aws:states:::ecs:runTask.sync",
+        "arn:aws:states:::lambda:invoke", "arn:aws:states:::s3:putObject")}
+    services["arn:aws:states:::aws-sdk:sfn:listExecutions"] = lambda call: {"Executions": [{}]}
+    entered, tasks = [], []
+
+    def seen(e):
+        if e["type"].endswith("StateEntered"):
+            entered.append(e)
+        if e["type"] == "TaskScheduled":
+            tasks.append(e)
+    assert Execution(d, services, name="run-x", on_event=seen).run().status == "SUCCEEDED"
+    assert p.total.counts["transitions"] == pytest.approx(len(entered) + 0.01 * len(tasks))

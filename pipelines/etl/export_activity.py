@@ -2,7 +2,7 @@
 
 The container command of the pipeline's `Export` stage (a task with its own image): it reads the
 worker config stepkit deploys (`--config`: the pipeline, and `root`, where its tables are), reads
-this run's activity table and writes `<root>/exports/<run id>/activity_by_segment.csv`. It prints
+this run's activity table and writes `<root>/runs/<run id>/exports/activity_by_segment.csv`. It prints
 one JSON line (rows, path), which a local run records. It needs only pyarrow.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ def main() -> None:
     source = f"{root}tables/{table}/{args.run_id}/"
     rows = ds.dataset(source, format="parquet").to_table().sort_by([("device_type", "ascending"),
                                                                    ("seniority_level", "ascending")])
-    out = f"{root}exports/{args.run_id}/activity_by_segment.csv"
+    out = f"{root}runs/{args.run_id}/exports/activity_by_segment.csv"
     out_files, out_path = fs.FileSystem.from_uri(out) if "://" in out else (fs.LocalFileSystem(), out)
     out_files.create_dir(out_path.rsplit("/", 1)[0], recursive=True)
     with out_files.open_output_stream(out_path) as f:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
-from stepkit.aws import package
+from stepkit.aws import doctor, existing, lifecycle, package, versions
 from stepkit.compiler import template as tpl
 from stepkit.ir.cfn import TAG_MANAGED, TAG_PIPELINE, MANAGED_BY, stack_tags
 from stepkit.aws.session import Session, explain
@@ -28,7 +29,8 @@ OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
 STUCK = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED", "UPDATE_ROLLBACK_FAILED",
          "IMPORT_ROLLBACK_FAILED", "DELETE_COMPLETE"}
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed", "no changes")
-RETAINED_TYPES = {"AWS::Glue::Database", "AWS::ECR::Repository", "AWS::Logs::LogGroup"}
+RETAINED_TYPES = {"AWS::Glue::Database", "AWS::ECR::Repository", "AWS::Logs::LogGroup",
+                  "AWS::StepFunctions::StateMachineVersion"}
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,43 @@ class Deployer:
 
         key = self.n.config_uri.removeprefix(f"s3://{self.p.aws.bucket}/")
         return package.Artifact(key, render(worker_config(self.p)).encode(), "application/json")
+
+    def preflight(self, template: dict[str, Any], dry_run: bool) -> None:
+        """What would make the stack fail half-way, checked before anything changes (aws/doctor.py). A dry run
+        reports every check; a deploy stops on a resource that exists under a name the stack would create,
+        or on a missing ECS service-linked role."""
+        d = doctor.Doctor(self.a, self.session, self.stack)
+        if dry_run:
+            for f in d.run():
+                self.echo(f.line())
+            return
+        blocking = d.run(["ecs-role"])
+        unknown: list[str] = []
+        found = existing.find(self.session, template, d.owned(), d.env, unknown)
+        for line in unknown:
+            self.echo(f"warning: {line}")
+        if found:
+            url = import_file = None
+            if any(e.importable for e in found) and not d.owned():
+                tmpl = package.template(self.p.aws.prefix, f"{self.stack}-import",
+                                        tpl.render(existing.import_template(template, found)))
+                self.upload(tmpl)
+                url = package.template_url(self.p.aws.bucket, self.session.region, tmpl.key)
+                import_file = existing.write_import_file(
+                    Path("out") / self.stack / "import-resources.json",
+                    existing.resources_to_import(template, found, d.env))
+            raise AwsError("\n".join(existing.guidance(self.stack, found, d.env, url, import_file,
+                                                       stack_tags(self.p.name))))
+        failed = [f for f in blocking if f.level == doctor.FAIL]
+        if failed:
+            raise AwsError(f"{failed[0].check}: {failed[0].message}")
+
+    def lifecycle(self, dry_run: bool) -> None:
+        """Expire the scratch folders (aws/lifecycle.py): the bucket's other rules are kept as they are."""
+        p = lifecycle.plan(self.s3, self.p)
+        if p.changed and not dry_run:
+            lifecycle.apply(self.s3, self.p, p)
+        self.echo(("dry run: " if dry_run and p.changed else "") + p.summary(self.p))
 
     # --- the stack
     def describe(self) -> dict[str, Any] | None:
@@ -333,14 +372,16 @@ class Deployer:
         if creating:
             self.check_prefix_free()
         template = tpl.build(self.a)
+        self.preflight(template, dry_run)
         code_key = None
         if tpl.PARAM_CODE_KEY in template["Parameters"]:
-            code = package.cleanup_code(self.p.aws.prefix)
+            code = package.function_code(self.p.aws.prefix)
             if not dry_run and self.upload(code):
                 self.echo(f"uploaded s3://{self.p.aws.bucket}/{code.key}")
             code_key = code.key
         if not dry_run and self.upload(self.config_artifact()):
             self.echo(f"uploaded {self.n.config_uri}")
+        self.lifecycle(dry_run)
         # The template goes up even on a dry run: a change set reads it from S3.
         tmpl = package.template(self.p.aws.prefix, self.stack, tpl.render(template))
         self.upload(tmpl)
@@ -353,6 +394,7 @@ class Deployer:
             raise AwsError(f"{e}{self.remove_empty() if creating else ''}") from None
         if not changes:
             self.echo(f"stack {self.stack}: no changes")
+            self.echo(versions.describe_live(self.session.client("stepfunctions"), self.n.state_machine_arn))
             return Outcome(self.stack, "none", [], self.outputs())
         self.echo(f"change set {name} ({kind.lower()} stack {self.stack}): {len(changes)} resource change(s)")
         for c in changes:
@@ -375,6 +417,7 @@ class Deployer:
         self.echo(f"stack {self.stack}: {status}")
         for k, v in outputs.items():
             self.echo(f"  {k:<34} {v}")
+        self.echo(versions.describe_live(self.session.client("stepfunctions"), self.n.state_machine_arn))
         return Outcome(self.stack, kind.lower(), changes, outputs)
 
 

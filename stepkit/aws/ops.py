@@ -13,9 +13,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from stepkit.aws import timeline
+from stepkit.aws import timeline, versions
+from stepkit.aws.versions import version_label
 from stepkit.ir.cfn import TAG_PIPELINE
-from stepkit.aws.session import Session
+from stepkit.aws.session import Session, explain
 from stepkit.errors import AwsError, StepkitError
 
 RUN_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
@@ -34,21 +35,46 @@ def _load(pipeline_path: str | Path, variables: dict[str, str] | None):
     return pipeline, Names(pipeline)
 
 
-def start_run(pipeline_path: str | Path, variables: dict[str, str] | None = None, name: str | None = None,
-              session: Session | None = None) -> str:
-    """Start an execution of the deployed state machine; returns its name (the run id)."""
-    pipeline, names = _load(pipeline_path, variables)
-    name = name or run_name()
+# An execution name reaches SQL (table locations, through States.Format) and S3 keys: StartExecution
+# allows quotes and more, so stepkit allows only these.
+RUN_NAME_RULE = "1-80 letters, digits, '-' or '_' (it names S3 folders and reaches SQL)"
+
+
+def check_run_name(name: str) -> None:
     if not 1 <= len(name) <= 80 or set(name) - RUN_NAME_CHARS:
-        raise StepkitError(f"run name {name!r}: 1-80 letters, digits, '-' or '_' (it names S3 folders too)")
-    sfn = (session or Session(region=pipeline.aws.region)).client("stepfunctions")
+        raise StepkitError(f"run name {name!r}: {RUN_NAME_RULE}")
+
+
+def in_the_way(running: list[dict[str, Any]], machine_name: str, stage: str | None = None) -> str:
+    """The one line `stepkit run` ends with when a run is going (ListExecutions RUNNING, newest first)."""
+    e = running[0]
+    started = e["startDate"].astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    where = f", now at {stage}" if stage else ""
+    more = f" (and {len(running) - 1} more)" if len(running) > 1 else ""
+    return (f"{machine_name}: run {e['name']} is still running (started {started}{where}){more}; one run at a time, "
+            f"as the state machine itself refuses a second: wait for it (`stepkit status {e['name']}`) or stop it "
+            f"(`aws stepfunctions stop-execution --execution-arn {e['executionArn']}`)")
+
+
+def start_run(pipeline_path: str | Path, variables: dict[str, str] | None = None, name: str | None = None,
+              session: Session | None = None, echo: Callable[[str], None] | None = None) -> str:
+    """Start an execution of the deployed state machine's alias `live`; returns its name (the run id)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    pipeline, names = _load(pipeline_path, variables)
+    name = run_name() if name is None else name
+    check_run_name(name)
+    sfn = (session or Session(region=pipeline.aws.region)).client("stepfunctions")
+    machine_arn = names.state_machine_arn
     try:
-        sfn.raw.start_execution(stateMachineArn=names.state_machine_arn, name=name, input="{}")
+        running = sfn.raw.list_executions(stateMachineArn=machine_arn, statusFilter="RUNNING").get("executions", [])
+        if running:
+            stage = _current_stage(sfn, running[0]["executionArn"])
+            raise AwsError(in_the_way(running, names.state_machine, stage))
+        live = versions.live(sfn, machine_arn)
+        target = live.alias_arn if live else machine_arn
+        sfn.raw.start_execution(stateMachineArn=target, name=name, input="{}")
     except BotoCoreError as e:  # no credentials, no endpoint...: not a ClientError, same one-line mapping
-        from stepkit.aws.session import explain
-
         raise explain(e, "states:StartExecution") or e from None
     except ClientError as e:
         code = e.response.get("Error", {}).get("Code", "")
@@ -57,10 +83,22 @@ def start_run(pipeline_path: str | Path, variables: dict[str, str] | None = None
                            f"{pipeline.aws.region}: run `stepkit deploy {pipeline_path}` first") from None
         if code == "ExecutionAlreadyExists":
             raise AwsError(f"states:StartExecution: a run named {name!r} already exists: pick another name") from None
-        from stepkit.aws.session import explain
-
-        raise explain(e, "states:StartExecution") or e from None
+        action = "states:ListExecutions" if e.operation_name == "ListExecutions" else "states:StartExecution"
+        raise explain(e, action) or e from None
+    if echo:
+        echo(f"version {live.number} (alias {versions.ALIAS})" if live else
+             f"no alias {versions.ALIAS!r} yet: the latest revision runs (deploy again to publish versions)")
     return name
+
+
+def _current_stage(sfn: Any, execution_arn: str) -> str | None:
+    """The stage a running execution is in (its newest entered state), from the end of its history."""
+    events = sfn.raw.get_execution_history(executionArn=execution_arn, reverseOrder=True, maxResults=50).get("events", [])
+    for e in events:
+        details = e.get("stateEnteredEventDetails")
+        if details:
+            return details.get("name")
+    return None
 
 
 @dataclass(frozen=True)
@@ -104,10 +142,11 @@ def runs(session: Session, pipeline: str | None = None, limit: int = 10) -> list
 
 def render_runs(executions: list[dict[str, Any]], now: datetime | None = None) -> list[str]:
     now = now or datetime.now(timezone.utc)
-    lines = [f"{'run':<36}{'status':<11}{'started (UTC)':<21}took"]
+    lines = [f"{'run':<36}{'status':<11}{'started (UTC)':<21}{'took':<9}version"]
     for e in executions:
         took = timeline.duration(((e.get("stopDate") or now) - e["startDate"]).total_seconds())
-        lines.append(f"{e['name']:<36}{e['status']:<11}{e['startDate'].astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}  {took}")
+        lines.append(f"{e['name']:<36}{e['status']:<11}{e['startDate'].astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}  "
+                     f"{took:<9}{version_label(e)}")
     return lines
 
 

@@ -1,4 +1,5 @@
-"""What deploy uploads: the cleanup Lambda's zip (content-hash key), the worker config, the template.
+"""What deploy uploads: stepkit's Lambda code (one zip for the cleanup and run-alerts functions, content-hash
+key), the worker config, the template.
 
 The zip is byte-for-byte reproducible (fixed timestamps and order), so an unchanged handler
 gets the same key and an unchanged stack sees no change.
@@ -15,10 +16,11 @@ from pathlib import Path
 import stepkit
 
 REPO = Path(stepkit.__file__).resolve().parent.parent
-# Only what the handler imports: the Lambda runtime has boto3 but not pydantic or jinja2. Named
+# Only what the handlers import: the Lambda runtime has boto3 but not pydantic or jinja2. Named
 # by import path, as the Lambda imports them (the repository keeps stepkit.workers in workers/).
-CLEANUP_FILES = ("stepkit/__init__.py", "stepkit/cleanup.py", "stepkit/workers/__init__.py",
-                 "stepkit/workers/cleanup/__init__.py", "stepkit/workers/cleanup/handler.py")
+FUNCTION_FILES = ("stepkit/__init__.py", "stepkit/cleanup.py", "stepkit/workers/__init__.py",
+                  "stepkit/workers/cleanup/__init__.py", "stepkit/workers/cleanup/handler.py",
+                  "stepkit/workers/alerts/__init__.py", "stepkit/workers/alerts/handler.py")
 EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -56,10 +58,10 @@ def zip_files(files: tuple[str, ...]) -> bytes:
     return buf.getvalue()
 
 
-def cleanup_code(prefix: str) -> Artifact:
-    body = zip_files(CLEANUP_FILES)
+def function_code(prefix: str) -> Artifact:
+    body = zip_files(FUNCTION_FILES)
     digest = hashlib.sha256(body).hexdigest()[:16]
-    return Artifact(f"{prefix}/stepkit/code/cleanup-{digest}.zip", body, "application/zip")
+    return Artifact(f"{prefix}/stepkit/code/functions-{digest}.zip", body, "application/zip")
 
 
 def template(prefix: str, stack: str, text: str) -> Artifact:

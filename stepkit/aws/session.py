@@ -145,11 +145,18 @@ class Session:
     def endpoint(self) -> str | None:
         return os.environ.get("AWS_ENDPOINT_URL")
 
-    def client(self, service: str) -> Client:
-        if service not in self._clients:
+    def client(self, service: str, attempts: int | None = None) -> Client:
+        """`attempts`: fewer tries than MAX_ATTEMPTS, for an optional check whose API may not answer at all
+        (ValidateStateMachineDefinition behind an endpoint that lacks it answers 500 every time)."""
+        from botocore.config import Config
+
+        key = service if attempts is None else f"{service}/{attempts}"
+        if key not in self._clients:
+            config = self._config if attempts is None else self._config.merge(
+                Config(retries={"mode": "standard", "total_max_attempts": attempts}))
             with calling(f"{service}:client"):
-                self._clients[service] = Client(self._s.client(service, region_name=self.region, config=self._config))
-        return self._clients[service]
+                self._clients[key] = Client(self._s.client(service, region_name=self.region, config=config))
+        return self._clients[key]
 
     def account(self) -> str:
         return self.client("sts").get_caller_identity()["Account"]

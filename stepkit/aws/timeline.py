@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from stepkit.aws.versions import version_label
+
 
 @dataclass
 class Stage:
@@ -39,6 +41,7 @@ class Timeline:
     maps: dict[str, MapProgress] = field(default_factory=dict)
     error: str = ""
     cause: str = ""
+    version: str = "latest"  # the state machine version the run ran (versions.version_label)
 
     @property
     def current(self) -> str | None:
@@ -55,7 +58,7 @@ def build(execution: dict[str, Any], events: list[dict[str, Any]]) -> Timeline:
     """From describe_execution and get_execution_history (oldest first). Only top-level states:
     a Map's inner states show as the Map's progress, not as stages."""
     t = Timeline(execution["name"], execution["status"], execution["startDate"], execution.get("stopDate"),
-                 error=execution.get("error", ""), cause=execution.get("cause", ""))
+                 error=execution.get("error", ""), cause=execution.get("cause", ""), version=version_label(execution))
     open_: dict[str, Stage] = {}
     depth = 0  # inside an inline Map's iterations (their states are not stages)
     current_map: MapProgress | None = None
@@ -121,7 +124,7 @@ def render(t: Timeline, now: datetime | None = None) -> list[str]:
     now = now or datetime.now(timezone.utc)
     total = ((t.stopped or now) - t.started).total_seconds()
     lines = [f"execution {t.name}: {t.status} (started {t.started.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC, "
-             f"{duration(total)})"]
+             f"{duration(total)}), state machine version {t.version}"]
     if t.current and t.status == "RUNNING":
         lines.append(f"current stage: {t.current}")
     lines.append(f"  {'entered':<9}{'exited':<9}{'took':>8}  stage")

@@ -1,4 +1,4 @@
-"""AWS commands: `deploy`, `images build|push`, `runs`, `status`, `logs`, `results`.
+"""AWS commands: `deploy`, `doctor`, `images build|push`, `runs`, `status`, `logs`, `rollback`, `results`.
 
 (`stepkit run PIPELINE` without --local starts an AWS run: see commands/run.py.)
 """
@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import click
 
-from stepkit.cli import _print_warnings, _variables, env_file_option, var_option
+from stepkit.commands.options import _print_warnings, _variables, env_file_option, var_option
 
 region_option = click.option("--region", default=None, help="AWS region (default: AWS_REGION / your AWS config).")
 pipeline_option = click.option("--pipeline", "-p", "pipeline", default=None, metavar="NAME",
@@ -37,6 +37,36 @@ def deploy(pipeline: str, stack_name: str | None, dry_run: bool, image_tag: str 
     artifacts = compile_file(pipeline, _variables(var, env_file))
     _print_warnings(artifacts)
     Deployer(artifacts, stack_name=stack_name, echo=click.echo).run(dry_run=dry_run, image_tag=image_tag)
+
+
+@click.command()
+@click.argument("pipeline", type=click.Path())
+@click.option("--stack-name", default=None, help="CloudFormation stack (default: the pipeline's resource_prefix).")
+@click.option("--create-ecs-role", is_flag=True, help="Create the ECS service-linked role if the account lacks it.")
+@var_option
+@env_file_option
+def doctor(pipeline: str, stack_name: str | None, create_ecs_role: bool, var: tuple[str, ...],
+           env_file: str | None) -> None:
+    """Check the account before a first deploy and run: one line per check, saying what to do."""
+    from stepkit.aws import doctor as dr
+    from stepkit.aws.deploy import Deployer, default_stack_name
+    from stepkit.compiler.build import compile_file
+
+    artifacts = compile_file(pipeline, _variables(var, env_file))
+    _print_warnings(artifacts)
+    p = artifacts.context.p
+    session = _session(p.aws.region)
+    stack = stack_name or default_stack_name(p)
+    d = dr.Doctor(artifacts, session, stack)
+    if create_ecs_role and any(f.level == dr.FAIL for f in d.run(["ecs-role"])):
+        click.echo(dr.create_ecs_role(session))
+    findings = [*dr.basics(Deployer(artifacts, session=session, stack_name=stack)), *d.run()]
+    for f in findings:
+        click.echo(f.line())
+    failed = sum(f.level == dr.FAIL for f in findings)
+    if failed:
+        click.echo(f"{failed} check(s) failed", err=True)
+        raise click.exceptions.Exit(1)
 
 
 @click.group()
@@ -124,6 +154,25 @@ def logs(stage: str, follow: bool, since: int | None, region: str | None, pipeli
 
 
 @click.command()
+@click.option("--to", "to", type=click.IntRange(min=1), default=None, metavar="VERSION",
+              help="The version to make live (default: the one before the live one).")
+@region_option
+@pipeline_option
+def rollback(to: int | None, region: str | None, pipeline: str | None) -> None:
+    """Point the alias runs start (`live`) at the previous state machine version.
+
+    Only the state machine goes back: task images, task definitions and IAM stay as deployed. The
+    next deploy that changes the state machine publishes a new version and moves the alias to it."""
+    from stepkit.aws import ops, versions
+
+    session = _session(region)
+    m = ops.machine(session, pipeline)
+    before, after = versions.rollback(session.client("stepfunctions"), m.arn, to)
+    click.echo(f"{m.name}: alias {versions.ALIAS} moved from version {before} to version {after}; "
+               f"new runs (the schedule, stepkit run) start version {after}")
+
+
+@click.command()
 @click.argument("pipeline", type=click.Path())
 @var_option
 @env_file_option
@@ -135,4 +184,4 @@ def results(pipeline: str, var: tuple[str, ...], env_file: str | None) -> None:
         click.echo(f"{key:<20} {value}")
 
 
-COMMANDS = [deploy, images, runs, status, logs, results]
+COMMANDS = [deploy, doctor, images, runs, status, logs, rollback, results]

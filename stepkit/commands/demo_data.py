@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from stepkit.cli import _variables, env_file_option, var_option
+from stepkit.commands.options import _variables, env_file_option, var_option
 
 
 @click.command(name="demo-data")

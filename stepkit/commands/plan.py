@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from stepkit.cli import _variables, env_file_option, var_option
+from stepkit.commands.options import _variables, env_file_option, var_option
 from stepkit.errors import StepkitError
 
 
@@ -198,13 +198,14 @@ def _local_cost(path: Path) -> list[str]:
     from stepkit.local.runs import RunRecord
     from stepkit.plan import throughput
 
-    config = path / "config.json"
+    record = RunRecord.load(path)
+    # The worker config the run's tasks read (its `outputs.config`; runs/<run>/config.json before).
+    config = Path(record.outputs.get("config") or path / "config.json")
     try:
         stages = json.loads(config.read_text())["pipeline"]["stages"]
     except (OSError, ValueError, KeyError) as e:
         raise StepkitError(f"{config}: cannot read the run's pipeline ({e})") from None
     task_of = {s["name"]: (s["type"], s["task"]) for s in stages if s.get("type") in ("fan_out", "fargate_task")}
-    record = RunRecord.load(path)
     lines = [f"local run {record.run_id}: {record.status}, {record.cores or '?'} cores; measured throughput "
              f"(stepkit plan --from-run {path} prices Fargate tasks at these, per vCPU):"]
     for m in throughput.measure(path, task_of):

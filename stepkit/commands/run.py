@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from stepkit.cli import _variables, env_file_option, var_option
+from stepkit.commands.options import _variables, env_file_option, var_option
 
 WORKDIR_DEFAULT = ".work"
 
@@ -24,7 +24,8 @@ WORKDIR_DEFAULT = ".work"
 @click.option("--definition", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Local run: execute this state machine definition (hand-edited or downloaded) instead of "
                    "the one PIPELINE compiles to; the services it calls are still PIPELINE's.")
-@click.option("--name", default=None, help="AWS run: the execution name (default: generated).")
+@click.option("--name", default=None,
+              help="AWS run: the execution name (default: generated); letters, digits, '-' and '_' only.")
 @var_option
 @env_file_option
 def run(pipeline: str, local: bool, source: str | None, workdir: str, resume: str | None, demo_rows: int,
@@ -36,7 +37,7 @@ def run(pipeline: str, local: bool, source: str | None, workdir: str, resume: st
             raise click.UsageError("--source, --resume and --definition apply to --local runs")
         from stepkit.aws.ops import start_run
 
-        execution = start_run(pipeline, variables, name=name)
+        execution = start_run(pipeline, variables, name=name, echo=click.echo)
         click.echo(f"{pipeline}: started execution {execution}")
         return
 

@@ -117,7 +117,11 @@ def build(ctx: Context, positions: Positions | None = None,
     stage_states, prepare_iam, prepare_resources = [], [], []
     for stage, f in zip(p.stages, flows):
         keys = tuple(sorted(k for k in f.writes | f.defines if k in p.tables.names()))
-        prepare = cleanup_block.prepare_state(ctx, stage.name, keys) if keys else None
+        # A table an earlier stage declares (the predictions' external table) keeps its definition: this
+        # stage only fills it.
+        declared_before = {k for g in flows[:p.stages.index(stage)] for k in g.defines}
+        prepare = cleanup_block.prepare_state(ctx, stage.name, keys, frozenset(keys) & declared_before) \
+            if keys else None
         stage_states.append(wiring.StageStates(stage.name, stage.fragment(ctx), guard=not _state_only(f),
                                                prepare=prepare))
     if any(s.prepare is not None for s in stage_states):

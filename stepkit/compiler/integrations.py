@@ -10,7 +10,8 @@ value is checked item by item against the same spec. Keys ending in `.$` are che
 the suffix. Sources: the API references of Athena StartQueryExecution, ECS RunTask, Lambda
 Invoke, S3 PutObject/GetObject/ListObjectsV2 and Step Functions StartExecution, as the
 optimized integrations pass them through (docs: connect-athena, connect-ecs, connect-lambda,
-input-output-resultwriter, connect-stepfunctions).
+input-output-resultwriter, connect-stepfunctions), and Step Functions ListExecutions through the
+AWS SDK integration.
 """
 from __future__ import annotations
 
@@ -45,12 +46,17 @@ _CONTAINER_OVERRIDE: Spec = {
     "ResourceRequirements": {"Type": None, "Value": None},
 }
 
+# The Step Functions ECS integration passes only these RunTask parameters (its guide's list; an
+# unknown one fails CreateStateMachine): Cluster, Group, LaunchType, NetworkConfiguration,
+# Overrides, PlacementConstraints, PlacementStrategy, PlatformVersion, PropagateTags,
+# TaskDefinition, and EnableExecuteCommand, which CDK's EcsRunTask emits as well. RunTask's own
+# CapacityProviderStrategy, Count, EnableECSManagedTags, ReferenceId, StartedBy, Tags, ClientToken
+# and VolumeConfigurations are not in that list. Overrides may not carry ExecutionRoleArn or
+# TaskRoleArn (the guide says so).
 _ECS: Spec = {
     "Cluster": None,
     "TaskDefinition": None,
     "LaunchType": None,
-    "CapacityProviderStrategy": {"CapacityProvider": None, "Weight": None, "Base": None},
-    "Count": None,
     "Group": None,
     "NetworkConfiguration": {
         "AwsvpcConfiguration": {"Subnets": None, "SecurityGroups": None, "AssignPublicIp": None},
@@ -60,21 +66,13 @@ _ECS: Spec = {
         "Cpu": None,
         "Memory": None,
         "EphemeralStorage": {"SizeInGiB": None},
-        "ExecutionRoleArn": None,
-        "TaskRoleArn": None,
         "InferenceAcceleratorOverrides": None,
     },
     "PlacementConstraints": None,
     "PlacementStrategy": None,
     "PlatformVersion": None,
     "PropagateTags": None,
-    "EnableECSManagedTags": None,
     "EnableExecuteCommand": None,
-    "ReferenceId": None,
-    "StartedBy": None,
-    "Tags": {"Key": None, "Value": None},
-    "ClientToken": None,
-    "VolumeConfigurations": None,
 }
 
 _LAMBDA: Spec = {
@@ -87,6 +85,9 @@ _LAMBDA: Spec = {
 }
 
 _START_EXECUTION: Spec = {"StateMachineArn": None, "Input": None, "Name": None}
+
+# ListExecutions through the AWS SDK integration (parameter names in PascalCase): the "one run at a
+# time" check reads the RUNNING executions of its own state machine.
 _LIST_EXECUTIONS: Spec = {"StateMachineArn": None, "StatusFilter": None, "MaxResults": None, "NextToken": None,
                           "MapRunArn": None, "RedriveFilter": None}
 

@@ -15,9 +15,12 @@ Choices worth knowing (also in the template's Metadata, where reviewers see them
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from stepkit.compiler import alerts as run_alerts
+from stepkit.compiler.build import CLEANUP_ON_FAILURE, FAILED
 from stepkit.ir import asl
 from stepkit.ir.cfn import PARAM_CODE_KEY, PARAM_IMAGE_TAG, RETAIN, Portable, Resource, get_att, log_group
 from stepkit.ir.cfn import policy_id, ref, role_id, sub, tags
@@ -27,7 +30,7 @@ from stepkit.spec.models import CostAlarm
 if TYPE_CHECKING:
     from stepkit.compiler.build import Artifacts
 
-__all__ = ["PARAM_CODE_KEY", "PARAM_IMAGE_TAG", "SHARED_WORKGROUP", "build", "render"]
+__all__ = ["ALIAS", "PARAM_CODE_KEY", "PARAM_IMAGE_TAG", "SHARED_WORKGROUP", "build", "render"]
 # Every account has this Athena workgroup: the stack uses it as it is and creates no other.
 SHARED_WORKGROUP = "primary"
 TRUST = {
@@ -40,7 +43,18 @@ ROLE_IDS = {r: role_id(r) for r in ROLES}
 POLICY_IDS = {r: policy_id(r) for r in ROLES}
 MANAGED_POLICY_MAX = 6144  # IAM quota: characters of a managed policy, whitespace excluded
 STATE_MACHINE = "StateMachine"
+STATE_MACHINE_ALIAS = "StateMachineAlias"
+VERSION_PREFIX = "StateMachineVersion"
+# The alias every run starts (the schedule and `stepkit run`); `stepkit rollback` moves it.
+ALIAS = "live"
 SCHEDULE = "Schedule"
+
+
+def revision_digest(state_machine: dict[str, Any]) -> str:
+    """What makes a state machine revision (definition, role, logging, tracing; not its tags, which
+    apply to every version), hashed: a new digest is a new version."""
+    props = {k: v for k, v in state_machine["Properties"].items() if k != "Tags"}
+    return hashlib.sha256(json.dumps(props, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _trust(service: str) -> dict[str, Any]:
@@ -118,13 +132,22 @@ class _Builder:
                     raise ValueError(f"two blocks declare different resources named {r.logical_id}")
                 continue
             seen[r.logical_id] = r
-            depends = sorted({*r.depends_on, *(d for role in r.after_policy_of for d in self._policy_of(role))})
-            self.add(r.logical_id, r.type, dict(r.properties), taggable=r.taggable, retain=r.retain,
-                     depends_on=depends or None)
-            for o in r.outputs:
-                self.output(o.logical_id, o.value, o.description)
-            for name, declaration in r.parameters:
-                self.parameters[name] = dict(declaration)
+            self.declare(r)
+
+    def declare(self, r: Resource) -> None:
+        depends = sorted({*r.depends_on, *(d for role in r.after_policy_of for d in self._policy_of(role))})
+        self.add(r.logical_id, r.type, dict(r.properties), taggable=r.taggable, retain=r.retain,
+                 depends_on=depends or None)
+        for o in r.outputs:
+            self.output(o.logical_id, o.value, o.description)
+        for name, declaration in r.parameters:
+            self.parameters[name] = dict(declaration)
+
+    def alerts(self) -> None:
+        """The run alerts (compiler/alerts.py): the stage a run failed at, on an SNS topic."""
+        failure_path = [s for s in (CLEANUP_ON_FAILURE, FAILED) if s in self.a.definition.get("States", {})]
+        for r in run_alerts.resources(self.a, failure_path):
+            self.declare(r)
 
     def state_machine(self) -> None:
         logs = self.log_group("StateMachineLogGroup", self.n.log_group("statemachine"), "the state machine")
@@ -142,13 +165,39 @@ class _Builder:
         self.output("StateMachineArn", ref(STATE_MACHINE), "State machine ARN")
         self.output("StateMachineName", get_att(STATE_MACHINE, "Name"), "State machine name")
 
+    def version(self) -> None:
+        """Each change of the state machine publishes a version, and the alias `live` moves to it.
+
+        The version's logical id carries the digest of what makes a revision, so a changed machine
+        is a new resource (CloudFormation publishes a version when it creates one) and the old one
+        leaves the template. Versions are retained, so the one before stays in the account for
+        `stepkit rollback`. StateMachineRevisionId makes the version the revision this very update
+        made (and orders it after the machine's update)."""
+        digest = revision_digest(self.resources[STATE_MACHINE])
+        version = f"{VERSION_PREFIX}{digest}"
+        self.add(version, "AWS::StepFunctions::StateMachineVersion", {
+            "StateMachineArn": ref(STATE_MACHINE),
+            "StateMachineRevisionId": get_att(STATE_MACHINE, "StateMachineRevisionId"),
+            "Description": f"stepkit {digest}: {self.p.name}",
+        }, taggable=False, retain=True)
+        self.add(STATE_MACHINE_ALIAS, "AWS::StepFunctions::StateMachineAlias", {
+            "Name": ALIAS,
+            "Description": f"The version of {self.p.name} that runs (schedule, stepkit run); stepkit rollback moves it",
+            "RoutingConfiguration": [{"StateMachineVersionArn": ref(version), "Weight": 100}],
+        }, taggable=False)
+        self.output("StateMachineVersionArn", ref(version), "State machine version this deploy published")
+        self.output("StateMachineAliasArn", ref(STATE_MACHINE_ALIAS), f"Alias {ALIAS!r}: what runs start")
+
     def schedule(self) -> None:
         s = self.p.schedule
         self.add("ScheduleRole", "AWS::IAM::Role", {
             "RoleName": f"{self.p.resource_prefix}-schedule",
             "AssumeRolePolicyDocument": _trust("events.amazonaws.com"),
+            # Step Functions authorizes a start through an alias on the unqualified ARN; the qualifier
+            # condition keeps this role to the alias (Step Functions guide: auth-version-alias).
             "Policies": [{"PolicyName": "start-pipeline", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": "states:StartExecution", "Resource": ref(STATE_MACHINE)}]}}],
+                {"Effect": "Allow", "Action": "states:StartExecution", "Resource": ref(STATE_MACHINE),
+                 "Condition": {"StringEquals": {"states:StateMachineQualifier": ALIAS}}}]}}],
         })
         self.add(SCHEDULE, "AWS::Events::Rule", {
             "Name": self.n.schedule_rule,
@@ -156,9 +205,11 @@ class _Builder:
             "ScheduleExpression": s.expression,
             # Created either way so turning it on is a one-line change with no new resources.
             "State": "ENABLED" if s.enabled else "DISABLED",
-            "Targets": [{"Id": "StartPipeline", "Arn": ref(STATE_MACHINE),
+            # The alias's ARN is the machine's plus ":live"; written out (with DependsOn for the order)
+            # rather than a Ref, which moto's CloudFormation cannot resolve for an alias.
+            "Targets": [{"Id": "StartPipeline", "Arn": sub(f"${{{STATE_MACHINE}}}:{ALIAS}"),
                          "RoleArn": get_att("ScheduleRole", "Arn"), "Input": "{}"}],
-        }, taggable=False)
+        }, taggable=False, depends_on=[STATE_MACHINE_ALIAS])
         self.output("ScheduleRuleName", ref(SCHEDULE), "EventBridge schedule rule")
 
     def catalog(self) -> None:
@@ -221,7 +272,9 @@ class _Builder:
         self.roles()
         self.declared()
         self.state_machine()
+        self.version()
         self.schedule()
+        self.alerts()
         self.catalog()
         self.cost_guard()
         return {
@@ -235,7 +288,10 @@ class _Builder:
                               "us-east-1 and need billing alerts enabled; a budget works from any region.",
                 "workgroup": "created with a bytes-scanned cutoff per query" if self.p.aws.workgroup != SHARED_WORKGROUP
                              else "'primary' exists in every account; no workgroup (and no cutoff) is created",
-                "retained": "Glue database, ECR repositories and log groups are kept on delete or replacement",
+                "retained": "Glue database, ECR repositories and log groups are kept on delete or replacement; "
+                            "state machine versions are kept when a deploy publishes the next one (for rollback)",
+                "versions": f"each change of the state machine publishes a version; alias {ALIAS!r} points at it "
+                            "and the schedule starts the alias",
             }},
             "Parameters": self.parameters,
             "Resources": self.resources,

@@ -141,6 +141,10 @@ class DuckDBEngine:
         threads = threads or self.threads  # None: back to what the engine was made with
         self.con.execute(f"SET threads = {int(threads)}" if threads else "RESET threads")
 
+    def interrupt(self) -> None:
+        """Stop the statement running now, from another thread (the run was stopped)."""
+        self.con.interrupt()
+
     def close(self) -> None:
         self.con.close()
 

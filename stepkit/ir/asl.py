@@ -53,9 +53,16 @@ class Retry:
 # RunTask is rate limited (20/s, Fargate launch burst 100): a fan-out of 100 needs patient retries.
 # Metaflow's values: 2 s doubling to 60 s, 10 attempts, full jitter.
 ECS_RETRY = Retry(tuple(ECS_THROTTLE), interval_seconds=2, max_attempts=10)
+# A .sync RunTask whose response lists Failures (Fargate's "Capacity is unavailable at this time",
+# a launch that found no capacity) fails the state with `AmazonECS.Unknown`, not an ECS exception
+# name. Capacity comes back within minutes: 30 s doubling to 5 min, 5 tries (~13 min in all).
+ECS_CAPACITY_RETRY = Retry(("AmazonECS.Unknown",), interval_seconds=30, max_attempts=5, max_delay_seconds=300)
 # A batch's container that dies (host or Spot loss, OOM) is run again: its output file is
 # deterministic, so a retry overwrites and never duplicates.
 TASK_FAILED_RETRY = Retry(("States.TaskFailed",), interval_seconds=30, max_attempts=2, max_delay_seconds=300)
+# The cleanup function only drops tables and deletes files: running it again is harmless and goes
+# on where the last attempt stopped (it stops itself before its timeout), so any failure is retried.
+CLEANUP_RETRY = Retry(("States.TaskFailed",), interval_seconds=5, max_attempts=3, max_delay_seconds=60)
 ATHENA_RETRY = Retry(tuple(ATHENA_THROTTLE), interval_seconds=5, max_attempts=6)
 LAMBDA_RETRY = Retry(tuple(LAMBDA_TRANSIENT), interval_seconds=2, max_attempts=6)
 SFN_RETRY = Retry(tuple(SFN_TRANSIENT), interval_seconds=1, max_attempts=5)

@@ -62,7 +62,8 @@ class Policy:
         return keep
 
     def merged(self) -> list[dict[str, Any]]:
-        """One statement per (resources, conditions): actions unioned and sorted, order stable.
+        """One statement per (resources, conditions): actions unioned and sorted, order stable; then one
+        per (actions, conditions): resources unioned.
 
         Statements on '*' stay apart, one per reason, so each reads as its own exception.
         Computed once per set of statements; callers read it, never change it."""
@@ -76,6 +77,14 @@ class Policy:
         for s in self._needed():
             key = (tuple(sorted(set(s.resources))), s.conditions, s.why)
             groups.setdefault(key, set()).update(s.actions)
+        # Then the same actions under the same conditions on different resources are one statement
+        # with the resources together (the two task families' RunTask, the folders a role writes):
+        # the same grant in fewer characters of IAM's 10,240.
+        by_actions: dict[tuple, set[str]] = {}
+        for (resources, conditions, why), actions in groups.items():
+            by_actions.setdefault((tuple(sorted(actions)), conditions, why), set()).update(resources)
+        groups = {(tuple(sorted(resources)), conditions, why): set(actions)
+                  for (actions, conditions, why), resources in by_actions.items()}
         out = []
         for (resources, conditions, why), actions in sorted(groups.items(), key=lambda kv: (sorted(kv[1]), kv[0])):
             st: dict[str, Any] = {

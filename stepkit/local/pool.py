@@ -87,8 +87,11 @@ def stop_soon() -> None:
     threading.Thread(target=stop, name="stepkit-forkserver-stop", daemon=True).start()
 
 
+RUN_PID = "STEPKIT_RUN_PID"  # the run's own process: its workers end with it
+
+
 def _warm(module: str, env: dict[str, str]) -> None:
-    _die_with_parent()
+    _die_with_run(int(env.get(RUN_PID, "0") or 0))
     # Replace, not update: the forkserver holds the environment of the moment it started, which
     # may carry an earlier run's settings (a fault injection once leaked into a later clean run).
     os.environ.clear()
@@ -96,26 +99,49 @@ def _warm(module: str, env: dict[str, str]) -> None:
     importlib.import_module(module)
 
 
-def _die_with_parent() -> None:
-    """A worker ends when its parent (the forkserver) does. The forkserver ends when the run's process
-    does (it watches a pipe from it), so after a `kill -9` of the run no worker lives on, holding
-    the resource tracker and its files. Linux's PR_SET_PDEATHSIG; elsewhere nothing is done."""
-    try:
-        import ctypes
+def _die_with_run(pid: int) -> None:
+    """A worker ends as soon as the run's process does, however it ends (`kill -9` included).
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        parent = os.getppid()
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the parent died before the call: the signal will never come
-            os._exit(1)
+    Its parent is the forkserver, which ends only once every process holding its "alive" pipe has,
+    and each worker holds one: without this, a killed run's workers, forkserver and resource tracker
+    lived on, keeping its output open. A thread waits on a pidfd of the run's process (Linux 5.3+;
+    elsewhere a poll every half second)."""
+    if not pid:
+        return
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:  # gone already
+        os._exit(1)
     except (OSError, AttributeError):
-        pass
+        fd = None
+
+    def watch() -> None:
+        if fd is not None:
+            select.select([fd], [], [])
+        else:
+            while _alive(pid):
+                time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="stepkit-run-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
 
 
 def _env(extra: dict[str, str] | None) -> dict[str, str]:
     # The forkserver keeps the environment of the moment it started (once per process); hand each
     # new worker the environment of now, so a later run's settings (and fault injection) reach it.
-    return {**os.environ, **(extra or {})}
+    return {**os.environ, RUN_PID: str(os.getpid()), **(extra or {})}
 
 
 def _arm_fault(module: str, batch: int | None, attempt: int) -> bool:

@@ -185,6 +185,7 @@ class Runner:
                 self._failed(plan, record, run_dir, result)
             self._finish(plan, services, record, run_dir, qa_charts)
         except BaseException as e:
+            tracker.close()  # an execution still stopping must not write over what is written here
             now, error = time.time(), _error_text(e)
             stuck = [s for s in record.stages if s.status == "running"]
             for s in stuck:  # interrupted, or the report failed: never left looking alive
@@ -288,6 +289,7 @@ class Runner:
         except KeyboardInterrupt:
             execution.stop("stepkit.Interrupted", "interrupted (Ctrl-C)")
             services.workers.kill()
+            services.engine.interrupt()  # a statement running now stops too
             thread.join(30)
             raise
         if "error" in holder:

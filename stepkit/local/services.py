@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from contextlib import contextmanager
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -64,11 +65,18 @@ class Services:
         """The run is over: the engine, the workers, and the folders still being deleted."""
         from stepkit.local.tasks import wait_discarded
 
-        try:
-            self.engine.close()
-        finally:
-            self.workers.close()
-            wait_discarded(self)
+        def close_engine() -> None:
+            # After the statement a stopped run interrupted has let go of it: closing a connection that
+            # is still running one fails, and DuckDB then aborts the process as it exits.
+            with self.sql_lock.take(timeout=60):
+                self.engine.close()
+
+        # Each step on its own: a run that is ending on an error (or Ctrl-C) keeps that error as the news.
+        for step in (close_engine, self.workers.close, lambda: wait_discarded(self)):
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001
+                self.log(f"      (closing the run: {type(e).__name__}: {e})")
 
     def count(self, state: str) -> None:
         with self._tasks_lock:
@@ -104,11 +112,17 @@ class Turns:
         self._waiting: list[float] = []
 
     @contextmanager
-    def take(self, order: float = float("inf")) -> Iterator[None]:
+    def take(self, order: float = float("inf"), timeout: float | None = None) -> Iterator[None]:
+        """Raises TimeoutError when no turn came within `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             self._waiting.append(order)
             while self._busy or min(self._waiting) != order:
-                self._cond.wait()
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    self._waiting.remove(order)
+                    raise TimeoutError("the engine stayed busy")
+                self._cond.wait(left)
             self._waiting.remove(order)
             self._busy = True
         try:
@@ -117,13 +131,6 @@ class Turns:
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()
-
-    def __enter__(self) -> None:  # `with lock:` waits behind every numbered turn
-        self._held = self.take()
-        self._held.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        self._held.__exit__(*exc)
 
 
 def cores() -> int:

@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from stepkit.local.faults import kill_at
 from stepkit.local.progress import Progress
 from stepkit.local.runs import RunRecord, StageRecord
 
@@ -27,6 +28,7 @@ class Tracker:
         self.reports, self.attempts = services.reports, services.attempts
         self.retried = services.extra.setdefault("retried", {})
         self.restarts = lambda: services.workers.restarts
+        self.processes = services.workers.size
         self.on_stage_end = on_stage_end
         self.lock = threading.Lock()
         self.exit_of = {state: s.name for s in plan.stages for state in s.exits}
@@ -35,13 +37,21 @@ class Tracker:
         self.maps: dict[str, list[int]] = {}  # map run arn -> [done, total]
         self.map_stage: dict[str, str] = {}
         self.total = len(plan.stages)
+        self.closed = False
 
     def __call__(self, event: dict[str, Any]) -> None:
         with self.lock:
+            if self.closed:  # the run has ended (a stopped execution may still send events): its record stays
+                return
             try:
                 self._event(event)
             except Exception as e:  # noqa: BLE001 - the record must never stop the run
                 self.out.log(f"      (run record: {type(e).__name__}: {e})")
+
+    def close(self) -> None:
+        """No more events into the record: the runner writes its last state."""
+        with self.lock:
+            self.closed = True
 
     def _event(self, e: dict[str, Any]) -> None:
         kind = e.get("type", "")
@@ -78,6 +88,7 @@ class Tracker:
             return
         if kind.endswith("StateEntered"):
             name = e.get("stateEnteredEventDetails", {}).get("name", "")
+            kill_at("enter", name)
             stage = self.plan.stage_of.get(name)
             if stage and name not in self.guards:
                 self._start(stage)
@@ -87,6 +98,7 @@ class Tracker:
             return
         if kind.endswith("StateExited"):
             name = e.get("stateExitedEventDetails", {}).get("name", "")
+            kill_at("exit", name)
             stage = self.exit_of.get(name)
             if stage:
                 self._end(stage)
@@ -117,7 +129,7 @@ class Tracker:
         if rec is None or rec.status != "running":
             return
         rec.status, rec.end = "succeeded", time.time()
-        rows, detail = _rows(self.plan, self.plan.stage(stage), self.reports, self.retried)
+        rows, detail = _rows(self.plan, self.plan.stage(stage), self.reports, self.retried, self.processes)
         if self.restarts() and "batches" in detail:
             detail["pool_restarts"] = self.restarts()
         rec.rows_out, rec.detail = rows, detail
@@ -158,7 +170,7 @@ class Tracker:
 
 
 def _rows(plan: Any, stage: Any, reports: dict[str, list[dict[str, Any]]],
-          retried_batches: dict[str, set[int]]) -> tuple[int | None, dict[str, Any]]:
+          retried_batches: dict[str, set[int]], processes: int) -> tuple[int | None, dict[str, Any]]:
     """Rows a stage wrote (its statements' counts, or its tasks' own) and a note for its line."""
     got: list[dict[str, Any]] = []
     for state in stage.states:
@@ -171,7 +183,8 @@ def _rows(plan: Any, stage: Any, reports: dict[str, list[dict[str, Any]]],
         retried = sorted(b for s in inner for b in retried_batches.get(s, ()))
         detail["batches"] = len(batches)
         detail["retried"] = retried
-        detail["note"] = f", {len(batches)} batches" + (f", {len(retried)} retried" if retried else "")
+        detail["note"] = f", {len(batches)} batches on {processes} processes" + (
+            f", {len(retried)} retried" if retried else "")
         return (int(sum(rows)) if rows else None), detail
     if not got:
         return None, detail

@@ -2,7 +2,8 @@
 
 The walk follows the run's successful path: `Next` edges, never `Catch`. Durations add along
 a sequence; a Parallel takes its longest branch; a Map runs its items in waves of
-`MaxConcurrency`; a Choice takes its longest way on (the plan is an upper estimate). Counts
+`MaxConcurrency`; a Choice takes the way a new run takes when its rules read only the run's input
+(stepkit's own start states and stage guards), else its longest way on (the plan is an upper estimate). Counts
 and costs add over every state the run executes, inside branches and Map items too.
 
 What a single state costs comes from a callback (`Leaf`), so this module knows nothing about
@@ -65,8 +66,23 @@ class Hooks:
         self.leaf, self.items = leaf, items
 
 
+# What a new run's state holds when its Choices decide: nothing at first, then its run id, and no other
+# execution running (stepkit's start states; each stage's guard sees no `done` in a new run).
+NEW_RUN = ({"others": {"running": 1}}, {"run": {"id": "run-0000"}, "others": {"running": 1}})
+
+
 def _successors(state: State) -> list[str]:
     if state.get("Type") == "Choice":
+        # The way a new run goes, when the rules read only what a new run holds; else every way.
+        from stepkit.interpreter.choice import evaluate
+
+        for sample in NEW_RUN:
+            try:
+                taken = next((c["Next"] for c in state.get("Choices", []) if evaluate(c, sample)), None)
+                if taken is not None or "Default" in state:
+                    return [taken or state["Default"]]
+            except Exception:  # noqa: BLE001 - the rule reads data this sample lacks: try the next one
+                continue
         out = [c["Next"] for c in state.get("Choices", []) if "Next" in c]
         if "Default" in state:
             out.append(state["Default"])

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from stepkit.ml import kinds as model_kinds  # the kinds' names only: it imports no model code
+from stepkit.spec import kinds as model_kinds
 from stepkit.spec import fargate
 from stepkit.spec.metrics import DEFAULT_SELECTION, METRICS
 from stepkit.spec.names import (
@@ -96,6 +96,11 @@ class Aws(Model):
     database: AthenaIdentifier = Field(description="Glue/Athena database holding the pipeline's tables.")
     workgroup: WorkGroup = Field("primary", description="Athena workgroup the queries run in.")
     network: Network = Field(description="VPC networking for the Fargate tasks.")
+    kms_key_arn: str | None = Field(
+        None, pattern=r"^(\$\{.+\}|arn:aws[a-z-]*:kms:[a-z0-9-]+:(\d{12}|\$\{.+\}):key/.+)$",
+        description="The customer-managed KMS key that encrypts the bucket (SSE-KMS), as a key ARN. The state "
+        "machine and task roles then get kms:Decrypt and kms:GenerateDataKey on it, through S3 only. Not needed "
+        "for SSE-S3 or the AWS-managed aws/s3 key; `stepkit doctor` says which the bucket uses.")
 
     @field_validator("account_id")
     @classmethod
@@ -447,6 +452,30 @@ class Schedule(Model):
                 raise ValueError(f"{v!r}: EventBridge takes rate(1 {unit.rstrip('s')}) or rate(N {unit.rstrip('s')}s) "
                                  "with N above 1")
         return v
+
+
+class Retention(Model):
+    """How long scratch files stay in the bucket: S3 lifecycle rules `stepkit deploy` writes (merged with the
+    bucket's other rules, which it never drops). Days count from each file's creation."""
+
+    athena_results_days: int = Field(7, ge=1, description="Athena's query results and metadata (athena-results/).")
+    map_results_days: int = Field(14, ge=1, description="The Distributed Map's result files (map-results/).")
+    failed_run_days: int = Field(
+        15, ge=15,
+        description="Files of the tables a cleanup stage deletes (a successful run's go at its end; these rules take "
+        "what failed runs leave) and runs/ (every run's model and metrics). At least 15: a failed run can be "
+        "redriven for 14 days after it failed, and its files are older than the failure.")
+
+
+class Alerts(Model):
+    """A message on an SNS topic when a run fails, times out or is stopped (and, if asked, when one succeeds):
+    the pipeline, the run, the stage that failed, its error and cause, and the command to redrive it."""
+
+    email: str | None = Field(
+        None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="Subscribe this address to the topic (AWS mails a confirmation link first). Without it, "
+        "subscribe to the stack output RunAlertTopicArn yourself.")
+    on_success: bool = Field(False, description="Also send a message when a run succeeds.")
 
 
 class CostAlarm(Model):

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Mapping, Union
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from stepkit.spec.models import (
+    Alerts,
     Aws,
     Batching,
     Compute,
@@ -17,6 +18,7 @@ from stepkit.spec.models import (
     Source,
     Tables,
     Training,
+    Retention,
 )
 from stepkit.spec.targets import Target
 from stepkit.spec.columns import Columns
@@ -73,6 +75,10 @@ class PipelineBase(Model):
                                       "training).")
     schedule: Schedule = Field(Schedule(), description="Optional recurring start (disabled by default).")
     cost_alarm: CostAlarm | None = Field(None, description="Cost guard; omit for none.")
+    retention: Retention = Field(Retention(), description="How long scratch files stay in the bucket (S3 lifecycle "
+                                 "rules written by stepkit deploy).")
+    alerts: Alerts = Field(Alerts(), description="Messages when a run fails (an SNS topic every pipeline gets; add "
+                           "an email to receive them).")
     on_failure: OnFailure = Field(OnFailure(), description="Clean-up when a stage fails.")
 
     @property

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from stepkit.ir.asl import ATHENA_RETRY, State, one_line, state, with_run_id
 from stepkit.ir.iam import Statement
 from stepkit.ir.sql import SqlStatement
+from stepkit.steps import _s3
 
 if TYPE_CHECKING:
     from stepkit.ir.context import Context
@@ -62,12 +63,15 @@ def statements(ctx: "Context") -> list[Statement]:
                      sorted({f"arn:aws:s3:::{aws.bucket}", f"arn:aws:s3:::{src_bucket}"})),
         Statement.of(role, "s3:ListBucket", f"arn:aws:s3:::{aws.bucket}",
                      conditions={"StringLike": {"s3:prefix": [f"{aws.prefix}/*", aws.prefix]}}),
-        Statement.of(role, ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
-                     f"arn:aws:s3:::{aws.bucket}/{aws.prefix}/*"),
+        Statement.of(role, "s3:GetObject", f"arn:aws:s3:::{aws.bucket}/{aws.prefix}/*"),
+        # Athena writes a table's files under its location and the query's under the results folder.
+        Statement.of(role, ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+                     [_s3.objects(ctx, _s3.TABLES), _s3.objects(ctx, _s3.ATHENA_RESULTS)]),
         Statement.of(role, "s3:GetObject", f"arn:aws:s3:::{src_bucket}/{src_key}*"),
         Statement.of(role, "lakeformation:GetDataAccess", "*",
                      why="Lake Formation's GetDataAccess has no resource type: AWS requires '*'"),
     ]
+    out += _s3.kms(ctx, role)
     if src_bucket != aws.bucket or not src_key.startswith(aws.prefix + "/"):
         out.append(Statement.of(role, "s3:ListBucket", f"arn:aws:s3:::{src_bucket}",
                                 conditions={"StringLike": {"s3:prefix": [f"{src_key}*", src_key.rstrip("/")]}}))

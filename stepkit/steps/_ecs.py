@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING
 import json
 import re
 
-from stepkit.ir.asl import ECS_RETRY, State, escape_intrinsic, state
+from stepkit.ir.asl import ECS_CAPACITY_RETRY, ECS_RETRY, State, escape_intrinsic, state
 from stepkit.ir.cfn import PARAM_IMAGE_TAG, Output, Resource, get_att, log_group, logical_id, parameter, ref, role_id, sub
 from stepkit.ir.iam import Statement
+from stepkit.steps import _s3
 
 if TYPE_CHECKING:
     from stepkit.ir.context import Context
@@ -87,37 +88,43 @@ def task(ctx: "Context", task_name: str, cmd: str, comment: str | None = None,
             },
             "Overrides": {"ContainerOverrides": [{"Name": n.container(task_name), "Command.$": cmd,
                                                   **({"Environment": env} if env else {})}]},
+            # The task definition's tags (the pipeline's) go to the task. Not EnableECSManagedTags: the
+            # Step Functions integration does not pass it (compiler/integrations.py).
             "PropagateTags": "TASK_DEFINITION",
-            "EnableECSManagedTags": True,
         },
         # The DescribeTasks response is kilobytes; downstream states need none of it.
         ResultPath=None,
         TimeoutSeconds=spec.timeout_minutes * 60,
-        Retry=[ECS_RETRY.render()],
+        # Throttling first, then a launch that found no Fargate capacity: each has its own budget.
+        Retry=[ECS_RETRY.render(), ECS_CAPACITY_RETRY.render()],
     )
 
 
-def statements(ctx: "Context", task_name: str) -> list[Statement]:
-    """ecs:runTask.sync (docs: ecs-iam; CDK run-task.ts), plus what the container and its launch need."""
+def statements(ctx: "Context", task_name: str, writes: "frozenset[str] | None" = None) -> list[Statement]:
+    """ecs:runTask.sync (docs: ecs-iam; CDK run-task.ts), plus what the container and its launch need.
+    `writes`: what the block declares it writes (None: undeclared), which bounds the task role's writes."""
     n, aws = ctx.names, ctx.p.aws
     sm = "statemachine"
+    written = _s3.written_by_task(ctx, writes)
     tasks_in_cluster = n.arn("ecs", f"task/{n.cluster}/*")
     out = [
         Statement.of(sm, "ecs:RunTask", f"{n.task_definition_arn(task_name)}:*",
                      conditions={"ArnEquals": {"ecs:cluster": n.cluster_arn}}),
         # The task id is unknown ahead; the cluster's task ARNs are as narrow as AWS allows.
         Statement.of(sm, ["ecs:StopTask", "ecs:DescribeTasks"], tasks_in_cluster),
-        # PropagateTags/EnableECSManagedTags tag the task at launch (serverless-step-functions #656).
+        # PropagateTags tags the task at launch (serverless-step-functions #656).
         Statement.of(sm, "ecs:TagResource", tasks_in_cluster),
         # The seed's missing permission, on the one rule AWS documents rather than '*'.
         Statement.of(sm, ["events:PutTargets", "events:PutRule", "events:DescribeRule"], n.arn("events", ECS_RULE)),
         Statement.of(sm, "iam:PassRole", [n.role_arn("task"), n.role_arn("task_execution")],
                      conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}),
-        # The container: read the pipeline's data, write under its prefix only.
+        # The container: read the pipeline's data (and the config deploy wrote), write only what it writes.
         Statement.of("task", "s3:ListBucket", f"arn:aws:s3:::{aws.bucket}",
                      conditions={"StringLike": {"s3:prefix": [f"{aws.prefix}/*", aws.prefix]}}),
-        Statement.of("task", ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
-                     f"arn:aws:s3:::{aws.bucket}/{aws.prefix}/*"),
+        Statement.of("task", "s3:GetObject", f"arn:aws:s3:::{aws.bucket}/{aws.prefix}/*"),
+        # A task that declares it writes nothing (`writes: []`) gets no write at all.
+        *([Statement.of("task", ["s3:PutObject", "s3:AbortMultipartUpload"], written)] if written else []),
+        *_s3.kms(ctx, "task"),
         # The launch: pull the image, ship logs.
         Statement.of("task_execution", "ecr:GetAuthorizationToken", "*",
                      why="ecr:GetAuthorizationToken has no resource type: AWS requires '*'"),

@@ -136,7 +136,9 @@ class DeclaredFlow(Stage):
         "lets stepkit run it beside the stages it does not depend on, and check that an earlier stage writes "
         "each of them. Omitted: it runs after every earlier stage and before every later one.")
     writes: list[AthenaIdentifier] | None = Field(
-        None, description="Tables and artifacts (such as `model`) it writes; see `reads`.")
+        None, description="Tables and artifacts (such as `model`, or a file of its own) it writes; see `reads`. Its "
+        "role may write the folders of those tables and, for anything else, the runs' folder (`runs/`); `[]`: "
+        "nothing.")
 
     def flow(self, ctx: "Context") -> Flow:
         if self.reads is None and self.writes is None:

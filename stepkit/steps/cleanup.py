@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from stepkit.ir.asl import Fragment
+from stepkit.ir.asl import CLEANUP_RETRY, Fragment
 from stepkit.ir.cfn import PARAM_CODE_KEY, Output, Resource, get_att, log_group, parameter, ref, role_id
 from stepkit.ir.iam import Statement
 from stepkit.ir.names import CLEANUP_FUNCTION, RUN_ID_PATH
@@ -45,21 +45,22 @@ class Cleanup(Stage):
         # Ordered against everything: what runs before it may still read what it deletes.
         return Flow(deletes=frozenset(self.drop_tables) | frozenset(self.delete_data), barrier=True)
 
-    def payload(self, ctx: "Context") -> dict[str, Any]:
+    def payload(self, ctx: "Context", keep: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """`keep`: tables whose files go but which stay in the catalog (a prepare state's, for a table
+        another stage declared and this one only fills)."""
         names = ctx.p.tables.names()
-        return {
-            "database": ctx.p.aws.database,
-            "scope": self.scope,
-            "tables": [
-                {"name": names[k], "location": ctx.names.table_root(k), "delete_data": k in self.delete_data}
-                for k in [*self.drop_tables, *[d for d in self.delete_data if d not in self.drop_tables]]
-            ],
-            "run_id.$": RUN_ID_PATH,
-        }
+        tables = []
+        for k in [*self.drop_tables, *[d for d in self.delete_data if d not in self.drop_tables]]:
+            t = {"name": names[k], "location": ctx.names.table_root(k), "delete_data": k in self.delete_data}
+            if k in keep:
+                t["drop"] = False
+            tables.append(t)
+        return {"database": ctx.p.aws.database, "scope": self.scope, "tables": tables, "run_id.$": RUN_ID_PATH}
 
     def fragment(self, ctx: "Context") -> Fragment:
         state = invoke(ctx, ctx.names.function_arn(CLEANUP_FUNCTION), self.payload(ctx),
-                       ctx.p.compute.lambda_.timeout_seconds, self.comment)
+                       function_timeout(ctx), self.comment)
+        state["Retry"].append(CLEANUP_RETRY.render())
         return Fragment().add(self.name, state).chain()
 
     def iam(self, ctx: "Context") -> list[Statement]:
@@ -109,20 +110,49 @@ def protect_outputs(ctx: "Context", flows: list[Flow]) -> list[tuple[int | None,
 
 CLEANUP_ON_FAILURE = "CleanupOnFailure"
 
+
+# The function's timeout follows from the files it may have to delete, bounded from above: every
+# table stepkit writes is partitioned at most per batch, Athena leaves a few files per partition
+# (one per writer), and a `scope: all` pre-clean also meets the runs kept for redrive. The handler
+# deletes on 16 threads; 1,000 objects a second is a floor for that (one thread alone does about
+# that much), so the estimate is generous, and Lambda bills the time used, not the timeout.
+FILES_PER_PARTITION = 8
+LINGERING_RUNS = 4
+DELETE_RATE = 1000  # objects a second
+LAMBDA_MAX_TIMEOUT = 900
+
+
+def objects_to_delete(ctx: "Context", delete_data: list[str], scope: str) -> int:
+    batches = ctx.p.batching.batches if ctx.p.batching else 1  # a pipeline without batches: one partition
+    per_table = max(batches, 1) * FILES_PER_PARTITION
+    return len(delete_data) * per_table * (LINGERING_RUNS if scope == "all" else 1)
+
+
+def function_timeout(ctx: "Context") -> int:
+    """Seconds the cleanup function may run: the spec's, or more when the largest cleanup needs it."""
+    work = [objects_to_delete(ctx, s.delete_data, s.scope) for s in ctx.p.stages if isinstance(s, Cleanup)]
+    work.append(objects_to_delete(ctx, ctx.p.on_failure.delete_data, "run"))
+    needed = 30 + 2 * max(work) // DELETE_RATE
+    return min(LAMBDA_MAX_TIMEOUT, max(ctx.p.compute.lambda_.timeout_seconds, needed))
+
+
 # The function's entry point in the zip `stepkit deploy` uploads (stepkit/aws/package.py).
 HANDLER = "stepkit.workers.cleanup.handler.handler"
 # Where the function may delete: the pipeline's root (s3://bucket/prefix/).
 ROOT_ENV = "STEPKIT_ROOT"
 
 
-def prepare_state(ctx: "Context", stage: str, keys: tuple[str, ...]):
-    """The Task a stage's guard runs before the stage runs again in a continued run: drops its tables
-    and deletes this run's files of them, so the stage starts from nothing (see compiler/wiring.py)."""
+def prepare_state(ctx: "Context", stage: str, keys: tuple[str, ...], keep: frozenset[str] = frozenset()):
+    """The Task a stage's guard runs before the stage runs again in a continued run: deletes this run's
+    files of its tables and drops them (but `keep`: tables it fills that another stage declared), so
+    the stage starts from nothing (see compiler/wiring.py)."""
     # Not validated as a stage: its name is the stage's own plus a suffix (the wiring checks its length).
     block = Cleanup.model_construct(
         name=f"{stage}.prepare", drop_tables=[], delete_data=list(keys), scope="run",
-        comment=f"Drops what an earlier attempt of {stage} in this run left, before it runs again.")
-    return block.fragment(ctx).states[block.name]
+        comment=f"Deletes what an earlier attempt of {stage} in this run left, before it runs again.")
+    state = block.fragment(ctx).states[block.name]
+    state["Parameters"]["Payload"] = block.payload(ctx, keep)
+    return state
 
 
 def resources(ctx: "Context") -> list[Resource]:
@@ -140,7 +170,7 @@ def resources(ctx: "Context") -> list[Resource]:
         "Code": {"S3Bucket": p.aws.bucket, "S3Key": ref(PARAM_CODE_KEY)},
         "Role": get_att(role_id("lambda"), "Arn"),
         "MemorySize": lam.memory_mb,
-        "Timeout": lam.timeout_seconds,
+        "Timeout": function_timeout(ctx),
         "Environment": {"Variables": {ROOT_ENV: n.root}},
         "LoggingConfig": {"LogGroup": ref(logs.logical_id)},
     }, after_policy_of=("lambda",),

@@ -61,7 +61,7 @@ class ExistingModel(Stage):
         return Fragment().add(self.name, _ecs.task(ctx, self.task, cmd, self.comment)).chain()
 
     def iam(self, ctx: "Context") -> list[Statement]:
-        out = _ecs.statements(ctx, self.task)
+        out = _ecs.statements(ctx, self.task, frozenset({"model"}))  # it writes this run's models only
         if self.from_prefix and self.from_prefix != ctx.p.aws.prefix:
             bucket, runs = ctx.p.aws.bucket, f"{self.from_prefix}/runs"
             out += [Statement.of("task", "s3:ListBucket", f"arn:aws:s3:::{bucket}",

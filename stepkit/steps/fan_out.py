@@ -16,9 +16,9 @@ from stepkit.ir.asl import state as asl_state
 from stepkit.ir.cfn import Resource
 from stepkit.ir.iam import Statement
 from stepkit.ir.names import RUN_ID_PATH
-from stepkit.steps import _ecs
+from stepkit.steps import _ecs, _s3
 from stepkit.steps.base import DeclaredFlow, Finding, Flow, Roles
-from stepkit.steps.fargate_task import ecs_findings, stage_args, worker_flow
+from stepkit.steps.fargate_task import ecs_findings, stage_args, task_writes, worker_flow
 from stepkit.steps.batch_ids import BATCH_IDS, ITEMS_PATH
 from stepkit.spec.names import WorkerArg
 
@@ -48,6 +48,11 @@ class FanOut(DeclaredFlow, Roles):
     def flow(self, ctx: "Context") -> Flow:
         declared = worker_flow(self, ctx, super().flow(ctx))  # and the batch ids it maps over, from the execution's state
         return replace(declared, reads=declared.reads | {BATCH_IDS})
+
+    @property
+    def map_label(self) -> str:
+        """The Distributed Map's label; it names the Map Run's child executions."""
+        return self.label or self.name[:40]
 
     def mode(self, ctx: "Context") -> str:
         b = ctx.p.batching
@@ -102,7 +107,7 @@ class FanOut(DeclaredFlow, Roles):
         processor: State = {"ProcessorConfig": {"Mode": "INLINE"}}
         if mode == "distributed":
             processor = {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}}
-            state["Label"] = self.label or self.name[:40]
+            state["Label"] = self.map_label
         processor.update({"StartAt": child_name, "States": {child_name: child}})
         state.update(
             {
@@ -129,17 +134,23 @@ class FanOut(DeclaredFlow, Roles):
         return _ecs.resources(ctx, self.task)
 
     def iam(self, ctx: "Context") -> list[Statement]:
-        out = _ecs.statements(ctx, self.task)
+        out = _ecs.statements(ctx, self.task, task_writes(self, ctx))
         if self.mode(ctx) == "distributed":
-            n, aws = ctx.names, ctx.p.aws
+            n = ctx.names
             out += [
                 # A Distributed Map starts child executions of its own state machine (docs: iam-policies-eg-dist-map).
                 Statement.of("statemachine", "states:StartExecution", n.state_machine_arn),
                 # Children are named execution:MACHINE/LABEL:ID; execution:MACHINE:* is the documented form.
                 Statement.of("statemachine", ["states:DescribeExecution", "states:StopExecution"],
                              [n.executions_arn, n.arn("states", f"execution:{n.state_machine}:*")]),
-                Statement.of("statemachine", ["s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts",
-                                              "s3:AbortMultipartUpload"],
-                             f"arn:aws:s3:::{aws.bucket}/{aws.prefix}/map-results/*"),
+                # The result writer (docs: input-output-resultwriter). GetObject apart: a read of the whole
+                # prefix, where an Athena stage grants one, covers it and the policy drops it.
+                Statement.of("statemachine", ["s3:PutObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"],
+                             _s3.objects(ctx, _s3.MAP_RESULTS)),
+                Statement.of("statemachine", "s3:GetObject", _s3.objects(ctx, _s3.MAP_RESULTS)),
+                # A redriven parent redrives its Map Run's failed children (docs: redrive-map-run, "IAM
+                # permission to redrive a Map Run"): they are named execution:MACHINE/LABEL:ID.
+                Statement.of("statemachine", "states:RedriveExecution",
+                             n.arn("states", f"execution:{n.state_machine}/{self.map_label}:*")),
             ]
         return out

@@ -57,10 +57,17 @@ class FargateTask(DeclaredFlow, Roles):
         return Fragment().add(self.name, _ecs.task(ctx, self.task, cmd, self.comment, env)).chain()
 
     def iam(self, ctx: "Context") -> list[Statement]:
-        return _ecs.statements(ctx, self.task)
+        return _ecs.statements(ctx, self.task, task_writes(self, ctx))
 
     def resources(self, ctx: "Context") -> list[Resource]:
         return _ecs.resources(ctx, self.task)
+
+
+def task_writes(stage, ctx: "Context") -> frozenset[str] | None:
+    """What the task writes, as far as it is known (declared, or its stepkit worker's): it bounds the
+    task role's writes. None: not known (a user's module that declares nothing)."""
+    f = stage.flow(ctx)
+    return None if f.barrier else frozenset(f.writes)
 
 
 def stage_args(stage, ctx: "Context") -> list[str]:

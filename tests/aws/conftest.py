@@ -15,8 +15,9 @@ REGION = "us-east-1"
 
 
 @pytest.fixture
-def aws(aws_env):
-    """An empty moto account holding only the pipeline's bucket."""
+def bare_account(aws_env):
+    """An empty moto account holding only the pipeline's bucket (as a brand-new account: no ECS
+    service-linked role either)."""
     import boto3
 
     urllib.request.urlopen(urllib.request.Request(f"{aws_env}/moto-api/reset", method="POST")).read()
@@ -24,6 +25,16 @@ def aws(aws_env):
     # moto warns for each resource type its CloudFormation skips; the tests check those by cfn-lint.
     warnings.filterwarnings("ignore", message="Tried to parse AWS::")
     return aws_env
+
+
+@pytest.fixture
+def aws(bare_account):
+    """An account ready for a first deploy: the bucket, and the ECS service-linked role (every account that
+    has run ECS has it; `stepkit doctor` says how to make it)."""
+    import boto3
+
+    boto3.client("iam", region_name=REGION).create_service_linked_role(AWSServiceName="ecs.amazonaws.com")
+    return bare_account
 
 
 @pytest.fixture

@@ -80,16 +80,85 @@ def test_handler_refuses_paths_outside_the_pipeline_tables(catalog, monkeypatch)
 
 
 def test_zip_is_reproducible_and_runs_without_pydantic(tmp_path):
-    a, b = package.cleanup_code("p"), package.cleanup_code("p")
-    assert a.body == b.body and a.key == b.key and a.key.startswith("p/stepkit/code/cleanup-")
+    a, b = package.function_code("p"), package.function_code("p")
+    assert a.body == b.body and a.key == b.key and a.key.startswith("p/stepkit/code/functions-")
     with zipfile.ZipFile(tmp_path / "c.zip", "w") as _:
         pass
     (tmp_path / "c.zip").write_bytes(a.body)
-    assert sorted(zipfile.ZipFile(tmp_path / "c.zip").namelist()) == sorted(package.CLEANUP_FILES)
+    assert sorted(zipfile.ZipFile(tmp_path / "c.zip").namelist()) == sorted(package.FUNCTION_FILES)
     # -S: no site-packages (no pydantic, no boto3): the handler module still imports and plans.
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import stepkit.workers.cleanup.handler as h; "
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import stepkit.workers.alerts.handler; "
+            "import stepkit.workers.cleanup.handler as h; "
             "print(h.plan({'database': 'd', 'scope': 'all', 'tables': [{'name': 't', 'location': 's3://b/p/tables/t/',"
             " 'delete_data': True}]}, 's3://b/p/').delete)")
     out = subprocess.run([sys.executable, "-S", "-c", code, str(tmp_path / "c.zip")], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['s3://b/p/tables/t/']"
+
+
+# --- many files: folders walked and deleted in parallel, and a deadline that a retry carries on from
+
+def _tree(s3, runs: int, batches: int, files: int) -> list[str]:
+    keys = [f"{TABLES}/evaluation/run-{r}/batch_id={b}/part-{f}.parquet"
+            for r in range(runs) for b in range(batches) for f in range(files)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda k: s3.put_object(Bucket=BUCKET, Key=k, Body=b"x"), keys))
+    return keys
+
+
+@pytest.mark.parametrize("threads", [1, 16])
+def test_every_file_under_nested_folders_goes(aws, monkeypatch, threads):
+    from stepkit.workers.cleanup import handler
+
+    s3 = boto3.client("s3", region_name=REGION)
+    monkeypatch.setattr(handler, "PAGE", 7)  # several list pages and delete calls per folder
+    made = _tree(s3, runs=2, batches=12, files=3)
+    _put(s3, [f"{TABLES}/other/run-0/part-0.parquet"])
+    out = handler.delete_prefixes(s3, [f"{ROOT}tables/evaluation/"], threads=threads)
+    assert out == {f"{ROOT}tables/evaluation/": len(made)}
+    assert keys(s3) == [f"{TABLES}/other/run-0/part-0.parquet"]
+
+
+class Clock:
+    """Remaining time that runs out after `checks` looks (the walk takes 24 before its first delete)."""
+
+    def __init__(self, checks: int):
+        self.left = checks
+
+    def __call__(self) -> float:
+        self.left -= 1
+        return 100.0 if self.left > 0 else 0.0
+
+
+def test_near_its_deadline_it_stops_and_a_retry_finishes(aws, monkeypatch):
+    from stepkit.workers.cleanup import handler
+
+    s3 = boto3.client("s3", region_name=REGION)
+    monkeypatch.setattr(handler, "PAGE", 5)
+    made = _tree(s3, runs=1, batches=10, files=5)
+    with pytest.raises(handler.OutOfTime, match="run again"):
+        handler.delete_prefixes(s3, [f"{ROOT}tables/evaluation/"], threads=4, time_left=Clock(30))
+    left = keys(s3)
+    assert 0 < len(left) < len(made)  # stopped part way, having deleted some
+    out = handler.delete_prefixes(s3, [f"{ROOT}tables/evaluation/"], threads=4)  # the state's retry
+    assert out[f"{ROOT}tables/evaluation/"] == len(left) and keys(s3) == []
+
+
+class LambdaContext:
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(self.seconds * 1000)
+
+
+def test_the_handler_reads_its_deadline_from_the_lambda_context(catalog, monkeypatch):
+    from stepkit.workers.cleanup import handler
+
+    monkeypatch.setenv(handler.ROOT_ENV, ROOT)
+    with pytest.raises(handler.OutOfTime):
+        handler.handler(payload("all"), LambdaContext(handler.MARGIN_SECONDS - 1))
+    out = handler.handler(payload("all"), LambdaContext(300))
+    assert sum(out["deleted_objects"].values()) == RUN_FILES + 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import boto3
 import pytest
@@ -60,7 +61,8 @@ def test_deploy_to_an_empty_account_creates_every_resource_moto_keeps(aws):
         "/stepkit/ai-agent-predict-age/training"
     assert ecs.describe_clusters(clusters=["ai-agent-predict-age-cluster"])["clusters"][0]["status"] == "ACTIVE"
     groups = {g["logGroupName"]: g.get("retentionInDays") for g in client("logs").describe_log_groups()["logGroups"]}
-    assert groups == {"/aws/lambda/ai-agent-predict-age-cleanup": 30, "/stepkit/ai-agent-predict-age/prediction": 30,
+    assert groups == {"/aws/lambda/ai-agent-predict-age-cleanup": 30, "/aws/lambda/ai-agent-predict-age-alerts": 30,
+                      "/stepkit/ai-agent-predict-age/prediction": 30,
                       "/stepkit/ai-agent-predict-age/statemachine": 30, "/stepkit/ai-agent-predict-age/training": 30}
     fn = client("lambda").get_function_configuration(FunctionName="ai-agent-predict-age-cleanup")
     assert fn["Handler"] == "stepkit.workers.cleanup.handler.handler" and fn["Runtime"] == "python3.12"
@@ -68,7 +70,7 @@ def test_deploy_to_an_empty_account_creates_every_resource_moto_keeps(aws):
     rule = client("events").describe_rule(Name="ai-agent-predict-age-schedule")
     assert rule["State"] == "DISABLED"
     target = client("events").list_targets_by_rule(Rule="ai-agent-predict-age-schedule")["Targets"][0]
-    assert target["Arn"] == sm["stateMachineArn"]
+    assert target["Arn"] == sm["stateMachineArn"] + ":live"  # the schedule starts the alias, not the latest revision
     repos = {r["repositoryName"] for r in client("ecr").describe_repositories()["repositories"]}
     assert repos == {"ai-agent-predict-age-training", "ai-agent-predict-age-prediction"}
     # The worker config the containers read (`--config`), and the Lambda code by content hash.
@@ -104,7 +106,9 @@ def _rule(): return client("events").describe_rule(Name="ai-agent-predict-age-sc
 
 @pytest.mark.parametrize("changes, expected, read, value", [
     ({"compute.tasks.prediction.memory_gb": 20}, {"PredictionTaskDefinition"}, _memory, "20480"),
-    ({"stages+": ADDED_STAGE}, {"StateMachine"}, lambda: "ExtraWait" in _states(), True),
+    # A changed machine publishes a new version, and the alias moves to it (the old version is retained).
+    ({"stages+": ADDED_STAGE}, {"StateMachine", "StateMachineVersion*", "StateMachineAlias"},
+     lambda: "ExtraWait" in _states(), True),
     ({"schedule.enabled": True}, {"Schedule"}, _rule, "ENABLED"),
 ], ids=["compute-size", "stage-added", "schedule-on"])
 def test_a_changed_spec_updates_only_the_affected_resources(aws, tmp_path, changes, expected, read, value):
@@ -113,8 +117,11 @@ def test_a_changed_spec_updates_only_the_affected_resources(aws, tmp_path, chang
     code, out = deploy(pipeline=write_variant(tmp_path, changes))
     assert code == 0, out
     assert "UPDATE_COMPLETE" in out
-    changed = {line.split()[1] for line in out.splitlines() if line.startswith("  ~ ") or line.startswith("  + ")}
+    changed = {re.sub(r"^StateMachineVersion\w+", "StateMachineVersion*", line.split()[1])
+               for line in out.splitlines() if line.startswith("  ~ ") or line.startswith("  + ")}
     assert changed == expected
+    removed = [line for line in out.splitlines() if line.startswith("  - ")]
+    assert all("StateMachineVersion" in line and "(retained" in line for line in removed), removed
     assert read() == value
 
 
@@ -123,7 +130,7 @@ def test_dry_run_shows_the_change_set_and_creates_nothing(aws):
     assert code == 0, out
     assert "+ StateMachine" in out and "dry run: nothing changed" in out
     assert client("stepfunctions").list_state_machines()["stateMachines"] == []
-    assert client("iam").list_roles()["Roles"] == []
+    assert [r["RoleName"] for r in client("iam").list_roles()["Roles"] if not r["Path"].startswith("/aws-service-role/")] == []
 
 
 def test_a_deploy_the_iam_api_rejects_fails_with_the_reason(aws, monkeypatch):

@@ -69,16 +69,17 @@ def test_without_the_cleanup_the_stack_would_stay(aws, monkeypatch):
     assert stacks() == {"ai-agent-predict-age": "REVIEW_IN_PROGRESS"}
 
 
-def test_a_log_group_left_by_a_deleted_stack_is_one_line(aws):
-    """Log groups are retained when a stack is deleted; a new stack then fails on them. moto answers
-    that with a JSON body under CloudFormation's XML protocol, which botocore cannot parse: that
-    was a ResponseParserError traceback."""
+def test_a_log_group_left_by_a_deleted_stack_is_found_before_any_change(aws):
+    """Log groups are retained when a stack is deleted; a new stack then failed on them half-way (moto
+    answered with a JSON body botocore could not parse). Deploy now finds the group before the change set,
+    says to import it, and creates nothing."""
     boto3.client("logs", region_name=REGION).create_log_group(logGroupName="/stepkit/ai-agent-predict-age/statemachine")
     code, lines = deploy()
     assert code == 1
-    assert lines[-1].startswith("deploy of stack ai-agent-predict-age failed: cloudformation:ExecuteChangeSet: "
-                                "unreadable answer from the AWS endpoint")
-    assert "The specified log group already exists" in lines[-1]
+    assert "  AWS::Logs::LogGroup /stepkit/ai-agent-predict-age/statemachine (StateMachineLogGroup) already exists: " \
+           "import it (below)" in lines
+    assert lines[-1].strip().startswith("aws cloudformation execute-change-set --stack-name ai-agent-predict-age")
+    assert stacks() == {}
 
 
 def test_sdk_errors_that_are_not_client_errors_are_one_line():

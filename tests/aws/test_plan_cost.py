@@ -99,7 +99,7 @@ def _run_task(ecs, cluster, family, run_id, subnet, sg, created, pulled_s, pull_
 
 
 def test_cost_of_an_aws_run_beside_the_plan(executing, injected, tmp_path, variables):
-    from stepkit.compiler import asl
+    from stepkit.ir import asl
     from stepkit.plan.cost import statements
 
     a = compile_variant(tmp_path, variables, INLINE)

@@ -15,7 +15,9 @@ from stepkit.ir.cfn import TAG_PIPELINE, Portable
 from tests.aws.variants import compile_variant
 
 NAMED_WORKGROUP = {"aws.workgroup": "ai_agent_predict_age", "cost_alarm.email": "ops@example.com",
-                   "schedule.enabled": True, "compute.tasks.training.ephemeral_storage_gb": 100}
+                   "schedule.enabled": True, "compute.tasks.training.ephemeral_storage_gb": 100,
+                   "alerts": {"email": "ops@example.com", "on_success": True},
+                   "aws.kms_key_arn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"}
 
 
 def lint(template: dict) -> list[str]:
@@ -122,7 +124,9 @@ def test_optional_resources(tmp_path, variables, changes, present):
 def test_data_holding_resources_are_retained(artifacts):
     t = tpl.build(artifacts)
     kept = {lid for lid, r in t["Resources"].items() if r.get("DeletionPolicy") == "Retain"}
-    data_types = {"AWS::Glue::Database", "AWS::ECR::Repository", "AWS::Logs::LogGroup"}
+    # ... and the state machine's versions, so the one before stays for `stepkit rollback`.
+    data_types = {"AWS::Glue::Database", "AWS::ECR::Repository", "AWS::Logs::LogGroup",
+                  "AWS::StepFunctions::StateMachineVersion"}
     assert kept == {lid for lid, r in t["Resources"].items() if r["Type"] in data_types}
     assert all(t["Resources"][lid]["UpdateReplacePolicy"] == "Retain" for lid in kept)
     assert "AWS::S3::Bucket" not in {r["Type"] for r in t["Resources"].values()}
@@ -187,4 +191,45 @@ def test_outputs_name_everything_an_operator_needs(tmp_path, variables):
         "TrainingTaskDefinitionArn", "PredictionTaskDefinitionArn", "TrainingRepositoryUri", "PredictionRepositoryUri",
         "TrainingLogGroupName", "PredictionLogGroupName", "StateMachineLogGroupName", "CleanupFunctionLogGroupName",
         "CleanupFunctionArn", "ScheduleRuleName", "DatabaseName", "WorkGroupName", "CostBudgetName",
-        "CostAlertTopicArn"}
+        "CostAlertTopicArn", "StateMachineVersionArn", "StateMachineAliasArn",
+        "RunAlertTopicArn", "RunAlertFunctionArn", "RunAlertRuleName", "RunAlertFunctionLogGroupName"}
+
+
+# --- versions and the alias (moto's CloudFormation skips both resource types: pinned here) ------
+
+def _version_id(t: dict) -> str:
+    (lid,) = [k for k, r in t["Resources"].items() if r["Type"] == "AWS::StepFunctions::StateMachineVersion"]
+    return lid
+
+
+def test_a_version_is_published_and_the_alias_and_schedule_follow_it(artifacts):
+    t = tpl.build(artifacts)
+    version = _version_id(t)
+    assert _props(t, version) == {
+        "StateMachineArn": {"Ref": "StateMachine"},
+        "StateMachineRevisionId": {"Fn::GetAtt": ["StateMachine", "StateMachineRevisionId"]},
+        "Description": f"stepkit {version.removeprefix('StateMachineVersion')}: predict-age"}
+    assert t["Resources"][version]["UpdateReplacePolicy"] == t["Resources"][version]["DeletionPolicy"] == "Retain"
+    alias = _props(t, "StateMachineAlias")
+    assert alias["Name"] == "live"
+    assert alias["RoutingConfiguration"] == [{"StateMachineVersionArn": {"Ref": version}, "Weight": 100}]
+    rule = t["Resources"]["Schedule"]
+    assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::Sub": "${StateMachine}:live"}
+    assert rule["DependsOn"] == ["StateMachineAlias"]
+    # A start through an alias is authorized on the unqualified ARN; the qualifier keeps it to the alias.
+    start = _props(t, "ScheduleRole")["Policies"][0]["PolicyDocument"]["Statement"][0]
+    assert start["Resource"] == {"Ref": "StateMachine"}
+    assert start["Condition"] == {"StringEquals": {"states:StateMachineQualifier": "live"}}
+
+
+@pytest.mark.parametrize("changes, new_version", [
+    ({}, False),                                            # recompiled as it is: the same version
+    ({"compute.tasks.prediction.memory_gb": 20}, False),    # a task definition: the machine is unchanged
+    ({"schedule.enabled": True}, False),
+    ({"batching.max_concurrency": 50}, True),                # the definition changed
+    ({"compute.tasks.training.timeout_minutes": 30}, True),  # a state's TimeoutSeconds
+], ids=["same", "task-size", "schedule", "definition", "timeout"])
+def test_a_new_version_exactly_when_the_machine_changes(tmp_path, variables, artifacts, changes, new_version):
+    before = _version_id(tpl.build(artifacts))
+    after = _version_id(tpl.build(compile_variant(tmp_path, variables, changes)))
+    assert (after != before) is new_version

@@ -22,9 +22,13 @@ def build(services: Any) -> dict[str, Any]:
 
 
 def _counted(services: Any, adapter: Any) -> Any:
+    from stepkit.local.faults import kill_at
+
     def call(task: Any) -> Any:
         services.count(task.state)  # every attempt, for the run record
-        return adapter(task)
+        result = adapter(task)
+        kill_at("commit", task.state)
+        return result
     return call
 
 

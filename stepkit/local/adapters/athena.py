@@ -34,6 +34,8 @@ def adapter(services: Any):
                 raise TaskFailure("States.TaskFailed", "the query was cancelled before it started")
             try:
                 result = services.engine.execute(sql)
+            except KeyboardInterrupt:  # the engine was interrupted: the run is being stopped
+                raise TaskFailure("States.TaskFailed", f"{call.state}: the query was stopped") from None
             except StepkitError as e:
                 if any(m in str(e) for m in DISK_FULL):
                     services.abort("stepkit.DiskFull", str(e))

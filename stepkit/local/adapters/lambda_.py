@@ -50,7 +50,7 @@ def clean(services: Any, payload: dict[str, Any]) -> dict[str, Any]:
         plan = make_plan(payload, services.root)
     except (ValueError, KeyError, TypeError) as e:
         raise TaskFailure("Lambda.Unknown", f"cleanup: {e}") from None
-    with services.sql_lock:  # the catalog is the engine's
+    with services.sql_lock.take():  # the catalog is the engine's (a turn after every numbered one)
         for name in plan.drop:
             services.engine.drop_table(plan.database, name)
     deleted = []

@@ -16,44 +16,15 @@ from importlib import import_module
 from typing import Any
 
 from stepkit.errors import StepkitError
-
-# kind name -> "module:Class". The order is the one the schema and error messages list.
-KINDS = {
-    "ridge": "stepkit.ml.kinds.ridge:RidgeKind",
-    "xgboost": "stepkit.ml.kinds.xgboost:XGBoostKind",
-    "xgboost_quantile": "stepkit.ml.kinds.xgboost_quantile:XGBoostQuantileKind",
-    "logistic": "stepkit.ml.kinds.logistic:LogisticKind",
-    "xgboost_classifier": "stepkit.ml.kinds.xgboost_classifier:XGBoostClassifierKind",
-}
-# What the built-in kinds predict (a package's kind says so itself, in its class's `task`): the spec
-# reads it to pair models with targets, without importing the kinds' modules.
-TASKS = {"ridge": "regression", "xgboost": "regression", "xgboost_quantile": "regression",
-         "logistic": "classification", "xgboost_classifier": "classification"}
-GROUP = "stepkit.models"
-
+# The names (what a spec may say) live in the spec, which imports no ML code.
+from stepkit.spec.kinds import GROUP, KINDS, TASKS, _plugins, known, names  # noqa: F401
 
 class UnknownKind(StepkitError):
     """A kind name no installed package provides (an artifact from elsewhere, a plugin removed)."""
 
 
-def _plugins() -> dict[str, str]:
-    from importlib.metadata import entry_points
-
-    return {ep.name: ep.value for ep in entry_points(group=GROUP)}
-
-
-def names() -> list[str]:
-    """Every kind a spec may name: the built-in ones, then those installed packages register."""
-    return [*KINDS, *sorted(n for n in _plugins() if n not in KINDS)]
-
-
-def known(name: str) -> bool:
-    # Installed packages are looked up only for a name that is not built in: the common case reads no metadata.
-    return name in KINDS or name in _plugins()
-
-
 def task(name: str) -> str:
-    """`regression` or `classification`: what a kind's models predict."""
+    """`regression` or `classification`: what a kind's models predict (a package's kind: its class's `task`)."""
     return TASKS.get(name) or getattr(get(name), "task", "regression")
 
 
