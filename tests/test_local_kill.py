@@ -4,7 +4,7 @@ clean run; a killed or terminated run leaves no process behind.
 Each case kills the run's own process (SIGKILL, stepkit/local/faults.py) at one moment: as a stage
 starts, after a service did a state's work but before the history says so (a CTAS the engine wrote,
 a container task that ended, a cleanup that deleted), or as a stage ends. `--resume` then redrives
-the execution or continues the run in a new one (stepkit/local/recovery.py). STEPKIT_KILL_EVERY=1
+the execution or continues the run in a new one (stepkit/compiler/recovery.py). STEPKIT_KILL_EVERY=1
 runs one case per state of the definition instead of the representative table (a few minutes).
 """
 from __future__ import annotations

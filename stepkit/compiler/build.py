@@ -22,8 +22,8 @@ from stepkit.spec.loader import Positions, dotted
 from stepkit.steps import cleanup as cleanup_block
 from stepkit.steps.base import Finding
 
-FAILED = "Failed"
-CLEANUP_ON_FAILURE = "CleanupOnFailure"
+FAILED = wiring.FAILED
+CLEANUP_ON_FAILURE = wiring.CLEANUP_ON_FAILURE
 
 
 def _locate(ctx: Context, positions: Positions, index: int | None, f: Finding) -> Problem:

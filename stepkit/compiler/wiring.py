@@ -34,6 +34,8 @@ from stepkit.ir import asl
 from stepkit.ir.names import RUN_ID_PATH
 
 START = "Start"
+CLEANUP_ON_FAILURE = "CleanupOnFailure"  # the on_failure clean-up, when the spec asks for one
+FAILED = "Failed"
 NEW_RUN = "NewRun"
 CHECK_RUN_ID = "CheckRunId"
 CHECK_OTHER_RUNS = "CheckOtherRuns"

@@ -8,7 +8,7 @@ warehouse). Nothing here decides what runs: the definition does.
 
 A run is one or more executions under one run id (runs/<run>/executions/<n>/, each with its history
 in AWS's event shape). `--resume RUN` redrives the last one, or continues the run in a new
-execution when an Athena write was cut short (stepkit/local/recovery.py).
+execution when an Athena write was cut short (stepkit/compiler/recovery.py).
 """
 from __future__ import annotations
 
@@ -228,9 +228,10 @@ class Runner:
         return services
 
     def _execution(self, plan, definition, services, record: RunRecord, run_dir: Path, tracker):
+        from stepkit.compiler import recovery
         from stepkit.interpreter import Execution
         from stepkit.interpreter.history import load_history
-        from stepkit.local import adapters, recovery
+        from stepkit.local import adapters
 
         found = adapters.problems(definition, services)
         if found:
@@ -245,7 +246,7 @@ class Runner:
             folder = run_dir / EXECUTIONS / "1"
             return Execution(definition, built, name=record.run_id, input={}, history_dir=folder, **options), "new"
         histories = [load_history(f) for f in folders]
-        decision = recovery.decide(plan, histories, record.run_id)
+        decision = recovery.decide(recovery.Shape.of(definition), histories, record.run_id)
         if decision.kind == "done":
             raise StepkitError(f"{run_dir}: run {record.run_id} already succeeded; nothing to resume")
         self.out.log(f"resume: {decision.kind} ({decision.reason})")
