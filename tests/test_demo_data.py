@@ -16,6 +16,7 @@ from stepkit.cli import _variables, main
 from stepkit.ml import fixtures
 from stepkit.ml.models import Ridge
 from stepkit.ml.encoding import Encoder
+from stepkit.ml.kinds.logistic import Logistic
 from stepkit.compiler.load import load_pipeline
 from stepkit.compiler.load import pipeline_model
 
@@ -229,6 +230,48 @@ def test_class_floor_lies_between_the_majority_class_and_certainty(classes):
     assert meta["bayes_floor_accuracy"] == t["bayes_floor_accuracy"]  # the first target's at the top too
 
 
+def _curved(raw: np.ndarray, stats: tuple | None = None) -> tuple[np.ndarray, tuple]:
+    """Each column standardised, its square and signed square, and whether it is missing: a smooth
+    additive model's input (a class's score is a sum of each feature's position, or its signed square)."""
+    stats = stats or (np.nanmean(raw, axis=0), np.nanstd(raw, axis=0) + 1e-9)
+    z = (raw - stats[0]) / stats[1]
+    missing = np.isnan(z)
+    z = np.nan_to_num(z)
+    return np.hstack([z, z * z, z * np.abs(z), missing]).astype(np.float32), stats
+
+
+@pytest.mark.parametrize("example, target, seed", [
+    ("classify_seniority", "seniority_level", 4),  # six classes
+    ("classify_homeowner", "homeowner", 4),  # true/false
+    ("predict_profile", "homeowner", 6),  # the second of two targets: its labels, drawn from the features too
+])
+def test_class_floor_is_a_limit_a_classifier_approaches_but_does_not_beat(example, target, seed, tmp_path):
+    """A logistic regression fitted on half the labelled rows lands near the stated floor on the other
+    half (accuracy and log loss), never past it by more than the sample's noise: the labels are drawn
+    from the features, and the floor is what they allow, not a guess. ~3,800 rows each half."""
+    p, _ = load_pipeline(ROOT / "pipelines" / f"{example}.yaml", _variables((), str(ENV)))
+    meta = demo_data.write(str(tmp_path / "s.parquet"), p, rows=20_000, seed=seed)
+    st = fixtures.staging(p, pq.read_table(tmp_path / "s.parquet"))
+    classes = next(t for t in p.target_list if t.name == target).classes
+    labels = st.column(target).to_pylist()
+    keep = [i for i, v in enumerate(labels) if v is not None]
+    y = np.array([classes.index(str(labels[i]).lower()) for i in keep])
+    raw = Encoder.from_spec(p.features).raw(st.take(keep))
+    half = len(y) // 2
+    x_fit, stats = _curved(raw[:half])
+    model = Logistic(alpha=1.0).fit(x_fit, y[:half], len(classes))
+    logits = model.logits(_curved(raw[half:], stats)[0]).astype(float)
+    prob = np.exp(logits - logits.max(axis=1, keepdims=True))
+    prob /= prob.sum(axis=1, keepdims=True)
+    accuracy = float((prob.argmax(axis=1) == y[half:]).mean())
+    log_loss = float(-np.log(np.clip(prob[np.arange(y.size - half), y[half:]], 1e-15, 1)).mean())
+    t = meta["targets"][target]
+    # The accuracy's sampling noise on ~3,800 rows is ~0.008; the floor is ~0.15-0.3 above the majority class.
+    assert t["bayes_floor_accuracy"] - 0.045 < accuracy < t["bayes_floor_accuracy"] + 0.02, (accuracy, t)
+    assert t["bayes_floor_log_loss"] * 0.97 < log_loss < t["bayes_floor_log_loss"] * 1.1, (log_loss, t)
+    assert accuracy > t["majority_class_accuracy"] + 0.1
+
+
 def test_a_second_target_leaves_the_first_targets_data_as_it_was(pipeline, tmp_path):
     """Each target past a numeric first draws from its own stream: adding one changes the documents
     (its field), never the first target's values nor its floor."""
@@ -260,4 +303,8 @@ def test_cli_states_each_targets_floor(tmp_path):
     result = CliRunner().invoke(main, ["demo-data", str(ROOT / "pipelines" / "predict_profile.yaml"), "--env-file",
                                        str(ENV), "--rows", "2000", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "  age: Bayes floor MAE" in result.output and "  homeowner: Bayes floor accuracy" in result.output
+    t = json.loads(Path(f"{out}.meta.json").read_text())["targets"]
+    assert f"  age: Bayes floor MAE {t['age']['bayes_floor_mae']:.3f}, R² " in result.output
+    assert (f"  homeowner: Bayes floor accuracy {t['homeowner']['bayes_floor_accuracy']:.3f}, log loss "
+            f"{t['homeowner']['bayes_floor_log_loss']:.3f} (majority class "
+            f"{t['homeowner']['majority_class_accuracy']:.3f})") in result.output
