@@ -30,7 +30,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from stepkit import storage
+from stepkit import demo_classes, storage
+from stepkit.demo_numbers import NOISE_SHARE, Floor, NumberPlan, number  # noqa: F401 - NOISE_SHARE: part of this module's interface
 from stepkit.errors import StepkitError
 
 CHUNK = 100_000  # rows per chunk: ~250 MB of intermediate strings each at most
@@ -40,7 +41,6 @@ CATEGORY_MESS = {"upper_case": 0.02, "unknown_value": 0.01}  # upper case surviv
 TARGET_MESS = {"wrong_type": 0.01, "out_of_range": 0.005, "null": 0.005}
 MALFORMED_JSON = 0.003
 DUPLICATES = 0.01
-NOISE_SHARE = 0.22  # noise sd as a share of the target's sd
 
 
 @dataclass
@@ -82,9 +82,13 @@ class FeaturePlan:
             return 2 * x - 1
         return 2 * x / (len(self.categories) - 1) - 1
 
-    def contribution(self, x: np.ndarray) -> np.ndarray:
+    def shape(self, x: np.ndarray) -> np.ndarray:
+        """The feature's effect per unit of weight: its position, squared (sign kept) when non-linear."""
         d = self.position(x)
-        return self.weight * (d * np.abs(d) if self.square else d)
+        return d * np.abs(d) if self.square else d
+
+    def contribution(self, x: np.ndarray) -> np.ndarray:
+        return self.weight * self.shape(x)
 
 
 def _window(f: Any) -> tuple[float, float]:
@@ -96,12 +100,12 @@ def _window(f: Any) -> tuple[float, float]:
     return lo, span if span <= 10 else span * 0.3
 
 
-def plan(pipeline: Any, seed: int) -> tuple[list[FeaturePlan], dict[str, float]]:
-    """The generation plan of every feature, and the target's mean and noise."""
+def plan(pipeline: Any, seed: int) -> tuple[list[FeaturePlan], list[Any]]:
+    """The generation plan of every feature, and of every target (NumberPlan or demo_classes.ClassPlan)."""
     rng = np.random.default_rng([seed, 0xFEA7])
-    order = rng.permutation(len(pipeline.features))
+    order = rng.permutation(len(pipeline.feature_list))
     plans = []
-    for rank, f in zip(order, pipeline.features):
+    for rank, f in zip(order, pipeline.feature_list):
         p = FeaturePlan(f.name, _path(f.json_path, f.name), f.type, weight=(1 + rank) ** -0.8,
                         square=bool(rank % 3 == 1), min=f.min, max=f.max)
         if f.type in ("double", "integer"):
@@ -119,18 +123,22 @@ def plan(pipeline: Any, seed: int) -> tuple[list[FeaturePlan], dict[str, float]]
             if k == 1:
                 p.weight = 0.0
         plans.append(p)
-    t = pipeline.target
-    sd = (t.max - t.min) / 6.5
-    # Scale the effects so their variances add up to the target's signal variance.
-    probe = np.random.default_rng([seed, 0x5CA1E])
-    var = np.array([p.contribution(p.draw(probe, 100_000)).var() if p.weight else 0.0 for p in plans])
-    total = float(var.sum()) or 1.0
-    signal = sd**2 * (1 - NOISE_SHARE**2)
-    for p, v in zip(plans, var):
-        p.weight *= math.sqrt(signal / total)
-    target = {"mean": t.min + 0.37 * (t.max - t.min), "noise_sd": sd * NOISE_SHARE,
-              "contribution_var": {p.name: float(v * signal / total) for p, v in zip(plans, var)}}
-    return plans, target
+    targets: list[Any] = []
+    for i, t in enumerate(pipeline.target_list):
+        if t.task == "classification":
+            targets.append(demo_classes.plan(t, _path(t.json_path, t.name), plans, i, seed))
+            continue
+        if i == 0:  # the first target's weights are the features' own (the data of one-target pipelines as before)
+            weights = np.array([p.weight for p in plans])
+            targets.append(number(t, _path(t.json_path, t.name), plans, weights, np.random.default_rng([seed, 0x5CA1E])))
+            for p, w in zip(plans, targets[-1].weights):
+                p.weight = float(w)
+            continue
+        own = np.random.default_rng([seed, 0xFEA7, i]).permutation(len(plans))
+        weights = np.array([(1 + r) ** -0.8 if p.weight or p.type != "category" or len(p.categories or []) > 1
+                            else 0.0 for r, p in zip(own, plans)])
+        targets.append(number(t, _path(t.json_path, t.name), plans, weights, np.random.default_rng([seed, 0x5CA1E, i])))
+    return plans, targets
 
 
 def _path(json_path: str, field: str) -> list[str]:
@@ -232,37 +240,6 @@ def _objects(leaves: dict[tuple[str, ...], pa.Array]) -> pa.Array:
 
 # --- one chunk
 @dataclass
-class Floor:
-    """Running sums of the oracle's error on rows the pipeline can use."""
-
-    rows: int = 0
-    abs_err: float = 0.0
-    sq_err: float = 0.0
-    gauss: float = 0.0  # sum of sigma_row * sqrt(2/pi): the Gaussian approximation
-    y_sum: float = 0.0
-    y_sq: float = 0.0
-
-    def add(self, y: np.ndarray, pred: np.ndarray, sigma: np.ndarray) -> None:
-        self.rows += int(y.size)
-        self.abs_err += float(np.abs(y - pred).sum())
-        self.sq_err += float(((y - pred) ** 2).sum())
-        self.gauss += float(sigma.sum() * math.sqrt(2 / math.pi))
-        self.y_sum += float(y.sum())
-        self.y_sq += float((y**2).sum())
-
-    def merge(self, other: "Floor") -> None:
-        for k in vars(self):
-            setattr(self, k, getattr(self, k) + getattr(other, k))
-
-    def summary(self) -> dict[str, float]:
-        n = max(self.rows, 1)
-        var_y = self.y_sq / n - (self.y_sum / n) ** 2
-        return {"bayes_floor_mae": self.abs_err / n, "bayes_floor_rmse": math.sqrt(self.sq_err / n),
-                "bayes_floor_r2": 1 - (self.sq_err / n) / var_y if var_y > 0 else 0.0,
-                "bayes_floor_mae_gaussian": self.gauss / n}
-
-
-@dataclass
 class Counts:
     rows: int = 0
     distinct_ids: int = 0
@@ -297,38 +274,80 @@ def _truncate(docs: pa.Array, mask: np.ndarray, rng: np.random.Generator) -> pa.
     return pc.replace_with_mask(docs, pa.array(mask), pa.array(cut, pa.string()))
 
 
-def chunk(pipeline: Any, plans: list[FeaturePlan], target: dict[str, Any], rng: np.random.Generator,
-          first_id: int, rows: int, dups: int, labelled_share: float) -> tuple[pa.Table, Floor, Counts]:
-    """`rows` rows of which `dups` copy others; ids from `first_id` on."""
-    t = pipeline.target
-    floor, counts = Floor(), Counts()
+def chunk(pipeline: Any, plans: list[FeaturePlan], targets: list[Any], rng: np.random.Generator,
+          first_id: int, rows: int, dups: int, labelled_share: float, streams: Any = None
+          ) -> tuple[pa.Table, list[Any], Counts]:
+    """`rows` rows of which `dups` copy others; ids from `first_id` on. Every target but a numeric
+    first one draws from its own stream (`streams(i)`), so a one-target pipeline's data is what it was."""
     n = rows - dups
     leaves: dict[tuple[str, ...], pa.Array] = {}
-    mu = np.full(n, target["mean"])  # the oracle's view: known contributions only
-    var = np.full(n, target["noise_sd"] ** 2)
-    y = mu + rng.normal(0.0, target["noise_sd"], n)
+    counts = Counts()
+    first = targets[0] if targets and isinstance(targets[0], NumberPlan) else None
+    if first is not None:
+        mu = np.full(n, first.mean)  # the oracle's view: known contributions only
+        var = np.full(n, first.noise_sd ** 2)
+        y = mu + rng.normal(0.0, first.noise_sd, n)
+    shapes, usable_all = [], []
     for p in plans:
         x = p.draw(rng, n)
-        c = p.contribution(x)
         text, usable = _feature_text(p, x, rng)
         leaves[tuple(p.path)] = text
-        y += c
-        mu += np.where(usable, c, 0.0)
-        var += np.where(usable, 0.0, target["contribution_var"][p.name])
-    y = np.clip(np.round(y) if t.type == "integer" else np.round(y, 2), t.min, t.max)
-    pred = np.clip(np.round(mu) if t.type == "integer" else mu, t.min, t.max)
-    labelled = rng.random(n) < labelled_share
-    leaves[tuple(_path(t.json_path, t.name))], target_ok = _target_text(t, y, labelled, rng)
+        shapes.append(p.shape(x))
+        usable_all.append(usable)
+        if first is not None:
+            c = p.contribution(x)
+            y += c
+            mu += np.where(usable, c, 0.0)
+            var += np.where(usable, 0.0, first.contribution_var[p.name])
+    labelled = rng.random(n) < labelled_share if targets else np.zeros(n, dtype=bool)
+    drawn = []  # per target: (value, oracle, sigma or None, readable rows)
+    if first is not None:
+        t = first.target
+        y = np.clip(np.round(y) if t.type == "integer" else np.round(y, 2), t.min, t.max)
+        pred = np.clip(np.round(mu) if t.type == "integer" else mu, t.min, t.max)
+        leaves[tuple(first.path)], target_ok = _target_text(t, y, labelled, rng)
+        drawn.append((y, pred, np.sqrt(var), target_ok))
+    for i, tp in enumerate(targets[1 if first is not None else 0:], start=1 if first is not None else 0):
+        own = streams(i)
+        mine = labelled if i == 0 else own.random(n) < labelled_share
+        if isinstance(tp, NumberPlan):
+            t = tp.target
+            contributions = [w * sh for w, sh in zip(tp.weights, shapes)]
+            y_t = tp.mean + own.normal(0.0, tp.noise_sd, n) + sum(contributions, np.zeros(n))
+            mu_t = tp.mean + sum((np.where(u, c, 0.0) for u, c in zip(usable_all, contributions)), np.zeros(n))
+            var_t = tp.noise_sd ** 2 + sum((np.where(u, 0.0, tp.contribution_var[p.name])
+                                            for u, p in zip(usable_all, plans)), np.zeros(n))
+            y_t = np.clip(np.round(y_t) if t.type == "integer" else np.round(y_t, 2), t.min, t.max)
+            pred_t = np.clip(np.round(mu_t) if t.type == "integer" else mu_t, t.min, t.max)
+            leaves[tuple(tp.path)], ok_t = _target_text(t, y_t, mine, own)
+            drawn.append((y_t, pred_t, np.sqrt(var_t), ok_t))
+        else:
+            codes = demo_classes.draw(tp, shapes, own)
+            leaves[tuple(tp.path)], ok_t = demo_classes.text(tp, codes, mine, own)
+            drawn.append((codes, None, None, ok_t))
+        if i == 0:
+            labelled = mine
     docs = _objects(leaves)
     malformed = rng.random(n) < MALFORMED_JSON
     docs = _truncate(docs, malformed, rng)
-    ok = target_ok & ~malformed
-    floor.add(y[ok], pred[ok], np.sqrt(var[ok]))
+    floors: list[Any] = []
+    for i, (tp, (value, oracle, sigma, ok_t)) in enumerate(zip(targets, drawn)):
+        ok = ok_t & ~malformed
+        if isinstance(tp, NumberPlan):
+            floor = Floor()
+            floor.add(value[ok], oracle[ok], sigma[ok])
+        else:
+            floor = demo_classes.ClassFloor(counts=np.bincount(value[ok], minlength=len(tp.classes)).tolist())
+            measured = np.flatnonzero(ok)[:demo_classes.FLOOR_ROWS]
+            floor.add(demo_classes.posterior(tp, plans, shapes, usable_all, measured, streams(100 + i)),
+                      value[measured])
+        floors.append(floor)
+        if i == 0:
+            counts.labelled_rows += int(ok.sum())
     counts.rows += rows
     counts.distinct_ids += n
     counts.malformed_json += int(malformed.sum())
     counts.with_target_field += int(labelled.sum())
-    counts.labelled_rows += int(ok.sum())
     ids = np.arange(first_id, first_id + n, dtype=np.int64)
     if pipeline.source.id_type == "bigint":
         id_col = pa.array(ids)
@@ -337,7 +356,7 @@ def chunk(pipeline: Any, plans: list[FeaturePlan], target: dict[str, Any], rng: 
     # Duplicates: exact copies of some rows (the same id and document), spread through the chunk.
     order = rng.permutation(np.concatenate([np.arange(n), rng.integers(0, n, dups)]))
     table = pa.table({pipeline.source.id_column: id_col, pipeline.source.document_column: docs})
-    return table.take(pa.array(order)), floor, counts
+    return table.take(pa.array(order)), floors, counts
 
 
 def write(path: str, pipeline: Any, rows: int, seed: int = 0, labelled_share: float = 0.4,
@@ -348,8 +367,9 @@ def write(path: str, pipeline: Any, rows: int, seed: int = 0, labelled_share: fl
     if not 0 < labelled_share <= 1:
         raise StepkitError(f"--labelled-share {labelled_share}: must be in (0, 1]")
     path = str(path)
-    plans, target = plan(pipeline, seed)
-    floor, counts = Floor(), Counts()
+    plans, targets = plan(pipeline, seed)
+    floors: list[Any] = [Floor() if isinstance(t, NumberPlan) else demo_classes.ClassFloor() for t in targets]
+    counts = Counts()
     schema = pa.schema([(pipeline.source.id_column, pa.int64() if pipeline.source.id_type == "bigint" else pa.string()),
                         (pipeline.source.document_column, pa.string())])
     # Chunk i's size, duplicates and first id are fixed up front, so chunks can be made in any
@@ -359,26 +379,29 @@ def write(path: str, pipeline: Any, rows: int, seed: int = 0, labelled_share: fl
             for i, n in enumerate(sizes)]
     firsts = np.concatenate([[0], np.cumsum(np.subtract(sizes, dups))[:-1]]).astype(int)
 
-    def make(i: int) -> tuple[pa.Table, Floor, Counts]:
-        return chunk(pipeline, plans, target, np.random.default_rng([seed, i]), int(firsts[i]), sizes[i],
-                     dups[i], labelled_share)
+    def make(i: int) -> tuple[pa.Table, list[Any], Counts]:
+        return chunk(pipeline, plans, targets, np.random.default_rng([seed, i]), int(firsts[i]), sizes[i],
+                     dups[i], labelled_share, lambda k: np.random.default_rng([seed, i, 0x7A, k]))
 
     done = 0
     with storage.parquet_writer(path, schema, dictionary=False, compression="zstd") as w, ThreadPoolExecutor(2) as pool:
         # Two chunks in flight (one a thread) and the one being written: bounded memory at any size.
         pending = [pool.submit(make, i) for i in range(min(2, len(sizes)))]
         for i in range(len(sizes)):
-            table, f, c = pending.pop(0).result()
+            table, fs, c = pending.pop(0).result()
             if i + 2 < len(sizes):
                 pending.append(pool.submit(make, i + 2))
             w.write_table(table)
             # mimalloc keeps freed pages per thread; hand them back so RSS tracks what is in use.
             pa.default_memory_pool().release_unused()
-            floor.merge(f)
+            for floor, f in zip(floors, fs):
+                floor.merge(f)
             counts.merge(c)
             done += table.num_rows
             if progress:
                 progress(done, rows)
+    described = {tp.name: _described(tp, floor) for tp, floor in zip(targets, floors)}
+    first = next(iter(described.values()), {})
     meta = {
         "generator": "stepkit.demo_data/1",
         "pipeline": pipeline.name,
@@ -390,16 +413,35 @@ def write(path: str, pipeline: Any, rows: int, seed: int = 0, labelled_share: fl
         "rows_with_target_field": counts.with_target_field,
         "labelled_rows": counts.labelled_rows,
         "labelled_share": labelled_share,
-        **{k: round(v, 4) for k, v in floor.summary().items()},
-        "floor_note": "MAE of the Bayes-optimal predictor on the labelled rows the pipeline can use "
-                      "(distinct, parseable, valid target), given the features that survive the mess",
-        "target": {"name": pipeline.target.name, "mean": round(target["mean"], 4),
-                   "noise_sd": round(target["noise_sd"], 4)},
+        # The first target's floor at the top, as one-target pipelines have always had it; every target's below.
+        **{k: v for k, v in first.items() if k.startswith("bayes_") or k == "floor_note"},
+        **({"target": {k: first[k] for k in ("name", "mean", "noise_sd", "classes") if k in first}} if first else {}),
+        "targets": described,
         "mess": {"feature": MESS, "category": CATEGORY_MESS, "target": TARGET_MESS,
-                 "malformed_json": MALFORMED_JSON, "duplicate_rows": DUPLICATES},
-        "features": {p.name: {"type": p.type, "effect_sd": round(math.sqrt(target["contribution_var"][p.name]), 4),
-                              "non_linear": p.square} for p in plans},
+                 "class_target": demo_classes.TARGET_MESS, "malformed_json": MALFORMED_JSON,
+                 "duplicate_rows": DUPLICATES},
+        "features": {p.name: {"type": p.type, "effect_sd": round(_effect_sd(targets, j, p), 4),
+                              "non_linear": p.square} for j, p in enumerate(plans)},
         "python": platform.python_version(),
     }
     storage.write_json(path + ".meta.json", meta)
     return meta
+
+
+def _described(tp: Any, floor: Any) -> dict[str, Any]:
+    if isinstance(tp, NumberPlan):
+        return {"name": tp.name, "type": tp.target.type, **{k: round(v, 4) for k, v in floor.summary().items()},
+                "floor_note": "MAE of the Bayes-optimal predictor on the labelled rows the pipeline can use "
+                              "(distinct, parseable, valid target), given the features that survive the mess",
+                "mean": round(tp.mean, 4), "noise_sd": round(tp.noise_sd, 4)}
+    return {"name": tp.name, **demo_classes.meta(tp, floor)}
+
+
+def _effect_sd(targets: list[Any], j: int, p: FeaturePlan) -> float:
+    """The feature's effect on the first target: the sd of its contribution (a class target: of its scores)."""
+    if not targets:
+        return 0.0
+    first = targets[0]
+    if isinstance(first, NumberPlan):
+        return math.sqrt(first.contribution_var[p.name])
+    return float(np.sqrt((first.weights[j] ** 2).mean()) * np.std(p.shape(p.draw(np.random.default_rng(j), 10_000))))

@@ -66,6 +66,16 @@ def exists(uri: str) -> bool:
         raise _io("stat", uri, e) from None
 
 
+def list_folders(folder: str) -> list[str]:
+    """The names of the folders directly under `folder` (none when it does not exist), sorted."""
+    fs, path = _split(folder)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=False))
+    except OSError as e:
+        raise _io("list", folder, e) from None
+    return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
+
+
 def list_parquet(folder: str, missing_ok: bool = False) -> list[str]:
     """Data files under `folder`, recursively, sorted; names starting with `_` or `.` are skipped."""
     fs, path = _split(folder)

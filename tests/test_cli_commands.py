@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV = str(ROOT / "pipelines" / "example.env")
 PIPELINES = sorted((ROOT / "pipelines").glob("*.yaml"))
 IDS = [p.stem for p in PIPELINES]
+AGE, INCOME = ROOT / "pipelines" / "predict_age.yaml", ROOT / "pipelines" / "predict_income.yaml"
 
 
 def run(*args: str):
@@ -38,10 +39,10 @@ def test_validate_several_good_files():
 
 def test_validate_reports_each_file_and_fails_on_any(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(PIPELINES[0].read_text().replace("batches: 898", "batches: 0"))
-    result = run("validate", str(PIPELINES[0]), str(bad), str(PIPELINES[1]), "--env-file", ENV)
+    bad.write_text(AGE.read_text().replace("batches: 898", "batches: 0"))
+    result = run("validate", str(AGE), str(bad), str(INCOME), "--env-file", ENV)
     assert result.exit_code == 1
-    assert [line.split(":")[0] for line in result.stdout.splitlines()] == [str(PIPELINES[0]), str(PIPELINES[1])]
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == [str(AGE), str(INCOME)]
     errors = [line for line in result.stderr.splitlines() if ": warning: " not in line]
     assert len(errors) == 1 and re.match(rf"^{re.escape(str(bad))}:86:12: batching.batches: ", errors[0]), errors
 
@@ -51,13 +52,13 @@ def test_validate_reports_each_file_and_fails_on_any(tmp_path):
     (["--env-file", "/no/such.env"], "/no/such.env: no such env file"),
 ])
 def test_bad_variables_are_one_line(args, words):
-    result = run("validate", str(PIPELINES[0]), *args)
+    result = run("validate", str(AGE), *args)
     assert result.exit_code == 1
     assert result.stderr.strip() == words
 
 
 def test_var_overrides_env_file():
-    result = run("validate", str(PIPELINES[0]), "--env-file", ENV, "--var", "S3_BUCKET=Not_A_Bucket")
+    result = run("validate", str(AGE), "--env-file", ENV, "--var", "S3_BUCKET=Not_A_Bucket")
     assert result.exit_code == 1
     assert "aws.bucket: 'Not_A_Bucket' is not an S3 bucket name" in result.stderr
 
@@ -81,13 +82,13 @@ def test_compile_is_byte_identical_across_runs(path, tmp_path):
 
 def test_compile_rewrites_only_what_changed(tmp_path):
     out = tmp_path / "out"
-    assert run("compile", str(PIPELINES[0]), "--env-file", ENV, "--out", str(out)).exit_code == 0
+    assert run("compile", str(AGE), "--env-file", ENV, "--out", str(out)).exit_code == 0
     asl, policy = out / "statemachine.asl.json", out / "iam" / "task.json"
     right = asl.read_bytes()
     asl.write_text("edited by hand\n")
     old = 1_000_000_000_000_000_000  # an mtime no write could give
     os.utime(policy, ns=(old, old))
-    assert run("compile", str(PIPELINES[0]), "--env-file", ENV, "--out", str(out)).exit_code == 0
+    assert run("compile", str(AGE), "--env-file", ENV, "--out", str(out)).exit_code == 0
     assert asl.read_bytes() == right  # restored
     assert policy.stat().st_mtime_ns == old  # same content: not touched
     assert not list(out.rglob("*.tmp"))
@@ -97,12 +98,12 @@ def test_compile_removes_stale_files(tmp_path):
     """What an earlier compile wrote and this one does not (a renamed stage's SQL) goes; nothing else."""
     out = tmp_path / "out"
     renamed = tmp_path / "renamed.yaml"
-    renamed.write_text(PIPELINES[0].read_text().replace("  - name: HumanQA\n", "  - name: HumanReview\n"))
+    renamed.write_text(AGE.read_text().replace("  - name: HumanQA\n", "  - name: HumanReview\n"))
     assert run("compile", str(renamed), "--env-file", ENV, "--out", str(out)).exit_code == 0
     assert (out / "sql" / "HumanReview.sql").exists()
     (out / "notes.txt").write_text("mine\n")  # not stepkit's: kept
     (out / "sql" / "report.sql").write_text("SELECT 1\n")
-    result = run("compile", str(PIPELINES[0]), "--env-file", ENV, "--out", str(out))
+    result = run("compile", str(AGE), "--env-file", ENV, "--out", str(out))
     assert result.exit_code == 0
     assert not (out / "sql" / "HumanReview.sql").exists() and (out / "sql" / "HumanQA.sql").exists()
     assert (out / "notes.txt").read_text() == "mine\n" and (out / "sql" / "report.sql").read_text() == "SELECT 1\n"
@@ -114,7 +115,7 @@ def test_compile_removes_stale_files(tmp_path):
 
 def test_compile_error_is_located_and_writes_nothing(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(PIPELINES[0].read_text().replace("    task: prediction\n", "    task: nope\n"))
+    bad.write_text(AGE.read_text().replace("    task: prediction\n", "    task: nope\n"))
     result = run("compile", str(bad), "--env-file", ENV, "--out", str(tmp_path / "out"))
     assert result.exit_code == 1
     assert re.match(rf"^{re.escape(str(bad))}:\d+:\d+: stages\[8\].task: 'nope' is not a key", result.stderr)
@@ -122,11 +123,11 @@ def test_compile_error_is_located_and_writes_nothing(tmp_path):
 
 
 def test_compile_prints_warnings_located():
-    result = run("compile", str(PIPELINES[0]), "--env-file", ENV, "--out", "/dev/null/x")
+    result = run("compile", str(AGE), "--env-file", ENV, "--out", "/dev/null/x")
     # Writing fails (a file is not a folder): one line naming the folder, after the located warning.
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
-    assert re.match(rf"^{re.escape(str(PIPELINES[0]))}:\d+:\d+: stages\[8\].task: warning: 100 tasks x 4 vCPU", lines[0])
+    assert re.match(rf"^{re.escape(str(AGE))}:\d+:\d+: stages\[8\].task: warning: 100 tasks x 4 vCPU", lines[0])
     assert lines[-1].startswith("/dev/null/x: cannot write:")
 
 
@@ -148,12 +149,12 @@ def test_schema_accepts_the_pipelines(path):
 
 
 @pytest.mark.parametrize("change,words", [
-    (lambda d: d["target"].update(colour="blue"), "Additional properties are not allowed"),
+    (lambda d: d["source"].update(colour="blue"), "Additional properties are not allowed"),
     (lambda d: d["stages"][0].update(type="athena_ctass"), "is not valid under any of the given schemas"),
-    (lambda d: d["batching"].update(batches="many"), "is not of type 'integer'"),
+    (lambda d: d["compute"]["lambda"].update(memory_mb="many"), "is not of type 'integer'"),
 ])
 def test_schema_refuses_broken_data(change, words):
-    data, _ = read_yaml(PIPELINES[0], _variables((), ENV))
+    data, _ = read_yaml(AGE, _variables((), ENV))
     change(data)
     messages = [e.message for e in jsonschema.Draft202012Validator(schema_from_cli()).iter_errors(data)]
     assert any(words in m for m in messages), messages

@@ -41,12 +41,20 @@ STAGING = {"name": "Staging", "type": "athena_ctas", "table": "staging", "templa
            "partitioned_by": ["batch_group"], "partitions": "batch_groups"}
 
 
+# stepkit's workers read tables and the model no snippet writes: a stage of unknown effects (a
+# Lambda of the user's) before them stands for the stages that would.
+BEFORE = {"name": "Before", "type": "lambda_invoke", "function": "before"}
+
+
 def compile_stages(stages: list[dict], **settings: dict) -> Artifacts:
     data = copy.deepcopy(base())
     reads_staging = any(s["type"].startswith("athena") and s.get("table") != "staging" for s in stages)
-    data["stages"] = ([STAGING] if reads_staging else []) + stages
+    runs_worker = any(s["type"] in ("fan_out", "fargate_task") for s in stages)
+    data["stages"] = ([STAGING] if reads_staging else []) + ([BEFORE] if runs_worker else []) + stages
     for key, value in settings.items():
         data[key] = {**data.get(key, {}), **value}
+        if key == "compute":  # tasks added beside the spec's own
+            data[key]["tasks"] = {**base()["compute"]["tasks"], **value.get("tasks", {})}
     pipeline = pipeline_model().model_validate(data)
     return build(Context(pipeline, ROOT / "pipelines" / "case.yaml"), check_sql=False)
 
@@ -97,11 +105,34 @@ STATES = [
       "Parameters.Overrides.ContainerOverrides[0].Name": "training",
       "Parameters.Overrides.ContainerOverrides[0].Command~$":
           "States.Array('--config', 's3://stepkit-example-bucket/predict-age/stepkit/pipeline.json', "
-          "'--run-id', $.run.id, '--fast')",
+          "'--run-id', $.run.id, '--stage', 'Train', '--fast')",
       "Parameters.PropagateTags": "TASK_DEFINITION", "TimeoutSeconds": 2400, "ResultPath": None,
       "Retry[0].ErrorEquals[0]": "ECS.AmazonECSException", "Retry[0].MaxAttempts": 10,
       "Retry[0].JitterStrategy": "FULL", "Retry[1].ErrorEquals": ["AmazonECS.Unknown"],
       "Retry[1].IntervalSeconds": 30, "Retry[1].MaxAttempts": 5}),
+    # A user's image running the user's command: placeholders filled in, the run id and config also in
+    # the environment; no --stage (that is stepkit's workers' contract).
+    ("fargate task, own command", [{"name": "Export", "type": "fargate_task", "task": "export",
+                                    "command": ["python", "export.py", "--day", "{run_id}", "--cfg={config}", "{x}"]}],
+     {"compute": {"tasks": {"export": {"cpu": 1, "memory_gb": 2, "timeout_minutes": 10,
+                                       "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/export:1"}}}}, "Export",
+     {"Parameters.TaskDefinition": f"{PREFIX}-export",
+      "Parameters.Overrides.ContainerOverrides[0].Command~$":
+          "States.Array('python', 'export.py', '--day', States.Format('{}', $.run.id), "
+          "'--cfg=s3://stepkit-example-bucket/predict-age/stepkit/pipeline.json', '\\{x\\}')",
+      "Parameters.Overrides.ContainerOverrides[0].Environment": [
+          {"Name": "STEPKIT_CONFIG", "Value": "s3://stepkit-example-bucket/predict-age/stepkit/pipeline.json"},
+          {"Name": "STEPKIT_RUN_ID", "Value.$": "$.run.id"}]}),
+    # stepkit's worker reads its tables by role: --stage tells it which stage (and so which roles) it runs.
+    ("fan_out of stepkit's prediction", [IDS, {**FAN, "roles": {"predictions": "human_qa"}}], {}, "Fan",
+     {"ItemProcessor.States.FanBatch.Parameters.Overrides.ContainerOverrides[0].Command~$":
+          "States.Array('--config', 's3://stepkit-example-bucket/predict-age/stepkit/pipeline.json', '--run-id', "
+          "$.run_id, '--batch-id', States.Format('{}', $.batch_id), '--stage', 'Fan')"}),
+    ("existing model", [{"name": "Reuse", "type": "existing_model", "run": "run-1"}], {}, "Reuse",
+     {"Resource": ECS, "Parameters.TaskDefinition": f"{PREFIX}-training",
+      "Parameters.Overrides.ContainerOverrides[0].Command~$":
+          "States.Array('--config', 's3://stepkit-example-bucket/predict-age/stepkit/pipeline.json', '--run-id', "
+          "$.run.id, '--stage', 'Reuse')"}),
     ("fan_out over inline's 40 -> distributed", [IDS, FAN], {}, "Fan",
      {"Type": "Map", "ItemProcessor.ProcessorConfig.Mode": "DISTRIBUTED",
       "ItemProcessor.ProcessorConfig.ExecutionType": "STANDARD", "MaxConcurrency": 100, "Label": "Fan",
@@ -182,6 +213,9 @@ def grants(a: Artifacts, role: str) -> dict[str, set[str]]:
 ARN = f"{REGION}:{ACCOUNT}"
 KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 TASK_ROLES = {f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-task", f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-task-execution"}
+# A task of the user's own image and module (stepkit cannot know what it writes unless it says).
+OWN_TASK = {"compute": {"tasks": {"export": {"cpu": 1, "memory_gb": 2, "timeout_minutes": 10, "module": "my.export",
+                                             "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/export:1"}}}}
 # (case, stages, settings, role, action, resources granted; None = not granted at all)
 IAM = [
     ("fargate: run its task definition", [{"name": "T", "type": "fargate_task", "task": "training"}], {},
@@ -194,12 +228,31 @@ IAM = [
      "statemachine", "ecs:TagResource", {f"arn:aws:ecs:{ARN}:task/{PREFIX}-cluster/*"}),
     ("fargate: pull its image", [{"name": "T", "type": "fargate_task", "task": "training"}], {},
      "task_execution", "ecr:BatchGetImage", {f"arn:aws:ecr:{ARN}:repository/{PREFIX}-training"}),
+    # Re-scoring reads another pipeline's runs, and only those, only to read.
+    ("existing model: reads the trainer's runs", [{"name": "R", "type": "existing_model", "from_prefix": "ml/age"}],
+     {}, "task", "s3:GetObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/*",
+                                  "arn:aws:s3:::stepkit-example-bucket/ml/age/runs/*"}),
+    ("existing model: writes only its own prefix", [{"name": "R", "type": "existing_model", "from_prefix": "ml/age"}],
+     {}, "task", "s3:PutObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/runs/*"}),
     # Writes go only where each role writes: never stepkit/ (the worker config, the Lambda code), which deploy owns.
-    ("fargate: undeclared task writes tables and runs", [{"name": "T", "type": "fargate_task", "task": "training"}],
-     {}, "task", "s3:PutObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/tables/*",
-                                  "arn:aws:s3:::stepkit-example-bucket/predict-age/runs/*"}),
+    ("fargate: an undeclared module of the user's writes tables and runs",
+     [{"name": "T", "type": "fargate_task", "task": "export"}], OWN_TASK, "task", "s3:PutObject",
+     {"arn:aws:s3:::stepkit-example-bucket/predict-age/tables/*",
+      "arn:aws:s3:::stepkit-example-bucket/predict-age/runs/*"}),
+    ("fargate: stepkit's training writes the run's models only", [{"name": "T", "type": "fargate_task",
+                                                                   "task": "training"}],
+     {}, "task", "s3:PutObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/runs/*"}),
+    ("fan-out: stepkit's prediction writes the table of its role",
+     [IDS, {**FAN, "roles": {"predictions": "human_qa"}}], {}, "task", "s3:PutObject",
+     {"arn:aws:s3:::stepkit-example-bucket/predict-age/tables/predict_age_human_qa/*"}),
     ("fargate: a task that declares its model writes runs only",
      [{"name": "T", "type": "fargate_task", "task": "training", "reads": [], "writes": ["model"]}], {},
+     "task", "s3:PutObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/runs/*"}),
+    ("fargate: a task that declares it writes nothing writes nothing",
+     [{"name": "T", "type": "fargate_task", "task": "export", "reads": [], "writes": []}], OWN_TASK, "task",
+     "s3:PutObject", None),
+    ("fargate: a file of the user's (not a table) is written under runs only",
+     [{"name": "T", "type": "fargate_task", "task": "export", "reads": [], "writes": ["activity_csv"]}], OWN_TASK,
      "task", "s3:PutObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/runs/*"}),
     ("fan-out: writes its declared table only", [IDS, {**FAN, "reads": [], "writes": ["predictions"]}], {},
      "task", "s3:PutObject", {"arn:aws:s3:::stepkit-example-bucket/predict-age/tables/predict_age_ml_predictions/*"}),

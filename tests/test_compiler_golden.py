@@ -20,7 +20,8 @@ from stepkit.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden"
-PIPELINES = ["predict_age", "predict_income"]
+PIPELINES = ["predict_age", "predict_income", "classify_homeowner", "classify_seniority", "predict_profile",
+             "etl_device_activity", "rescore_age"]
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 
 

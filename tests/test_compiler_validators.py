@@ -86,7 +86,7 @@ def _string_concurrency(definition: dict) -> dict:
 
 @pytest.mark.parametrize("breaker", [_break_next, _string_concurrency])
 def test_validators_catch_a_broken_definition(breaker, tmp_path):
-    broken = breaker(compiled(PIPELINES[0]).definition)
+    broken = breaker(compiled(ROOT / "pipelines" / "predict_age.yaml").definition)
     assert statelint_errors(broken) != []
     assert asl_validator(broken, tmp_path).returncode != 0
 
@@ -197,6 +197,11 @@ def _s3_scope(a: Artifacts) -> tuple[set[str], list[str], list[str]]:
     buckets = {f"arn:aws:s3:::{aws.bucket}", f"arn:aws:s3:::{src_bucket}"}
     objects = [f"arn:aws:s3:::{aws.bucket}/{aws.prefix}/", f"arn:aws:s3:::{src}"]
     prefixes = [f"{aws.prefix}/", src.split("/", 1)[1]]  # each ends in "/"
+    # An existing_model stage reads (only) the runs of the pipeline that trained the model.
+    for s in a.context.p.stages:
+        if getattr(s, "from_prefix", None):
+            objects.append(f"arn:aws:s3:::{aws.bucket}/{s.from_prefix}/runs/")
+            prefixes.append(f"{s.from_prefix}/runs/")
     return buckets, objects, prefixes
 
 
@@ -204,7 +209,6 @@ def _s3_scope(a: Artifacts) -> tuple[set[str], list[str], list[str]]:
 def test_s3_only_under_prefix_or_source(path):
     a = compiled(path)
     buckets, objects, prefixes = _s3_scope(a)
-    src_objects = objects[1]
     for role in ROLES:
         for st in statements(a, role):
             s3 = [act for act in st["Action"] if act.startswith("s3:")]
@@ -219,8 +223,8 @@ def test_s3_only_under_prefix_or_source(path):
                         assert inside == listed, (role, listed)
                     continue
                 assert any(r.startswith(o) for o in objects), (role, r)
-                if r.startswith(src_objects) and not r.startswith(objects[0]):
-                    # The source is read-only.
+                if any(r.startswith(o) for o in objects[1:]) and not r.startswith(objects[0]):
+                    # The source (and another pipeline's runs) are read-only.
                     assert s3 == ["s3:GetObject"], (role, s3)
 
 

@@ -16,6 +16,7 @@ from stepkit.cli import _variables, main
 from stepkit.ml import fixtures
 from stepkit.ml.models import Ridge
 from stepkit.ml.encoding import Encoder
+from stepkit.ml.kinds.logistic import Logistic
 from stepkit.compiler.load import load_pipeline
 from stepkit.compiler.load import pipeline_model
 
@@ -195,3 +196,115 @@ def test_array_paths_are_refused_with_the_field(pipeline, tmp_path):
     p = _variant(pipeline, features=[{"name": "first_item", "json_path": "$.items[0]", "type": "double"}])
     with pytest.raises(Exception, match=r"first_item: json_path \$\.items\[0\]: demo-data writes object paths only"):
         demo_data.write(str(tmp_path / "s.parquet"), p, rows=10)
+
+
+# --- class targets and several targets ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def classes(pipeline, tmp_path_factory):
+    """The six-class example: its source and what the staging SQL makes of it."""
+    p, _ = load_pipeline(ROOT / "pipelines" / "classify_seniority.yaml", _variables((), str(ENV)))
+    path = tmp_path_factory.mktemp("classes") / "src.parquet"
+    meta = demo_data.write(str(path), p, rows=20_000, seed=4)
+    return p, meta, fixtures.staging(p, pq.read_table(path))
+
+
+def test_class_labels_carry_their_mess_and_the_sql_keeps_the_readable_ones(classes):
+    p, meta, st = classes
+    labels = st.column("seniority_level").drop_null().to_pylist()
+    assert len(labels) == meta["labelled_rows"] and set(labels) == set(p.target.classes)
+    shares = np.bincount([p.target.classes.index(c) for c in labels], minlength=6) / len(labels)
+    assert shares == pytest.approx(meta["targets"]["seniority_level"]["class_shares"], abs=1e-4)
+    assert 0.05 < shares.min() and shares.max() < 0.5  # unequal classes, none vanishing
+
+
+def test_class_floor_lies_between_the_majority_class_and_certainty(classes):
+    """The Bayes posterior's expected accuracy and log loss, and the realised ones on the drawn labels
+    agree within the Monte Carlo's and the sample's noise: the floor is the generator's own."""
+    _, meta, _ = classes
+    t = meta["targets"]["seniority_level"]
+    assert t["majority_class_accuracy"] + 0.1 < t["bayes_floor_accuracy"] < 0.9
+    assert abs(t["bayes_realised_accuracy"] - t["bayes_floor_accuracy"]) < 0.02
+    assert abs(t["bayes_realised_log_loss"] - t["bayes_floor_log_loss"]) < 0.04
+    assert 0 < t["bayes_floor_log_loss"] < np.log(6)  # better than knowing nothing
+    assert meta["bayes_floor_accuracy"] == t["bayes_floor_accuracy"]  # the first target's at the top too
+
+
+def _curved(raw: np.ndarray, stats: tuple | None = None) -> tuple[np.ndarray, tuple]:
+    """Each column standardised, its square and signed square, and whether it is missing: a smooth
+    additive model's input (a class's score is a sum of each feature's position, or its signed square)."""
+    stats = stats or (np.nanmean(raw, axis=0), np.nanstd(raw, axis=0) + 1e-9)
+    z = (raw - stats[0]) / stats[1]
+    missing = np.isnan(z)
+    z = np.nan_to_num(z)
+    return np.hstack([z, z * z, z * np.abs(z), missing]).astype(np.float32), stats
+
+
+@pytest.mark.parametrize("example, target, seed", [
+    ("classify_seniority", "seniority_level", 4),  # six classes
+    ("classify_homeowner", "homeowner", 4),  # true/false
+    ("predict_profile", "homeowner", 6),  # the second of two targets: its labels, drawn from the features too
+])
+def test_class_floor_is_a_limit_a_classifier_approaches_but_does_not_beat(example, target, seed, tmp_path):
+    """A logistic regression fitted on half the labelled rows lands near the stated floor on the other
+    half (accuracy and log loss), never past it by more than the sample's noise: the labels are drawn
+    from the features, and the floor is what they allow, not a guess. ~3,800 rows each half."""
+    p, _ = load_pipeline(ROOT / "pipelines" / f"{example}.yaml", _variables((), str(ENV)))
+    meta = demo_data.write(str(tmp_path / "s.parquet"), p, rows=20_000, seed=seed)
+    st = fixtures.staging(p, pq.read_table(tmp_path / "s.parquet"))
+    classes = next(t for t in p.target_list if t.name == target).classes
+    labels = st.column(target).to_pylist()
+    keep = [i for i, v in enumerate(labels) if v is not None]
+    y = np.array([classes.index(str(labels[i]).lower()) for i in keep])
+    raw = Encoder.from_spec(p.features).raw(st.take(keep))
+    half = len(y) // 2
+    x_fit, stats = _curved(raw[:half])
+    model = Logistic(alpha=1.0).fit(x_fit, y[:half], len(classes))
+    logits = model.logits(_curved(raw[half:], stats)[0]).astype(float)
+    prob = np.exp(logits - logits.max(axis=1, keepdims=True))
+    prob /= prob.sum(axis=1, keepdims=True)
+    accuracy = float((prob.argmax(axis=1) == y[half:]).mean())
+    log_loss = float(-np.log(np.clip(prob[np.arange(y.size - half), y[half:]], 1e-15, 1)).mean())
+    t = meta["targets"][target]
+    # The accuracy's sampling noise on ~3,800 rows is ~0.008; the floor is ~0.15-0.3 above the majority class.
+    assert t["bayes_floor_accuracy"] - 0.045 < accuracy < t["bayes_floor_accuracy"] + 0.02, (accuracy, t)
+    assert t["bayes_floor_log_loss"] * 0.97 < log_loss < t["bayes_floor_log_loss"] * 1.1, (log_loss, t)
+    assert accuracy > t["majority_class_accuracy"] + 0.1
+
+
+def test_a_second_target_leaves_the_first_targets_data_as_it_was(pipeline, tmp_path):
+    """Each target past a numeric first draws from its own stream: adding one changes the documents
+    (its field), never the first target's values nor its floor."""
+    two = _variant(pipeline, target=None, targets=[pipeline.target.model_dump(mode="json"),
+                   {"name": "owner", "json_path": "$.x.owner", "type": "boolean", "default": False}],
+                   training={**pipeline.training.model_dump(mode="json"), "models": [
+                       *[m.model_dump(mode="json") for m in pipeline.training.models],
+                       {"name": "logistic", "kind": "logistic"}]})
+    one_meta = demo_data.write(str(tmp_path / "one.parquet"), pipeline, rows=3000, seed=5)
+    two_meta = demo_data.write(str(tmp_path / "two.parquet"), two, rows=3000, seed=5)
+    assert {k: v for k, v in two_meta["targets"]["age"].items()} == one_meta["targets"]["age"]
+    ages = [fixtures.staging(p, pq.read_table(tmp_path / f)).column("age").to_pylist()
+            for p, f in ((pipeline, "one.parquet"), (two, "two.parquet"))]
+    assert ages[0] == ages[1]
+    assert two_meta["targets"]["owner"]["bayes_floor_accuracy"] > two_meta["targets"]["owner"]["majority_class_accuracy"]
+
+
+def test_a_pipeline_without_a_target_gets_its_features_only(pipeline, tmp_path):
+    etl, _ = load_pipeline(ROOT / "pipelines" / "etl_device_activity.yaml", _variables((), str(ENV)))
+    meta = demo_data.write(str(tmp_path / "s.parquet"), etl, rows=2000, seed=1)
+    assert meta["targets"] == {} and meta["labelled_rows"] == 0 and set(meta["features"]) == {
+        "device_type", "seniority_level", "posts_per_week", "night_activity_share"}
+    docs = [_parse(d) for d in pq.read_table(tmp_path / "s.parquet").column("profile_json").to_pylist()]
+    assert any(d and "device" in d for d in docs)
+
+
+def test_cli_states_each_targets_floor(tmp_path):
+    out = tmp_path / "src.parquet"
+    result = CliRunner().invoke(main, ["demo-data", str(ROOT / "pipelines" / "predict_profile.yaml"), "--env-file",
+                                       str(ENV), "--rows", "2000", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    t = json.loads(Path(f"{out}.meta.json").read_text())["targets"]
+    assert f"  age: Bayes floor MAE {t['age']['bayes_floor_mae']:.3f}, R² " in result.output
+    assert (f"  homeowner: Bayes floor accuracy {t['homeowner']['bayes_floor_accuracy']:.3f}, log loss "
+            f"{t['homeowner']['bayes_floor_log_loss']:.3f} (majority class "
+            f"{t['homeowner']['majority_class_accuracy']:.3f})") in result.output

@@ -142,8 +142,8 @@ def test_the_cleanup_function_runs_its_plan_on_the_local_catalog(services, compi
     wait_discarded(services)
     assert (sorted(p.name for p in root.iterdir()) if root.exists() else []) == kept_runs
     assert (services.engine.table_location(compiled.context.p.aws.database,
-                                           compiled.context.p.tables.staging) is None) == dropped
-    assert compiled.context.p.tables.staging in out["Payload"]["dropped"]
+                                           compiled.context.p.tables['staging']) is None) == dropped
+    assert compiled.context.p.tables['staging'] in out["Payload"]["dropped"]
 
 
 def test_a_lambda_function_other_than_stepkits_is_refused_before_the_run(services, compiled):

@@ -39,6 +39,8 @@ class MeanKind(ModelKind):
     ("ridge", "stepkit.ml.kinds.ridge", "RidgeKind"),
     ("xgboost", "stepkit.ml.kinds.xgboost", "XGBoostKind"),
     ("xgboost_quantile", "stepkit.ml.kinds.xgboost_quantile", "XGBoostQuantileKind"),
+    ("logistic", "stepkit.ml.kinds.logistic", "LogisticKind"),
+    ("xgboost_classifier", "stepkit.ml.kinds.xgboost_classifier", "XGBoostClassifierKind"),
 ])
 def test_each_builtin_kind_is_one_class_in_its_own_module(kind, module, cls):
     assert kinds.KINDS[kind] == f"{module}:{cls}"
@@ -69,11 +71,13 @@ def test_the_spec_accepts_exactly_the_registered_kinds(monkeypatch, registered, 
     if registered:
         monkeypatch.setitem(kinds.KINDS, "mean", f"{__name__}:MeanKind")
     schema = ModelSpec.model_json_schema()["properties"]["kind"]
-    assert schema["enum"] == ["ridge", "xgboost", "xgboost_quantile"] + (["mean"] if registered else [])
+    assert schema["enum"] == ["ridge", "xgboost", "xgboost_quantile", "logistic", "xgboost_classifier"] + (
+        ["mean"] if registered else [])
     if accepted:
         assert ModelSpec(name="m", kind="mean").kind == "mean"
         return
-    with pytest.raises(ValidationError, match="Input should be 'ridge', 'xgboost' or 'xgboost_quantile'"):
+    with pytest.raises(ValidationError, match="Input should be 'ridge', 'xgboost', 'xgboost_quantile', 'logistic' "
+                                              "or 'xgboost_classifier'"):
         ModelSpec(name="m", kind="mean")
 
 
@@ -89,7 +93,7 @@ def test_a_kind_registered_in_a_test_module_trains_and_predicts_through_the_regi
     rows = train.load_rows(p, names, RUN)
     held = train.split(rows.column("sample_bucket").to_numpy(), p.sample.holdout_percent)
     mean = float(np.mean(rows.column(p.target.name).to_numpy()[held["train"]]))
-    artifact = artifacts.load(names.models_location(RUN)).artifact
+    artifact = artifacts.load_target(names.models_location(RUN), "age").artifact
     assert (artifact["kind"], artifact["model"]) == ("mean", {"mean": pytest.approx(mean)})
     out = predict.run(p, names, RUN, 0)
     table = storage.read_table(out["path"])
@@ -105,7 +109,7 @@ def test_a_package_registers_a_kind_through_its_entry_points(monkeypatch, tmp_pa
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-kinds\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[stepkit.models]\nmean = my_kinds:Mean\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert kinds.names() == ["ridge", "xgboost", "xgboost_quantile", "mean"]
+    assert kinds.names() == ["ridge", "xgboost", "xgboost_quantile", "logistic", "xgboost_classifier", "mean"]
     assert ModelSpec(name="m", kind="mean").kind == "mean"
     assert kinds.get("mean").predict({"mean": 2.5}, None, np.zeros((3, 1), np.float32), None)[0].tolist() == [2.5] * 3
 

@@ -38,7 +38,7 @@ def trained(tmp_path_factory):
 
 def test_metrics_json_reports_every_model_and_the_choice(trained):
     p, names, summary, _ = trained
-    m = storage.read_json(names.models_location(RUN) + "metrics.json")
+    m = storage.read_json(names.model_location("age", RUN) + "metrics.json")
     assert set(m["models"]) == {"ridge", "xgboost", "xgboost_quantile"}
     for r in m["models"].values():
         assert set(r) >= {"mae", "rmse", "r2", "coverage", "interval_width", "rows", "kind"}
@@ -60,7 +60,7 @@ def test_quality_is_near_the_floor_and_interval_near_its_coverage(trained):
 
 def test_artifact_carries_what_prediction_needs(trained):
     p, names, summary, _ = trained
-    a = joblib.load(io.BytesIO(storage.read_bytes(names.models_location(RUN) + "model.joblib")))
+    a = joblib.load(io.BytesIO(storage.read_bytes(names.model_location("age", RUN) + "model.joblib")))
     assert a["name"] == summary["chosen_model"] and a["encoder"]["columns"][0] == p.features[0].name
     assert set(a["encoder"]["medians"]) >= {"income_usd", "graduation_year"}
     assert a["metadata"]["data_fingerprint"] == summary["data_fingerprint"]
@@ -135,6 +135,6 @@ def test_fits_share_out_the_cores(trained, monkeypatch, cores, threads_per_fit, 
 
     monkeypatch.setattr(models, "threads", lambda: cores)
     monkeypatch.setattr(models, "fit_xgboost", spy)
-    train.train_models(p, train.load_rows(p, names, RUN), log=lambda line: None)
+    train.train_target(p, train.load_rows(p, names, RUN), p.target, lambda line: None, "t")
     assert seen == [threads_per_fit] * 4  # xgboost + three quantile boosters (ridge is numpy)
     assert peak[0] == min(side_by_side, 4)  # never more at once than the pool allows

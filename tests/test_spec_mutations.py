@@ -5,6 +5,7 @@ place the mutation wrote (`at` names the token inside the replacement the messag
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +91,56 @@ CASES = [
      "be the last columns of the SELECT list, in that order (it ends with batch_group)"),
     ("own worker module without its image", "timeout_minutes: 60}", "timeout_minutes: 60, module: my_pkg.scoring}",
      "my_pkg.scoring", "compute.tasks.prediction.module", "a task's own `module` needs its own `image`"),
+    # Class targets, several targets, the training section they need (issue 12).
+    ("category target, default not a class", "target:\n  name: age\n  json_path: $.person.age\n  type: integer\n  min: 13\n  max: 100\n  default: 38\n",
+     "target:\n  name: age\n  json_path: $.person.age\n  type: category\n  categories: [young, old]\n  default: middle\n",
+     "name: age", "target", "default 'middle' is not one of the categories (young, old)"),
+    ("boolean target with a range", "target:\n  name: age\n  json_path: $.person.age\n  type: integer\n",
+     "target:\n  name: age\n  json_path: $.person.age\n  type: boolean\n", "name: age", "target",
+     "`min`/`max` are only for numeric targets"),
+    ("class target without a class model", "  type: integer\n  min: 13\n  max: 100\n  default: 38\n",
+     "  type: boolean\n  default: false\n", "boolean", "target.type",
+     "target 'age' (boolean) has no classification model among training.models (kinds: logistic, xgboost_classifier)"),
+    ("target and targets both", "target:\n  name: age\n",
+     "targets:\n  - {name: income, json_path: $.finance.income, type: double, min: 0, max: 9, default: 1}\n"
+     "target:\n  name: age\n", "- {name: income", "targets", "`target` and `targets` both set"),
+    ("gate bound no target has", "  quality_gate: {max_mae: 5.0, min_r2: 0.75}",
+     "  quality_gate: {max_mae: 5.0, min_accuracy: 0.75}", "0.75", "training.quality_gate.min_accuracy",
+     "no classification target has accuracy (the targets: age (integer))"),
+    ("selection metric of no target's kind", "  selection_metric: mae", "  selection_metric: log_loss", "log_loss",
+     "training.selection_metric", "log_loss picks classification models: no target is a classification target"),
+    # Tables under any keys, stages that name theirs by role.
+    ("a table keyed like the model", "tables:\n  staging:", "tables:\n  model: predict_age_models\n  staging:",
+     "model:", "tables", "model: a key stages use for the trained model, not a table"),
+    ("a role naming no table", "    template: human_qa.sql.j2\n",
+     "    template: human_qa.sql.j2\n    roles: {predictions: scores}\n", "scores", "stages[9].roles.predictions",
+     "'scores' is not a key of `tables`"),
+    ("stepkit's worker in the wrong block", "    task: prediction\n", "    task: training  # per batch\n", "training",
+     "stages[8].task", "stepkit.workers.training runs once per run: use it in a `fargate_task` stage"),
+    ("own command without own image", "    task: training\n", "    task: training\n    command: [python, train.py]\n",
+     "[python", "stages[4].command", "a `command` runs the task's own image: set compute.tasks.training.image"),
+    ("existing model copied by another worker", "  - name: GenerateBatchIds\n    type: batch_ids\n",
+     "  - name: Reuse\n    type: existing_model\n    task: prediction\n  - name: GenerateBatchIds\n"
+     "    type: batch_ids\n", "prediction", "stages[6].task",
+     "task 'prediction' runs stepkit.workers.prediction: an existing_model stage runs stepkit.workers.training"),
+    ("existing model of a run that is no run id", "  - name: GenerateBatchIds\n    type: batch_ids\n",
+     "  - name: Reuse\n    type: existing_model\n    run: ../other\n  - name: GenerateBatchIds\n"
+     "    type: batch_ids\n", "../other", "stages[6].run", "should match pattern"),
+    # A run never deletes what its final stage produced.
+    ("cleanup deletes the results", "    delete_data: [staging, training_features, training_targets, evaluation_features]\n",
+     "    delete_data: [staging, training_features, training_targets, evaluation_features, final_results]\n",
+     "final_results]", "stages[12].delete_data[4]",
+     "'final_results' is what the pipeline's final stage FinalResults produces: its files are the run's results"),
+    ("pre-cleanup deletes every run's results",
+     "    delete_data: [staging, training_features, training_targets, evaluation_features, predictions, human_qa]\n",
+     "    delete_data: [staging, training_features, training_targets, evaluation_features, predictions, human_qa, "
+     "final_results]\n", "final_results]", "stages[0].delete_data[6]", "is what the pipeline's final stage FinalResults"),
+    ("cleanup drops the results once made", "    comment: Drops intermediate tables and deletes their files.\n",
+     "    comment: Drops intermediate tables and deletes their files.\n    drop_tables: [final_results]\n",
+     "final_results]", "stages[12].drop_tables[0]", "dropping it after that stage leaves the run without its results"),
+    ("on_failure deletes the results", "\nstages:\n  - name: PreCleanup",
+     "\non_failure:\n  delete_data: [staging, final_results]\n\nstages:\n  - name: PreCleanup", "final_results]",
+     "on_failure.delete_data[1]", "'final_results' is what the pipeline's final stage FinalResults produces"),
     ("worker module not a module name", "timeout_minutes: 60}",
      "timeout_minutes: 60, image: 'repo/mine:1', module: my-pkg/scoring}", "my-pkg/scoring",
      "compute.tasks.prediction.module", "should match pattern"),
@@ -215,3 +266,68 @@ def test_real_command_prints_no_traceback(tmp_path, case):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert all(LOCATED.match(x) for x in result.stderr.splitlines()), result.stderr
+
+
+# (section taken out, what the stages that need it say: (field, words)). An ETL leaves all of these out.
+SECTIONS = [
+    ("training", [("stages[4].task", "task 'training' runs stepkit.workers.training, which needs `training`: the "
+                   "pipeline has none")]),
+    ("sample", [("stages[4].task", "which needs `sample`")]),
+    ("batching", [("stages[1].partitions", "partitions: batch_groups counts prediction batches: the pipeline has no "
+                   "`batching`"), ("stages[6].type", "batch_ids makes one id per batch: the pipeline has no `batching`"),
+                  ("stages[8].task", "task 'prediction' runs stepkit.workers.prediction, which needs `batching`")]),
+    ("target", [("stages[4].task", "which needs `target`"), ("stages[8].task", "which needs `target`")]),
+    ("features", [("stages[4].task", "which needs `features`"), ("stages[8].task", "which needs `features`")]),
+]
+
+
+def _without(text: str, section: str) -> str:
+    """The file with a top-level section (and the gate, when training goes) taken out."""
+    return re.sub(rf"^{section}:\n(?:(?:  .*|\s*#.*|)\n)*?(?=^\S)", "", text, count=1, flags=re.M)
+
+
+@pytest.mark.parametrize("section, expected", SECTIONS, ids=[c[0] for c in SECTIONS])
+def test_a_section_left_out_is_located_at_each_stage_that_needs_it(tmp_path, section, expected):
+    text = _without(GOOD, section)
+    assert f"\n{section}:" not in text
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    code, lines = validate(path)
+    assert code == 1
+    parsed = [LOCATED.match(x) for x in lines]
+    assert all(parsed), lines
+    for field, words in expected:
+        assert any(m["field"] == field and words in m["message"] for m in parsed), (field, words, lines)
+    stage_lines = {m["field"].split(".")[0] for m in parsed if m["field"].startswith("stages")}
+    assert all(int(m["line"]) > 1 for m in parsed if m["field"].startswith("stages")), stage_lines
+
+
+@pytest.mark.parametrize("body, words", [
+    ("SELECT {{ target.name }} FROM {{ tables.profiles }}\n", "the pipeline has no `target` (the template uses `target`)"),
+    ("SELECT {{ batches }} AS n FROM {{ tables.profiles }}\n",
+     "the pipeline has no `batching` (the template uses `batches`)"),
+    ("SELECT {{ sample.percent }} AS n FROM {{ tables.profiles }}\n",
+     "the pipeline has no `sample` (the template uses `sample`)"),
+])
+def test_an_etl_template_using_a_section_the_pipeline_lacks(tmp_path, body, words):
+    """The ETL example (no target, batching or sample) with its own template naming one: one line."""
+    shutil.copytree(ROOT / "pipelines" / "etl", tmp_path / "etl")
+    (tmp_path / "etl" / "bad.sql.j2").write_text(body)
+    text = (ROOT / "pipelines" / "etl_device_activity.yaml").read_text()
+    text = text.replace("    template: activity_by_segment.sql.j2\n", "    template: bad.sql.j2\n")
+    path = tmp_path / "etl.yaml"
+    path.write_text(text)
+    line, col = position(text, text.index("bad.sql.j2"))
+    code, lines = validate(path)
+    assert code == 1
+    assert lines == [f"{path}:{line}:{col}: stages[2].template: template bad.sql.j2: {words}"]
+
+
+def test_a_template_naming_a_table_the_pipeline_lacks(tmp_path):
+    path, line, col = _with_bad_template(tmp_path, "SELECT id FROM {{ tables.drift_report }}\n")
+    code, lines = validate(path)
+    assert code == 1
+    assert lines == [f"{path}:{line}:{col}: stages[3].template: template bad.sql.j2: no table 'drift_report' in "
+                     "`tables`: add it to `tables`, or map the role with the stage's `roles: {drift_report: KEY}` "
+                     "(keys: staging, training_features, training_targets, evaluation_features, predictions, "
+                     "human_qa, final_results)"]

@@ -78,7 +78,7 @@ def run_staging(tmp: Path, source: Path, pipeline=None, columns: str = "id, pars
         stage = next(s for s in pipeline.stages if s.name == "StagingFeatures")
         (statement,) = stage.sql(ctx)
         engine.execute(statement.text("run_1"))
-        table = f"{pipeline.aws.database}.{pipeline.tables.staging}"
+        table = f"{pipeline.aws.database}.{pipeline.tables['staging']}"
         return engine.execute(f"SELECT {columns} FROM {table}").rows
     finally:
         engine.close()

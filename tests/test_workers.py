@@ -45,7 +45,7 @@ def _digest(path: str) -> str:
 def test_training_entrypoint_prints_one_json_summary(local):
     _, names, _, summary = local
     assert summary["chosen_model"] in {"ridge", "xgboost", "xgboost_quantile"} and summary["gate"]["passed"]
-    assert Path(names.models_location(RUN) + "model.joblib").is_file()
+    assert Path(names.model_location("age", RUN) + "model.joblib").is_file()
 
 
 def test_prediction_entrypoint_writes_the_batch_file_and_a_retry_overwrites(local):
@@ -140,7 +140,7 @@ def test_workers_on_s3(s3):
     summary = stepkit.workers.training.run(config_uri, RUN)
     out = stepkit.workers.prediction.run(config_uri, RUN, 3)
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="stepkit-example-bucket", Prefix="predict-age/")["Contents"]}
-    assert f"predict-age/runs/{RUN}/models/model.joblib" in keys and f"predict-age/runs/{RUN}/models/metrics.json" in keys
+    assert f"predict-age/runs/{RUN}/models/age/model.joblib" in keys and f"predict-age/runs/{RUN}/models/metrics.json" in keys
     assert out["path"].startswith("s3://") and out["path"][len("s3://stepkit-example-bucket/"):] in keys
     assert storage.read_table(out["path"]).num_rows == out["rows"] > 0
     assert out["model_version"] == summary["model_version"]

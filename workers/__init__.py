@@ -38,6 +38,19 @@ def load_config(config_uri: str) -> tuple[Any, Any]:
 _CONFIGS: dict[bytes, tuple[Any, Any]] = {}
 
 
+def stage_of(pipeline: Any, name: str | None) -> dict[str, Any]:
+    """The stage `--stage` names, as the config holds it (its type, roles and settings); {} without one."""
+    from stepkit.errors import DataError
+
+    if name is None:
+        return {}
+    for stage in pipeline.stages:
+        if stage.get("name") == name:
+            return stage
+    raise DataError(f"--stage {name!r}: the pipeline has no such stage (its config is older than the state "
+                    "machine? deploy again)")
+
+
 def main(prog: str, run: Callable[..., dict[str, Any]], batch: bool = False, argv: list[str] | None = None) -> int:
     from stepkit.errors import QualityGateError, StepkitError
 
@@ -46,8 +59,9 @@ def main(prog: str, run: Callable[..., dict[str, Any]], batch: bool = False, arg
     parser.add_argument("--run-id", required=True, help="The execution name; selects the run's tables.")
     if batch:
         parser.add_argument("--batch-id", required=True, type=int, help="The batch to score.")
+    parser.add_argument("--stage", default=None, help="The stage that runs this task (its roles and settings).")
     args = parser.parse_args(argv)
-    extra = (args.batch_id,) if batch else ()
+    extra = ((args.batch_id,) if batch else ()) + ((args.stage,) if args.stage is not None else ())
     try:
         summary = run(args.config, args.run_id, *extra)
     except QualityGateError as e:

@@ -269,13 +269,31 @@ def logs(session: Session, stage: str, pipeline: str | None = None, since: datet
 
 
 # --- results
+def _results_table(pipeline: Any) -> str:
+    """The results table: the key `final_results`, else the last table the pipeline names."""
+    keys = pipeline.tables.names()
+    return keys.get("final_results") or list(keys.values())[-1]
+
+
 def summary_sql(pipeline: Any) -> str:
-    """The seed's final-results check, on this pipeline's table and target."""
-    col = f"predicted_{pipeline.target.name}"
-    table = f"{pipeline.aws.database}.{pipeline.tables.final_results}"
-    return (f"SELECT COUNT(*) AS total_predictions, AVG({col}) AS avg_{pipeline.target.name}, "
-            f"AVG(confidence_score) AS avg_confidence, "
-            f"SUM(CASE WHEN {col} IS NULL THEN 1 ELSE 0 END) AS null_predictions FROM {table}")
+    """The seed's final-results check, on this pipeline's table and every target: rows, the mean
+    prediction (a class's: its share of rows) and confidence (a class's: its probability), nulls."""
+    from stepkit.spec.columns import Columns
+
+    table = f"{pipeline.aws.database}.{_results_table(pipeline)}"
+    cols = Columns(pipeline.target_list)
+    parts = ["COUNT(*) AS total_predictions"]
+    for t in pipeline.target_list:
+        col = cols.predicted(t)
+        if t.task == "regression":
+            parts.append(f"AVG({col}) AS avg_{t.name}")
+        else:  # the share of rows given the default class (true, for a boolean target)
+            default = "true" if t.type == "boolean" else "'" + str(t.default).lower().replace("'", "''") + "'"
+            parts.append(f"AVG(CASE WHEN {col} = {default} THEN 1.0 ELSE 0.0 END) AS share_{t.name}_default")
+        confidence = cols.of("confidence_score" if t.task == "regression" else "probability", t)
+        parts += [f"AVG({confidence}) AS {cols.of('avg_confidence', t)}",
+                  f"SUM(CASE WHEN {col} IS NULL THEN 1 ELSE 0 END) AS {cols.of('null_predictions', t)}"]
+    return f"SELECT {', '.join(parts)} FROM {table}"
 
 
 def results(pipeline_path: str | Path, variables: dict[str, str] | None = None,
@@ -287,5 +305,5 @@ def results(pipeline_path: str | Path, variables: dict[str, str] | None = None,
                           names.query_results, pipeline.aws.database, poll_seconds=poll_seconds)
     result = engine.execute(summary_sql(pipeline))
     if not result.rows:
-        raise AwsError(f"{pipeline.aws.database}.{pipeline.tables.final_results}: Athena returned no summary row")
+        raise AwsError(f"{pipeline.aws.database}.{_results_table(pipeline)}: Athena returned no summary row")
     return dict(zip(result.columns, result.rows[0]))

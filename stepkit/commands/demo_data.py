@@ -29,5 +29,10 @@ def demo_data(pipeline: str, rows: int, out: str, seed: int, labelled_share: flo
     p, _ = load_pipeline(pipeline, variables)
     meta = generator.write(out, p, rows=rows, seed=seed, labelled_share=labelled_share)
     click.echo(f"{out}: {meta['rows']:,} rows ({meta['distinct_ids']:,} distinct ids, {meta['labelled_rows']:,} "
-               f"usable labelled); Bayes floor MAE {meta['bayes_floor_mae']:.3f}, R² {meta['bayes_floor_r2']:.3f}")
+               "usable labelled)")
+    for name, t in meta["targets"].items():
+        floor = (f"Bayes floor MAE {t['bayes_floor_mae']:.3f}, R² {t['bayes_floor_r2']:.3f}" if "bayes_floor_mae" in t
+                 else f"Bayes floor accuracy {t['bayes_floor_accuracy']:.3f}, log loss {t['bayes_floor_log_loss']:.3f} "
+                      f"(majority class {t['majority_class_accuracy']:.3f})")
+        click.echo(f"  {name}: {floor}")
     click.echo(f"{out}.meta.json: the generator's description (mess rates, floor, seed)")

@@ -64,7 +64,9 @@ def run(pipeline: str, local: bool, source: str | None, workdir: str, resume: st
                         demo_rows=demo_rows, definition=Path(definition) if definition else None, start=start)
     rec = outcome.record
     click.echo(f"run {outcome.run_id} succeeded in {rec.ended - rec.started:.1f} s")
-    click.echo(f"  final results: {rec.outputs['final_results']}")
-    click.echo(f"  human QA:      {rec.outputs['human_qa']}")
+    if rec.outputs.get("final_results"):
+        click.echo(f"  final results: {rec.outputs['final_results']}")
+    if rec.outputs.get("human_qa"):
+        click.echo(f"  human QA:      {rec.outputs['human_qa']}")
     click.echo(f"  run record:    {outcome.run_dir / 'run.json'}")
     click.echo(f"  report:        {outcome.report}")

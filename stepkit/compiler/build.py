@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stepkit.compiler import flow, integrations, limits, source_safety, sqlcheck, wiring
+from stepkit.compiler import flow, integrations, limits, source_safety, sqlcheck, targets, wiring
 from stepkit.compiler.plan import Artifacts, Plan, StagePlan
 from stepkit.ir import asl
 from stepkit.ir.context import Context
@@ -76,6 +76,7 @@ def build(ctx: Context, positions: Positions | None = None,
         for f in stage.check(ctx):
             (errors if f.level == "error" else warnings).append(_locate(ctx, positions, i, f))
     errors += [_locate(ctx, positions, None, f) for f in source_safety.check(ctx)]
+    errors += [_locate(ctx, positions, None, f) for f in targets.check(ctx)]
     # The failure path's table keys: checked like a cleanup stage's, located under on_failure.
     for f in cleanup_block.Cleanup(name=CLEANUP_ON_FAILURE, **p.on_failure.model_dump()).check(ctx):
         if p.on_failure.drop_tables or p.on_failure.delete_data:
@@ -109,6 +110,10 @@ def build(ctx: Context, positions: Positions | None = None,
         raise SpecError(problems=errors)
 
     flows = [stage.flow(ctx) for stage in p.stages]
+    for i, f in cleanup_block.protect_outputs(ctx, flows):
+        errors.append(_locate(ctx, positions, i, f))
+    if errors:
+        raise SpecError(problems=errors)
     stage_states, prepare_iam, prepare_resources = [], [], []
     for stage, f in zip(p.stages, flows):
         keys = tuple(sorted(k for k in f.writes | f.defines if k in p.tables.names()))

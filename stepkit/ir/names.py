@@ -119,6 +119,10 @@ class Names:
     def models_location(self, run_id: str = RUN_ID) -> str:
         return f"{self.run_root(run_id)}models/"
 
+    def model_location(self, target: str, run_id: str = RUN_ID) -> str:
+        """One target's model: `models/<target>/` (model.joblib and its metrics.json)."""
+        return f"{self.models_location(run_id)}{target}/"
+
     @property
     def query_results(self) -> str:
         return f"{self.root}athena-results/"

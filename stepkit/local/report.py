@@ -1,8 +1,11 @@
 """`report.html` beside run.json: the charts people look at, then the numbers.
 
-Charts (SVG written by stepkit.local.svg; numbers from numpy): predicted vs actual and residuals on
-the human-QA rows with a known target (a fixed sample), interval coverage by predicted decile, and
-the stage timeline. The data is read straight from the tables' Parquet files.
+Charts (SVG written by stepkit.local.svg; numbers from numpy), per target: for a number, predicted
+vs actual and residuals on the human-QA rows with a known target (a fixed sample) and interval
+coverage by predicted decile; for a class, the confusion matrix, calibration curve and per-class
+precision/recall (stepkit/local/class_charts.py). Then the stage timeline. The data is read
+straight from the tables' Parquet files: the QA table is the one stepkit's human_qa template
+writes (`qa_table` of the run's view), the results the one final_results writes.
 """
 from __future__ import annotations
 
@@ -12,48 +15,90 @@ import time
 from pathlib import Path
 from typing import Any
 
+from stepkit.local import class_charts
 from stepkit.local.runs import RunRecord
 from stepkit.local.svg import Axes, Svg, text_width, viridis
 
 SAMPLE_ROWS = 20_000
+# The metrics the models table shows (those a run's models have), and their headings.
+METRIC_COLUMNS = {"mae": "MAE", "rmse": "RMSE", "r2": "R²", "coverage": "coverage", "accuracy": "accuracy",
+                  "balanced_accuracy": "balanced accuracy", "macro_f1": "macro F1", "log_loss": "log loss",
+                  "roc_auc": "ROC AUC", "ece": "ECE"}
 
 
 def _parquet(location: str) -> str:
     return f"read_parquet('{Path(location).as_posix().rstrip('/')}/**/*.parquet', hive_partitioning = false)"
 
 
-def _qa_sample(lctx) -> dict[str, Any] | None:
+def _table_of(lctx, role: str) -> str | None:
+    """The table key of the QA (`human_qa`) or results (`final_results`) table of the run, if any."""
+    key = getattr(lctx, f"{role}_table", role)
+    return key if key in lctx.compile.p.tables.names() else None
+
+
+def _location(lctx, role: str) -> Path | None:
+    key = _table_of(lctx, role)
+    loc = Path(lctx.names.table_location(key, lctx.run_id)) if key else None
+    return loc if loc is not None and loc.is_dir() and any(loc.rglob("*.parquet")) else None
+
+
+def _qa_sample(lctx, t: Any = None, columns: Any = None) -> dict[str, Any] | None:
     import duckdb
 
-    t = lctx.compile.p.target.name
-    loc = Path(lctx.names.table_location("human_qa", lctx.run_id))
-    if not loc.is_dir() or not any(loc.rglob("*.parquet")):
+    from stepkit.spec.columns import Columns
+
+    p = lctx.compile.p
+    t = t or p.target_list[0]
+    columns = columns or Columns(p.target_list)
+    loc = _location(lctx, "human_qa")
+    if loc is None:
         return None
+    known, predicted = columns.known(t), columns.predicted(t)
+    lower, upper = columns.of("lower_bound", t), columns.of("upper_bound", t)
     con = duckdb.connect()
     try:
         # A fixed sample (hash of the id), so the same run always draws the same picture.
         rows = con.execute(
-            f"SELECT known_{t}, predicted_{t}, lower_bound, upper_bound FROM {_parquet(str(loc))} "
-            f"WHERE known_{t} IS NOT NULL ORDER BY hash(id) LIMIT {SAMPLE_ROWS}"
+            f"SELECT {known}, {predicted}, {lower}, {upper} FROM {_parquet(str(loc))} "
+            f"WHERE {known} IS NOT NULL ORDER BY hash(id) LIMIT {SAMPLE_ROWS}"
         ).fetchnumpy()
         labelled = con.execute(
-            f"SELECT count(*), avg(CASE WHEN known_{t} BETWEEN lower_bound AND upper_bound THEN 1.0 ELSE 0.0 END), "
-            f"avg(abs(predicted_{t} - known_{t})) FROM {_parquet(str(loc))} WHERE known_{t} IS NOT NULL"
+            f"SELECT count(*), avg(CASE WHEN {known} BETWEEN {lower} AND {upper} THEN 1.0 ELSE 0.0 END), "
+            f"avg(abs({predicted} - {known})) FROM {_parquet(str(loc))} WHERE {known} IS NOT NULL"
         ).fetchone()
     finally:
         con.close()
-    return {"actual": rows[f"known_{t}"], "predicted": rows[f"predicted_{t}"], "lower": rows["lower_bound"],
-            "upper": rows["upper_bound"], "labelled": labelled[0], "coverage": labelled[1], "mae": labelled[2]}
+    return {"actual": rows[known], "predicted": rows[predicted], "lower": rows[lower],
+            "upper": rows[upper], "labelled": labelled[0], "coverage": labelled[1], "mae": labelled[2]}
+
+
+def _class_stats(lctx, t: Any, columns: Any) -> dict[str, Any] | None:
+    import duckdb
+
+    loc = _location(lctx, "human_qa")
+    if loc is None:
+        return None
+    con = duckdb.connect()
+    try:
+        return class_charts.stats(con, _parquet(str(loc)), t, columns)
+    finally:
+        con.close()
 
 
 def _final_counts(lctx) -> list[tuple[str, int]]:
     import duckdb
 
-    loc = Path(lctx.names.table_location("final_results", lctx.run_id))
+    key = _table_of(lctx, "final_results")
+    if key is None:
+        return []
+    loc = Path(lctx.names.table_location(key, lctx.run_id))
     if not loc.is_dir() or not any(loc.rglob("*.parquet")):
         return []
     con = duckdb.connect()
     try:
+        columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_parquet(str(loc))}").fetchall()]
+        if "prediction_source" not in columns:  # a results table of the pipeline's own: its rows
+            return [("(all rows)", con.execute(f"SELECT count(*) FROM {_parquet(str(loc))}").fetchone()[0])]
         return con.execute(f"SELECT prediction_source, count(*) FROM {_parquet(str(loc))} GROUP BY 1 ORDER BY 1"
                            ).fetchall()
     finally:
@@ -161,7 +206,8 @@ def _coverage_chart(actual, pred, lo, hi, target: str, coverage: float) -> Svg:
     return svg
 
 
-def _qa_charts(run_dir: Path, qa: dict[str, Any] | None, target: str, coverage: float) -> list[tuple[str, str]]:
+def _qa_charts(run_dir: Path, qa: dict[str, Any] | None, target: str, coverage: float, suffix: str = ""
+               ) -> list[tuple[str, str]]:
     import numpy as np
 
     out: list[tuple[str, str]] = []
@@ -175,10 +221,12 @@ def _qa_charts(run_dir: Path, qa: dict[str, Any] | None, target: str, coverage: 
     if not keep.any():
         return out
     actual, pred, lo, hi = actual[keep], pred[keep], lo[keep], hi[keep]
-    _save(_density_chart(actual, pred, target), run_dir, "predicted_vs_actual.svg", "Predicted vs actual", out)
-    _save(_residual_chart(pred - actual, target), run_dir, "residuals.svg", "Residuals", out)
-    _save(_coverage_chart(actual, pred, lo, hi, target, coverage), run_dir, "interval_coverage.svg",
-          "Interval coverage", out)
+    of = f" ({target})" if suffix else ""
+    _save(_density_chart(actual, pred, target), run_dir, f"predicted_vs_actual{suffix}.svg", f"Predicted vs actual{of}",
+          out)
+    _save(_residual_chart(pred - actual, target), run_dir, f"residuals{suffix}.svg", f"Residuals{of}", out)
+    _save(_coverage_chart(actual, pred, lo, hi, target, coverage), run_dir, f"interval_coverage{suffix}.svg",
+          f"Interval coverage{of}", out)
     return out
 
 
@@ -221,8 +269,9 @@ class QaCharts:
 
     def __init__(self, lctx, run_dir: Path):
         p = lctx.compile.p
-        self._args = (lctx, run_dir, p.target.name, p.training.interval.coverage)
-        self._result: tuple[dict[str, Any] | None, list[tuple[str, str]]] | None = None
+        coverage = p.training.interval.coverage if p.training else 0.8
+        self._args = (lctx, run_dir, p.target_list, coverage)
+        self._result: tuple[list[list[Any]], list[tuple[str, str]]] | None = None
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
@@ -232,14 +281,33 @@ class QaCharts:
             self._thread.start()
 
     def _draw(self) -> None:
-        lctx, run_dir, target, coverage = self._args
+        from stepkit.spec.columns import Columns
+
+        lctx, run_dir, targets, coverage = self._args
+        columns = Columns(targets)
         try:
-            qa = _qa_sample(lctx)
-            self._result = (qa, _qa_charts(run_dir, qa, target, coverage))
+            rows: list[list[Any]] = []
+            charts: list[tuple[str, str]] = []
+            for t in targets:
+                suffix = f"_{t.name}" if columns.several else ""
+                of = f" ({t.name})" if columns.several else ""
+                if t.task == "classification":
+                    st = _class_stats(lctx, t, columns)
+                    charts += class_charts.draw(run_dir, st, t.name, suffix, _save)
+                    if st is not None:
+                        rows += [[f"labelled QA rows{of}", st["labelled"]], [f"QA accuracy{of}", st["accuracy"]],
+                                 [f"QA calibration error (ECE){of}", st["ece"]]]
+                    continue
+                qa = _qa_sample(lctx, t, columns)
+                charts += _qa_charts(run_dir, qa, t.name, coverage, suffix)
+                if qa is not None:
+                    rows += [[f"labelled QA rows{of}", qa["labelled"]], [f"QA MAE (all labelled rows){of}", qa["mae"]],
+                             [f"QA interval coverage{of}", qa["coverage"]]]
+            self._result = (rows, charts)
         except BaseException as e:  # noqa: BLE001 - re-raised in result(), on the main thread
             self._error = e
 
-    def result(self) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:
+    def result(self) -> tuple[list[list[Any]], list[tuple[str, str]]]:
         if self._thread is None:
             self._draw()  # never started (e.g. a resumed run that skipped the QA stage)
         else:
@@ -268,21 +336,20 @@ def _fmt(v: Any) -> str:
 
 def write(lctx, record: RunRecord, run_dir: Path, qa_charts: QaCharts | None = None) -> Path:
     p = lctx.compile.p
-    qa, charts = (qa_charts or QaCharts(lctx, run_dir)).result()
+    qa_rows, charts = (qa_charts or QaCharts(lctx, run_dir)).result()
     charts = charts + _timeline_chart(run_dir, record)
     counts = _final_counts(lctx)
     stage_rows = [[s.name, s.type, s.status, s.seconds, s.rows_out,
                    (s.rows_out / s.seconds) if s.rows_out and s.seconds else None, s.attempts] for s in record.stages]
-    metric_rows = [[m, v.get("mae"), v.get("rmse"), v.get("r2"), v.get("coverage")] for m, v in record.metrics.items()]
+    shown = [k for k in METRIC_COLUMNS if any(k in v for v in record.metrics.values())]
+    metric_rows = [[m, *[v.get(k) for k in shown]] for m, v in record.metrics.items()]
     seconds = (record.ended or time.time()) - record.started
     summary = [
         ["run", record.run_id], ["pipeline", f"{p.name} ({record.pipeline})"], ["status", record.status],
         ["source", f"{record.source} ({lctx.extra.get('source_rows', 0):,} rows)"],
         ["wall time", f"{seconds:.1f} s"], ["chosen model", record.training.get("chosen_model")],
     ]
-    if qa is not None:
-        summary += [["labelled QA rows", qa["labelled"]], ["QA MAE (all labelled rows)", qa["mae"]],
-                    ["QA interval coverage", qa["coverage"]]]
+    summary += qa_rows
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>stepkit run {html.escape(record.run_id)}</title>",
@@ -297,7 +364,7 @@ def write(lctx, record: RunRecord, run_dir: Path, qa_charts: QaCharts | None = N
         *[f"<figure><a href='{n}'><img src='{n}' alt='{html.escape(t)}'></a><figcaption>{html.escape(t)}"
           "</figcaption></figure>" for n, t in charts],
         "</div>",
-        "<h2>Models (holdout)</h2>", _table(["model", "MAE", "RMSE", "R²", "coverage"], metric_rows),
+        "<h2>Models (holdout)</h2>", _table(["model", *[METRIC_COLUMNS[k] for k in shown]], metric_rows),
         "<h2>Final results by source</h2>", _table(["prediction_source", "rows"], [list(c) for c in counts]),
         "<h2>Stages</h2>", _table(["stage", "type", "status", "seconds", "rows out", "rows/s", "attempts"], stage_rows),
         "<h2>Outputs</h2>",

@@ -161,8 +161,10 @@ class Runner:
         qa_charts = QaCharts(_LocalView(services, run_dir), run_dir)
         last_task_stages = _task_stages(plan)
 
+        qa_table = role_tables(plan).get("human_qa")
+
         def stage_ended(stage: str) -> None:
-            if "human_qa" in plan.stage(stage).flow.writes:
+            if qa_table and qa_table in plan.stage(stage).flow.writes:
                 qa_charts.start()  # drawn while the last stages run
             last_task_stages.discard(stage)
             if not last_task_stages:
@@ -213,7 +215,8 @@ class Runner:
         # ~2.1 GB; at 2GB it spilled and took 3.5x as long. STEPKIT_ENGINE_MEMORY overrides.
         engine = DuckDBEngine(self.warehouse, memory_limit=ENGINE_MEMORY,
                               roots={plan.context.names.root: self.warehouse.as_posix() + "/"})
-        workers = pool.Workers(min(n, plan.context.p.batching.max_concurrency))
+        batching = plan.context.p.batching
+        workers = pool.Workers(min(n, batching.max_concurrency) if batching else n)
         services = Services(plan, local, run_id, self.workdir, run_dir, engine, workers, n, log=self.out.log,
                             progress=self.out.batches)
         # The worker config the containers read (`--config`), where the definition's URI points.
@@ -366,7 +369,34 @@ class _LocalView:
         self.run_dir = run_dir
         self.extra = services.extra
         self.config_path = services.to_local(services.plan.context.names.config_uri)
+        roles = role_tables(services.plan)
+        self.human_qa_table = roles.get("human_qa")
+        self.final_results_table = roles.get("final_results")
+        self.predictions_table = roles.get("predictions")
 
+
+# stepkit's templates that make the tables a report reads, by the role the table plays.
+ROLE_TEMPLATES = {"human_qa": "human_qa.sql.j2", "final_results": "final_results.sql.j2",
+                  "predictions": "predictions_table.sql.j2"}
+
+
+def role_tables(plan) -> dict[str, str]:
+    """Which table key plays the QA, results and predictions role in this run: the table a stage makes
+    with stepkit's template for it. A pipeline of its own templates has no QA table; its results are
+    what its final stage writes (stepkit/steps/cleanup.py `outputs`)."""
+    from stepkit.steps.cleanup import outputs
+
+    out: dict[str, str] = {}
+    for s in plan.stages:
+        template, table = getattr(s.stage, "template", None), getattr(s.stage, "table", None)
+        for role, name in ROLE_TEMPLATES.items():
+            if template == name and table:
+                out[role] = table
+    if "final_results" not in out:
+        _, made = outputs(plan.context, [s.flow for s in plan.stages])
+        if made:
+            out["final_results"] = sorted(made)[0]
+    return out
 
 def _stop_workers(services) -> None:
     from stepkit.local import pool
@@ -451,10 +481,9 @@ def outputs(lctx, written: dict[str, int] | None = None) -> dict[str, Any]:
             except Exception:
                 rows, exists = None, False
         tables[key] = {"table": f"{p.aws.database}.{name}", "path": path, "rows": rows, "exists": exists}
+    roles = {role: getattr(lctx, f"{role}_table", None) for role in ROLE_TEMPLATES}
     return {
-        "final_results": tables["final_results"]["path"],
-        "human_qa": tables["human_qa"]["path"],
-        "predictions": tables["predictions"]["path"],
+        **{role: tables[key]["path"] if key in tables else None for role, key in roles.items()},
         "tables": tables,
         "models": names.models_location(lctx.run_id),
         "config": str(lctx.config_path),

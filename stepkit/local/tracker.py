@@ -140,9 +140,21 @@ class Tracker:
         self.on_stage_end(stage)
 
     def _metrics(self, stage: Any) -> None:
-        """Model metrics from a task that reports them (the training worker's summary)."""
+        """Model metrics from a task that reports them (the training worker's summary: one target's, or
+        every target's under `targets`, keyed `target.model` in the record)."""
         for state in stage.states:
             for result in self.reports.get(state, []):
+                targets = result.get("targets")
+                if isinstance(targets, dict) and targets:
+                    several = len(targets) > 1
+                    self.record.metrics = {f"{t}.{m}" if several else m: v for t, summary in targets.items()
+                                           for m, v in _metrics(summary.get("models")).items()}
+                    self.record.training = {
+                        "chosen_model": "; ".join(f"{t}: {s.get('chosen_model')}" for t, s in targets.items())
+                        if several else next(iter(targets.values())).get("chosen_model"),
+                        "targets": {t: {k: s[k] for k in TRAINING_KEYS if k in s} for t, s in targets.items()},
+                        **{k: result[k] for k in ("gate", "source_run", "seconds") if k in result}}
+                    continue
                 models = result.get("metrics") or result.get("models")
                 if isinstance(models, dict) and models:
                     self.record.metrics = _metrics(models)
@@ -193,12 +205,17 @@ def _rows(plan: Any, stage: Any, reports: dict[str, list[dict[str, Any]]],
 TRAINING_KEYS = ("chosen_model", "selection_metric", "model_version", "gate", "rows", "data_fingerprint", "seconds")
 
 
+# The figures a model's line keeps: a number's (the first four), or a class's.
+METRICS = ("mae", "rmse", "r2", "coverage", "accuracy", "balanced_accuracy", "macro_f1", "log_loss", "roc_auc", "ece")
+
+
 def _metrics(raw: Any) -> dict[str, dict[str, float | None]]:
-    """{model: {mae, rmse, r2, coverage}} from the training worker's report."""
+    """{model: {mae, rmse, r2, coverage}} (a class target's: accuracy ... ece) from the training worker's report."""
     out = {}
     for model, m in (raw or {}).items():
         if isinstance(m, dict):
-            out[model] = {k: (float(m[k]) if m.get(k) is not None else None) for k in ("mae", "rmse", "r2", "coverage")}
+            keys = METRICS[:4] if "mae" in m else [k for k in METRICS[4:] if k in m]
+            out[model] = {k: (float(m[k]) if m.get(k) is not None else None) for k in keys}
     return out
 
 

@@ -59,6 +59,7 @@ class Loaded:
 
 
 _CACHE: dict[tuple[str, int], Loaded] = {}
+_KEEP = 8  # artifacts kept loaded per process: a worker scores every target of a pipeline
 
 
 def load(models_location: str) -> Loaded:
@@ -75,6 +76,20 @@ def load(models_location: str) -> Loaded:
             raise DataError(f"{uri}: not a stepkit model artifact ({type(e).__name__}: {e})") from None
         if not isinstance(artifact, dict) or artifact.get("format") != FORMAT:
             raise DataError(f"{uri}: not a stepkit model artifact of format {FORMAT}")
-        _CACHE.clear()
+        if len(_CACHE) >= _KEEP:
+            _CACHE.clear()
         _CACHE[key] = Loaded(artifact, version_of(data))
     return _CACHE[key]
+
+
+def load_target(models_location: str, target: str) -> Loaded:
+    """A target's artifact in a run's models folder: `<target>/model.joblib`, or (a run from before
+    models had a folder per target) `model.joblib` itself when it is that target's."""
+    own = storage.join(models_location, f"{target}/")
+    if storage.exists(storage.join(own, MODEL_FILE)) or not storage.exists(storage.join(models_location, MODEL_FILE)):
+        return load(own)
+    loaded = load(models_location)
+    named = (loaded.artifact.get("target") or {}).get("name")
+    if named != target:
+        raise DataError(f"{storage.join(models_location, MODEL_FILE)}: a model of {named!r}, not of {target!r}")
+    return loaded

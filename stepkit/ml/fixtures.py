@@ -33,12 +33,13 @@ def _scalar(doc: Any, path: list[str]) -> str | None:
     return str(doc)
 
 
-def _typed(text: str | None, f: Any) -> Any:
+def _typed(text: str | None, f: Any, target: bool = False) -> Any:
     if text is None:
         return None
     if f.type == "category":
         v = text.lower()
-        return v if v in [c.lower() for c in f.categories] else "other"
+        # An unknown value: 'other' for a feature, unknown (NULL) for a target, as the SQL makes them.
+        return v if v in [c.lower() for c in f.categories] else (None if target else "other")
     if f.type == "boolean":
         return {"true": True, "false": False}.get(text.lower())
     try:
@@ -66,7 +67,8 @@ def staging(pipeline: Any, source: pa.Table, sample_only: bool = False) -> pa.Ta
     for i, d in zip(source.column(s.id_column).to_pylist(), source.column(s.document_column).to_pylist()):
         if i is not None and (i not in best or d < best[i]):
             best[i] = d  # min(doc) per id, as the SQL
-    fields = [*pipeline.features, pipeline.target]
+    fields = [*pipeline.feature_list, *pipeline.target_list]
+    targets = {t.name for t in pipeline.target_list}
     cols: dict[str, list] = {"id": [], **{f.name: [] for f in fields}, "sample_bucket": [], "batch_id": []}
     paths = {f.name: f.json_path[2:].split(".") for f in fields}
     limit = pipeline.sample.percent * 100 if sample_only else 10_000
@@ -80,33 +82,50 @@ def staging(pipeline: Any, source: pa.Table, sample_only: bool = False) -> pa.Ta
             continue
         cols["id"].append(i)
         for f in fields:
-            cols[f.name].append(_typed(_scalar(doc, paths[f.name]), f))
+            cols[f.name].append(_typed(_scalar(doc, paths[f.name]), f, f.name in targets))
         cols["sample_bucket"].append(sample_bucket)
         cols["batch_id"].append(bucket(str(i), "batch", pipeline.batching.batches))
-    types = {f.name: _ARROW[f.type] for f in pipeline.features}
-    types[pipeline.target.name] = _ARROW[pipeline.target.type]
+    types = {f.name: _ARROW[f.type] for f in fields}
     id_type = pa.int64() if s.id_type == "bigint" else pa.string()
     return pa.table({k: pa.array(v, type=types.get(k, id_type if k == "id" else pa.int32())) for k, v in cols.items()})
 
 
+def roles(pipeline: Any) -> dict[str, str]:
+    """role -> table key of the tables stepkit's stages write: the key its template's stage writes (a
+    pipeline with keys of its own), else the key of the role's name."""
+    templates = {"training_features.sql.j2": "training_features", "training_targets.sql.j2": "training_targets",
+                 "evaluation_features.sql.j2": "evaluation_features", "predictions_table.sql.j2": "predictions"}
+    out = {role: role for role in templates.values()}
+    for s in pipeline.stages:
+        s = s if isinstance(s, dict) else s.model_dump()
+        if s.get("template") in templates and s.get("table"):
+            out[templates[s["template"]]] = s["table"]
+    return out
+
+
 def write_tables(pipeline: Any, names: Any, run_id: str, source: pa.Table, files: int = 2,
                  training_only: bool = False) -> dict[str, int]:
-    """Training features/targets and (unless training_only) evaluation features, one folder per batch."""
+    """Training features/targets and (unless training_only) evaluation features, one folder per batch,
+    under the keys the pipeline's stages give them (`roles`)."""
+    keys = roles(pipeline)
     st = staging(pipeline, source, sample_only=training_only)
-    target = pipeline.target.name
-    feats = [f.name for f in pipeline.features]
-    labelled = st.filter(pa.array(~np.isnan(st.column(target).to_numpy(zero_copy_only=False).astype(float))))
+    targets = [t.name for t in pipeline.target_list]
+    feats = [f.name for f in pipeline.feature_list]
+    known = np.zeros(st.num_rows, dtype=bool)
+    for name in targets:
+        known |= st.column(name).is_valid().to_numpy(zero_copy_only=False)
+    labelled = st.filter(pa.array(known))
     train = labelled.filter(pa.array(labelled.column("sample_bucket").to_numpy() < pipeline.sample.percent * 100))
     # Several files per table, as Athena writes them: readers must take the whole folder.
-    for key, table in (("training_features", train.select(["id", *feats, "sample_bucket"])),
-                       ("training_targets", train.select(["id", target]))):
+    for key, table in ((keys["training_features"], train.select(["id", *feats, "sample_bucket"])),
+                       (keys["training_targets"], train.select(["id", *targets]))):
         step = -(-table.num_rows // files)
         for k in range(files):
             storage.write_table(f"{names.table_location(key, run_id)}part-{k:05d}.parquet", table.slice(k * step, step))
     batch_ids = st.column("batch_id").to_numpy()
     for b in [] if training_only else np.unique(batch_ids):
         part = st.filter(pa.array(batch_ids == b)).select(["id", *feats])
-        storage.write_table(f"{names.table_location('evaluation_features', run_id)}batch_id={b}/data.parquet", part)
+        storage.write_table(f"{names.table_location(keys['evaluation_features'], run_id)}batch_id={b}/data.parquet", part)
     return {"staging": st.num_rows, "training": train.num_rows, "batches": int(np.unique(batch_ids).size)}
 
 

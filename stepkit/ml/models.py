@@ -66,16 +66,24 @@ class Fitted:
         """(point, quantiles or None). `raw` has NaN for missing values; `filled` is the linear input."""
         return kinds.get(self.kind).predict(self.model, self.quantiles, raw, filled)
 
+    def logits(self, raw: np.ndarray, filled: np.ndarray | None = None) -> np.ndarray:
+        """Classification: one score per class (rows x classes)."""
+        return np.asarray(kinds.get(self.kind).logits(self.model, raw, filled), dtype=np.float64)
+
     @property
     def needs_filled(self) -> bool:
         return kinds.get(self.kind).needs_filled
 
 
-def fits(spec: Any, raw: np.ndarray, filled: np.ndarray, y: np.ndarray, nthread: int | None = None
-         ) -> list[Callable[[], Any]]:
+def fits(spec: Any, raw: np.ndarray, filled: np.ndarray, y: np.ndarray, nthread: int | None = None,
+         classes: int | None = None) -> list[Callable[[], Any]]:
     """The model's fits, each a callable that may run in its own thread (xgboost releases the GIL);
-    `assemble` makes their results one Fitted. `nthread`: xgboost's threads per fit."""
-    return kinds.get(spec.kind).fits(spec, raw, filled, y, nthread)
+    `assemble` makes their results one Fitted. `nthread`: xgboost's threads per fit; `classes`: how
+    many classes a classifier's codes `y` range over."""
+    kind = kinds.get(spec.kind)
+    if getattr(kind, "task", "regression") == "classification":
+        return kind.fits(spec, raw, filled, y, nthread, classes=classes)
+    return kind.fits(spec, raw, filled, y, nthread)
 
 
 def fit_count(spec: Any) -> int:

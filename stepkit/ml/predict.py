@@ -1,4 +1,4 @@
-"""Prediction: one batch of evaluation features in, one Parquet file of predictions out.
+"""Prediction: one batch of evaluation features in, one Parquet file of every target's predictions out.
 
 The output path is fixed per batch (`.../batch_id=N/part-00000.parquet`) and written atomically,
 so a retried batch overwrites its file and never duplicates rows. A batch of up to READ_BATCH
@@ -6,10 +6,14 @@ rows (the common case: hundreds of batches of ~1,000 rows) is read, scored and w
 its fixed cost stays small; a larger one is streamed in record batches (bounded memory at any
 size). Both encode through the same `Encoder` training used.
 
-confidence_score = 1 - (upper_bound - lower_bound) / reference_width, clipped to [0, 1], where
-reference_width is the width of the central interval (at the spec's coverage) of the training
-targets themselves. 0: the model narrows the range no more than knowing nothing about the
-record would; 1: a point. Comparable across records of one model version.
+Numeric targets: confidence_score = 1 - (upper_bound - lower_bound) / reference_width, clipped to
+[0, 1], where reference_width is the width of the central interval (at the spec's coverage) of the
+training targets themselves. 0: the model narrows the range no more than knowing nothing about the
+record would; 1: a point. Comparable across records of one model version. Classes: the most
+probable class and its probability, calibrated on held-out rows (stepkit/ml/calibration.py).
+
+One task scores every target of the pipeline: the batch is read (and, when the targets' models
+share an encoding, encoded) once, and one file holds every target's columns.
 """
 from __future__ import annotations
 
@@ -23,30 +27,29 @@ import numpy as np
 import pyarrow as pa
 
 from stepkit import storage
-from stepkit.ml import artifacts, conformal, models
+from stepkit.ml import artifacts, calibration, conformal, models
 from stepkit.ml.encoding import Encoder
 from stepkit.ml.models import Fitted
+from stepkit.spec.columns import Columns
 
 PART = "part-00000.parquet"
 READ_BATCH = 131_072
 
 
+# Athena DDL types of the predictions table (spec/columns.py) -> the Parquet (Arrow) types workers write.
+_ARROW = {"double": pa.float64(), "string": pa.string(), "boolean": pa.bool_(),
+          "map<string,double>": pa.map_(pa.string(), pa.float64())}
+EVALUATION_FEATURES, PREDICTIONS = "evaluation_features", "predictions"  # the prediction worker's table roles
+
+
 def output_schema(pipeline: Any) -> pa.Schema:
     id_type = pa.int64() if pipeline.source.id_type == "bigint" else pa.string()
-    return pa.schema([
-        ("id", id_type),
-        (f"predicted_{pipeline.target.name}", pa.float64()),
-        ("lower_bound", pa.float64()),
-        ("upper_bound", pa.float64()),
-        ("confidence_score", pa.float64()),
-        ("model_name", pa.string()),
-        ("model_version", pa.string()),
-        ("run_id", pa.string()),
-    ])
+    columns = Columns(pipeline.target_list).predictions(pipeline.source.id_type)
+    return pa.schema([("id", id_type), *[(name, _ARROW[t]) for name, t in columns[1:]], ("run_id", pa.string())])
 
 
 class Scorer:
-    """A loaded artifact, ready to score encoded record batches."""
+    """A loaded regression artifact, ready to score encoded record batches."""
 
     def __init__(self, loaded: artifacts.Loaded):
         a = loaded.artifact
@@ -82,63 +85,132 @@ class Scorer:
         confidence = np.clip(1.0 - (upper - lower) / self.reference_width, 0.0, 1.0)
         return point, lower, upper, confidence
 
+    def columns(self, batch: pa.RecordBatch | pa.Table, raw: np.ndarray, all_probabilities: bool) -> list[pa.Array]:
+        """The target's prediction columns, in spec/columns.py's order (model name and version after)."""
+        return [pa.array(v) for v in self.score(batch, raw)]
 
-def scorer(models_location: str) -> Scorer:
-    loaded = artifacts.load(models_location)
+
+class ClassScorer:
+    """A loaded classification artifact: the predicted class and its calibrated probability."""
+
+    def __init__(self, loaded: artifacts.Loaded):
+        a = loaded.artifact
+        self.version = loaded.version
+        self.name = a["name"]
+        self.encoder = Encoder.from_dict(a["encoder"])
+        self.fitted = Fitted(a["name"], a["kind"], a["model"], None)
+        self.classes = list(a["classes"])
+        self.calibration = a["calibration"]
+        self.boolean = a["target"]["type"] == "boolean"
+
+    def probabilities(self, batch: pa.RecordBatch | pa.Table, raw: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated class probabilities, rows x classes (each row sums to 1)."""
+        raw = self.encoder.raw(batch) if raw is None else raw
+        filled = self.encoder.fill(raw.copy(order="K")) if self.fitted.needs_filled else None
+        return calibration.apply(self.fitted.logits(raw, filled), self.calibration)
+
+    def columns(self, batch: pa.RecordBatch | pa.Table, raw: np.ndarray, all_probabilities: bool) -> list[pa.Array]:
+        proba = self.probabilities(batch, raw)
+        best = proba.argmax(axis=1)
+        predicted = pa.array(best.astype(bool)) if self.boolean else \
+            pa.DictionaryArray.from_arrays(pa.array(best.astype(np.int32)), pa.array(self.classes)).cast(pa.string())
+        out = [predicted, pa.array(proba[np.arange(len(best)), best])]
+        if all_probabilities:
+            n, k = proba.shape
+            out.append(pa.MapArray.from_arrays(pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)),
+                                               pa.array(np.tile(self.classes, n)), pa.array(proba.ravel())))
+        return out
+
+
+def scorer(location: str, target: str) -> Scorer | ClassScorer:
+    """The scorer of a target's model in a run's models folder (cached per model version)."""
+    loaded = artifacts.load_target(location, target)
     cached = _SCORERS.get(loaded.version)
     if cached is None:
-        _SCORERS.clear()
-        cached = _SCORERS[loaded.version] = Scorer(loaded)
+        if len(_SCORERS) > 8:
+            _SCORERS.clear()
+        cls = ClassScorer if loaded.artifact.get("task") == "classification" else Scorer
+        cached = _SCORERS[loaded.version] = cls(loaded)
     return cached
 
 
-_SCORERS: dict[str, Scorer] = {}
+_SCORERS: dict[str, Scorer | ClassScorer] = {}
 
 
-def batch_paths(names: Any, run_id: str, batch_id: int) -> tuple[str, str]:
-    src = f"{names.table_location('evaluation_features', run_id)}batch_id={batch_id}/"
-    out = f"{names.table_location('predictions', run_id)}batch_id={batch_id}/{PART}"
+def batch_paths(names: Any, run_id: str, batch_id: int, roles: dict[str, str] | None = None) -> tuple[str, str]:
+    roles = roles or {}
+    src = f"{names.table_location(roles.get(EVALUATION_FEATURES, EVALUATION_FEATURES), run_id)}batch_id={batch_id}/"
+    out = f"{names.table_location(roles.get(PREDICTIONS, PREDICTIONS), run_id)}batch_id={batch_id}/{PART}"
     return src, out
 
 
-def run(pipeline: Any, names: Any, run_id: str, batch_id: int) -> dict[str, Any]:
-    src, out = batch_paths(names, run_id, batch_id)
-    s = scorer(names.models_location(run_id))
+class Scorers:
+    """Every target's scorer, sharing one encoding of each batch when their encoders agree."""
+
+    def __init__(self, pipeline: Any, names: Any, run_id: str):
+        self.targets = pipeline.target_list
+        self.scorers = [scorer(names.models_location(run_id), t.name) for t in self.targets]
+        first = self.scorers[0].encoder
+        self.encoder = first
+        # The raw matrix depends on the features alone (medians only fill it, per model).
+        self.shared = all(s.encoder.features == first.features for s in self.scorers[1:])
+        self.input_columns = sorted({c for s in self.scorers for c in s.encoder.input_columns},
+                                    key=[f for s in self.scorers for f in s.encoder.input_columns].index)
+        self.category_columns = sorted({c for s in self.scorers for c in s.encoder.category_columns})
+
+    def raw(self, batch: pa.RecordBatch | pa.Table) -> np.ndarray | None:
+        return self.encoder.raw(batch) if self.shared else None
+
+    def columns(self, batch: pa.RecordBatch | pa.Table, raw: np.ndarray | None) -> list[pa.Array]:
+        n = batch.num_rows
+        out: list[pa.Array] = []
+        for t, s in zip(self.targets, self.scorers):
+            own = raw if raw is not None else s.encoder.raw(batch)
+            out += s.columns(batch, own, t.probabilities == "all")
+            out += [_repeat(s.name, n), _repeat(s.version, n)]
+        return out
+
+
+def run(pipeline: Any, names: Any, run_id: str, batch_id: int, roles: dict[str, str] | None = None) -> dict[str, Any]:
+    src, out = batch_paths(names, run_id, batch_id, roles)
+    s = Scorers(pipeline, names, run_id)
     schema = output_schema(pipeline)
-    columns = ["id", *s.encoder.input_columns]
+    columns = ["id", *s.input_columns]
+    dictionary = ["run_id", *[n for n, t in Columns(pipeline.target_list).predictions("string")
+                              if n.startswith(("model_name", "model_version"))]]
     # Athena writes no folder for a batch without rows: that is an empty batch, not an error.
-    with storage.open_parquet(src, columns, missing_ok=True, dictionary=s.encoder.category_columns) as parts, \
-            storage.parquet_writer(out, schema, dictionary=["model_name", "model_version", "run_id"],
+    with storage.open_parquet(src, columns, missing_ok=True, dictionary=s.category_columns) as parts, \
+            storage.parquet_writer(out, schema, dictionary=dictionary,
                                    statistics=["id"], in_memory=parts.num_rows <= READ_BATCH) as writer:
         if parts.num_rows <= READ_BATCH:
             # The common case (~1,000 rows at 1M source rows): one read, one write, no thread
             # started. The fixed cost per batch is what a fan-out of hundreds of batches pays.
             data = parts.read()
             if parts.num_rows:
-                writer.write_table(_scored(s, data, s.encoder.raw(data), schema, run_id))
+                writer.write_table(_scored(s, data, s.raw(data), schema, run_id))
         else:
             _stream(s, parts, writer, schema, run_id)
-    return {"rows": parts.num_rows, "path": out, "model_name": s.name, "model_version": s.version}
+    first = s.scorers[0]
+    return {"rows": parts.num_rows, "path": out, "model_name": first.name, "model_version": first.version,
+            **({"models": {t.name: {"model_name": sc.name, "model_version": sc.version}
+                           for t, sc in zip(s.targets, s.scorers)}} if len(s.scorers) > 1 else {})}
 
 
-def _scored(s: Scorer, data: pa.Table | pa.RecordBatch, raw: np.ndarray, schema: pa.Schema, run_id: str) -> pa.Table:
-    point, lower, upper, confidence = s.score(data, raw)
+def _scored(s: Scorers, data: pa.Table | pa.RecordBatch, raw: np.ndarray | None, schema: pa.Schema,
+            run_id: str) -> pa.Table:
     n = data.num_rows
     ids = data.column(0)
     if ids.type != schema.field("id").type:
         ids = ids.cast(schema.field("id").type)
-    return pa.Table.from_arrays([
-        ids, pa.array(point), pa.array(lower), pa.array(upper), pa.array(confidence),
-        _repeat(s.name, n), _repeat(s.version, n), _repeat(run_id, n),
-    ], schema=schema)
+    return pa.Table.from_arrays([ids, *s.columns(data, raw), _repeat(run_id, n)], schema=schema)
 
 
-def _stream(s: Scorer, parts: storage.ParquetParts, writer: Any, schema: pa.Schema, run_id: str) -> None:
+def _stream(s: Scorers, parts: storage.ParquetParts, writer: Any, schema: pa.Schema, run_id: str) -> None:
     """A large batch, record batch by record batch (memory bounded at any size): reading and
     encoding the next one, and writing the last one, overlap the model's work on this one."""
     # Arrow decodes a record batch's columns in parallel when the worker may use several cores.
     threaded = models.threads() > 1
-    encoded = ((b, s.encoder.raw(b)) for b in parts.batches(READ_BATCH, threads=threaded) if b.num_rows)
+    encoded = ((b, s.raw(b)) for b in parts.batches(READ_BATCH, threads=threaded) if b.num_rows)
     # closing(): on an error the reading thread stops here, before the files it reads are closed.
     with closing(_ahead(encoded)) as items, _Writes(writer) as writes:
         for batch, raw in items:

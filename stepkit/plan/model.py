@@ -59,7 +59,8 @@ class Layout:
 
     @classmethod
     def of(cls, p: Any) -> "Layout":
-        return cls(p.batching.batches, p.batching.max_concurrency,
+        b = p.batching  # none: a pipeline without a fan-out (one "batch")
+        return cls(b.batches if b else 1, b.max_concurrency if b else 1,
                    tuple((k, float(t.cpu), float(t.memory_gb)) for k, t in sorted(p.compute.tasks.items())))
 
 
@@ -150,21 +151,33 @@ class Model:
         self._fast, self._tasks = False, {}
 
     # --- sizes from the spec
+    def _key_of(self, role: str) -> str:
+        """The table key playing stepkit's role (the table its template for the role writes; else the key itself)."""
+        templates = {"training_features": "training_features.sql.j2", "training_targets": "training_targets.sql.j2",
+                     "evaluation_features": "evaluation_features.sql.j2", "predictions": "predictions_table.sql.j2"}
+        for s in self.p.stages:
+            if getattr(s, "template", None) == templates.get(role) and getattr(s, "table", None):
+                return s.table
+        return role
+
     def rows_of_key(self, key: str) -> float:
         n = self.inputs.rows
-        if key in ("training_features", "training_targets"):
-            return n * self.coef.v("labelled_share") * self.p.sample.percent / 100
+        if key in (self._key_of("training_features"), self._key_of("training_targets")):
+            percent = self.p.sample.percent if self.p.sample else 100.0
+            return n * self.coef.v("labelled_share") * percent / 100
         return n
 
     def _column_bytes(self, name: str) -> float:
-        c, t = self.coef, self.p.target.name
-        features = {f.name: f.type for f in self.p.features}
+        c = self.coef
+        features = {f.name: f.type for f in self.p.feature_list}
+        targets = {t.name: t.type for t in self.p.target_list}
+        targets |= {f"known_{k}": v for k, v in targets.items()}
         if name == "id":
             return c.v("id_bytes")
         if name in features:
             return c.v(f"{features[name]}_bytes")
-        if name in (t, f"known_{t}"):
-            return c.v(f"{self.p.target.type}_bytes")
+        if name in targets:
+            return c.v(f"{targets[name]}_bytes")
         if name in ("parse_ok", "known_in_interval"):
             return c.v("boolean_bytes")
         if name in ("batch_id", "batch_group", "sample_bucket"):
@@ -285,13 +298,19 @@ class Model:
             f"{_gb(scan.bytes_written)} at {c.v('athena_write_gb_per_s'):g} GB/s = {out.seconds:,.0f} s")
 
     def task_rows(self, stage: str, layout: Layout) -> float:
-        s = self.stages.get(stage)
-        if s is not None and s.type == "fan_out":
-            return self.rows_of_key("evaluation_features") / max(1, layout.batches)
-        return self.rows_of_key("training_features")
+        from stepkit.steps import _workers
 
-    def _table_bytes(self, key: str) -> float:
-        t = self.catalog.tables.get(self.ctx.table(key).lower())
+        s = self.stages.get(stage)
+        if s is None or s.type not in ("fan_out", "fargate_task") or _workers.worker(self.p, s.task) is None \
+                or getattr(s, "command", None) is not None:
+            return 0.0  # the user's own container (or a model copy): rows it reads are not known here
+        if s.type == "fan_out":
+            return self.rows_of_key(self._key_of("evaluation_features")) / max(1, layout.batches)
+        return self.rows_of_key(self._key_of("training_features"))
+
+    def _table_bytes(self, role: str) -> float:
+        key = self._key_of(role)
+        t = self.catalog.tables.get(self.ctx.table(key).lower()) if key in self.p.tables.names() else None
         return t.row_bytes if t else 0.0
 
     def task_run(self, name: str, state: dict[str, Any], layout: Layout) -> TaskRun:
@@ -311,7 +330,9 @@ class Model:
             need = c.v("prediction_base_gb") + min(rows, READ_BATCH) * c.v("prediction_row_kb") / 1024 ** 2
         else:
             io = rows * (self._table_bytes("training_features") + self._table_bytes("training_targets"))
-            need = c.v("training_base_gb") + rows * len(self.p.features) * c.v("training_bytes_per_value") / GB
+            need = c.v("training_base_gb") + rows * len(self.p.feature_list) * c.v("training_bytes_per_value") / GB
+        if not rows:
+            need = 0.0  # a container of the user's: its memory is its own to size
         io_s = io / (c.v("task_io_mb_per_s") * MB)
         running = c.v("fargate_pull_s") + c.v("worker_start_s") + work + io_s
         billed = max(BILLING_MINIMUM_S, running)
@@ -449,7 +470,7 @@ class Model:
 
     def _with_concurrency(self, layout: Layout) -> dict[str, Any]:
         """The definition with the layout's MaxConcurrency on the fan-out's Map."""
-        if layout.max_concurrency == self.p.batching.max_concurrency:
+        if self.p.batching is None or layout.max_concurrency == self.p.batching.max_concurrency:
             return self.a.definition
         cache = self.__dict__.setdefault("_patched", {})
         if layout.max_concurrency in cache:

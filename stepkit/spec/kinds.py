@@ -9,7 +9,13 @@ KINDS = {
     "ridge": "stepkit.ml.kinds.ridge:RidgeKind",
     "xgboost": "stepkit.ml.kinds.xgboost:XGBoostKind",
     "xgboost_quantile": "stepkit.ml.kinds.xgboost_quantile:XGBoostQuantileKind",
+    "logistic": "stepkit.ml.kinds.logistic:LogisticKind",
+    "xgboost_classifier": "stepkit.ml.kinds.xgboost_classifier:XGBoostClassifierKind",
 }
+# What the built-in kinds predict (a package's kind says so itself, in its class's `task`): the
+# compiler reads it to pair models with targets without importing the kinds' modules.
+TASKS = {"ridge": "regression", "xgboost": "regression", "xgboost_quantile": "regression",
+         "logistic": "classification", "xgboost_classifier": "classification"}
 GROUP = "stepkit.models"
 
 

@@ -11,11 +11,12 @@ import typing
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from stepkit.spec import kinds as model_kinds
 from stepkit.spec import fargate
+from stepkit.spec.metrics import DEFAULT_SELECTION, METRICS
 from stepkit.spec.names import (
     AthenaIdentifier,
     BucketName,
@@ -148,27 +149,6 @@ def _check_json_path(v: str) -> str:
     return v
 
 
-class Target(Model):
-    """What the pipeline predicts."""
-
-    name: ColumnName = Field(description="Column name of the target, e.g. `age`.")
-    json_path: str = Field(description="Where the known value sits in the JSON document.")
-    type: Literal["integer", "double"] = Field(description="Type of the target value.")
-    min: float = Field(description="Smallest valid value; known values outside [min, max] are treated as unknown.")
-    max: float = Field(description="Largest valid value.")
-    default: float = Field(description="Value given to records no model could score (unparseable features).")
-
-    _path = field_validator("json_path")(_check_json_path)
-
-    @model_validator(mode="after")
-    def _range(self) -> "Target":
-        if self.min >= self.max:
-            raise ValueError(f"min ({self.min:g}) must be below max ({self.max:g})")
-        if not self.min <= self.default <= self.max:
-            raise ValueError(f"default {self.default:g} is outside [{self.min:g}, {self.max:g}]")
-        return self
-
-
 class Feature(Model):
     """One model input, extracted from the JSON document."""
 
@@ -209,19 +189,45 @@ class Feature(Model):
         return self
 
 
-class Tables(Model):
-    """Athena table names the pipeline creates (the keys are what stages refer to)."""
+# `model` names the trained model in stages' `reads`/`writes`: no table may take that key.
+ARTIFACTS = frozenset({"model"})
 
-    staging: AthenaIdentifier = Field(description="Parsed features and target of every distinct source record.")
-    training_features: AthenaIdentifier = Field(description="Features of the training sample.")
-    training_targets: AthenaIdentifier = Field(description="Known targets of the training sample.")
-    evaluation_features: AthenaIdentifier = Field(description="Features of every record to score, by batch.")
-    predictions: AthenaIdentifier = Field(description="Model output, one row per scored record.")
-    human_qa: AthenaIdentifier = Field(description="Predictions joined 1:1 with source and known target, for review.")
-    final_results: AthenaIdentifier = Field(description="One row per source id: prediction or default. The output.")
+
+def _table_keys(v: dict[str, str]) -> dict[str, str]:
+    clash = sorted(set(v) & ARTIFACTS)
+    if clash:
+        raise ValueError(f"{', '.join(clash)}: a key stages use for the trained model, not a table")
+    names = list(v.values())
+    dupes = sorted({t for t in names if names.count(t) > 1})
+    if dupes:
+        raise ValueError(f"table names must be distinct: {', '.join(dupes)}")
+    return v
+
+
+class Tables(RootModel[dict[AthenaIdentifier, AthenaIdentifier]]):
+    """Athena tables the pipeline creates: key (what stages, templates and cleanups name) -> table name.
+    Any keys: stepkit's ML stages name theirs by role (see a stage's `roles`), by default the key of
+    the role's name (`staging`, `training_features`, `training_targets`, `evaluation_features`,
+    `predictions`, `human_qa`, `final_results`)."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+    root: Annotated[dict[AthenaIdentifier, AthenaIdentifier], AfterValidator(_table_keys)] = Field(
+        default_factory=dict)
 
     def names(self) -> dict[str, str]:
-        return self.model_dump()
+        return dict(self.root)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.root
+
+    def __getitem__(self, key: str) -> str:
+        return self.root[key]
+
+    def __iter__(self):  # type: ignore[override]
+        return iter(self.root)
+
+    def __len__(self) -> int:
+        return len(self.root)
 
 
 class Sample(Model):
@@ -311,6 +317,7 @@ class Compute(Model):
 
     lambda_: LambdaCompute = Field(LambdaCompute(), alias="lambda", description="The pipeline's Lambda function(s).")
     tasks: dict[TaskName, TaskCompute] = Field(
+        default_factory=dict,
         description="Fargate task definitions by name (stages refer to them), e.g. `training`, `prediction`."
     )
 
@@ -320,8 +327,10 @@ class ModelSpec(Model):
 
     name: ColumnName = Field(description="Model name, unique in the pipeline.")
     kind: str = Field(
-        description="`ridge`, `xgboost` (squared error) or `xgboost_quantile` (lower/median/upper quantiles); "
-        "or a kind an installed package registers (entry-point group `stepkit.models`).",
+        description="Numeric targets: `ridge`, `xgboost` (squared error) or `xgboost_quantile` (lower/median/upper "
+        "quantiles). Classes: `logistic` (multinomial logistic regression) or `xgboost_classifier`. Or a kind an "
+        "installed package registers (entry-point group `stepkit.models`). Each target trains the models of its "
+        "kind (numbers or classes).",
         json_schema_extra=lambda schema: schema.update(enum=model_kinds.names()),
     )
     params: dict[str, float | int | str | bool] = Field(
@@ -355,10 +364,31 @@ class ModelSpec(Model):
 
 
 class QualityGate(Model):
-    """Training fails, before any prediction, when the chosen model misses these on held-out rows."""
+    """Training fails, before any prediction, when a target's chosen model misses these on held-out rows.
+    Each applies to the targets that have its metric (the regression ones, or the classification ones)."""
 
     max_mae: float | None = Field(None, gt=0, description="Largest acceptable mean absolute error.")
+    max_rmse: float | None = Field(None, gt=0, description="Largest acceptable root mean squared error.")
     min_r2: float | None = Field(None, le=1, description="Smallest acceptable R².")
+    min_accuracy: float | None = Field(None, ge=0, le=1, description="Smallest acceptable accuracy.")
+    min_balanced_accuracy: float | None = Field(
+        None, ge=0, le=1, description="Smallest acceptable balanced accuracy (the mean of per-class recall).")
+    min_macro_f1: float | None = Field(None, ge=0, le=1, description="Smallest acceptable macro-averaged F1.")
+    max_log_loss: float | None = Field(None, gt=0, description="Largest acceptable log loss (natural log).")
+    min_roc_auc: float | None = Field(
+        None, ge=0, le=1, description="Smallest acceptable ROC AUC (one-vs-rest, macro-averaged, for multiclass).")
+    max_ece: float | None = Field(
+        None, gt=0, le=1, description="Largest acceptable expected calibration error (15 equal-width bins of the "
+        "predicted class's probability).")
+
+    def checks(self) -> list[tuple[str, str, float]]:
+        """(metric, bound: "max" or "min", threshold) of every bound set."""
+        out = []
+        for field, value in self:
+            if value is not None:
+                bound, _, metric = field.partition("_")
+                out.append((metric, bound, value))
+        return out
 
 
 class Interval(Model):
@@ -374,8 +404,11 @@ class Training(Model):
     """Models, how one is chosen, and the quality gate."""
 
     models: list[ModelSpec] = Field(min_length=1, description="Models to train and compare.")
-    selection_metric: Literal["mae", "rmse", "r2"] = Field("mae", description="Metric that picks the model.")
-    interval: Interval = Field(Interval(), description="Prediction interval settings.")
+    selection_metric: Literal["mae", "rmse", "r2", "accuracy", "balanced_accuracy", "macro_f1", "log_loss",
+                              "roc_auc", "ece"] | None = Field(
+        None, description="Metric that picks each target's model, on calibration rows. It applies to the targets "
+        "that have it; the others use their default: `mae` for numeric targets, `log_loss` for classes.")
+    interval: Interval = Field(Interval(), description="Prediction interval settings (numeric targets).")
     quality_gate: QualityGate = Field(QualityGate(), description="Minimum quality to go on to prediction.")
 
     @model_validator(mode="after")
@@ -385,6 +418,11 @@ class Training(Model):
         if dupes:
             raise ValueError(f"model names must be unique: {', '.join(dupes)}")
         return self
+
+    def metric_for(self, task: str) -> str:
+        """The metric that picks a model for a target of `task` (regression or classification)."""
+        chosen = self.selection_metric
+        return chosen if chosen in METRICS[task] else DEFAULT_SELECTION[task]
 
 
 class Schedule(Model):

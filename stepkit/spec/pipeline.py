@@ -17,17 +17,22 @@ from stepkit.spec.models import (
     Schedule,
     Source,
     Tables,
-    Target,
     Training,
     Retention,
 )
+from stepkit.spec.targets import Target
+from stepkit.spec.columns import Columns
 from stepkit.spec.names import PipelineName, ResourcePrefix
 
 # Columns stepkit adds to its tables (and the staging query's own); features may not take these
-# names, nor predicted_<target> / known_<target>, which the result tables add beside them.
+# names, nor the per-target ones (predicted_<target>, known_<target>, spec/columns.py).
 RESERVED_COLUMNS = {"id", "batch_id", "batch_group", "sample_bucket", "parse_ok", "run_id", "labelled",
                     "sample_hash", "batch_hash", "lower_bound", "upper_bound", "confidence_score", "abs_error",
-                    "known_in_interval", "model_name", "model_version", "prediction_source"}
+                    "known_in_interval", "model_name", "model_version", "prediction_source", "probability",
+                    "class_probabilities", "correct"}
+# The sections only some stages need (a fan-out needs `batching`, stepkit's training needs
+# `training`...): a pipeline without those stages (an Athena ETL) leaves them out.
+OPTIONAL_SECTIONS = ("target", "features", "training", "sample", "batching")
 
 
 class OnFailure(Model):
@@ -40,7 +45,8 @@ class OnFailure(Model):
 
 
 class PipelineBase(Model):
-    """One batch ML pipeline on Step Functions, Athena and Fargate."""
+    """One batch pipeline on Step Functions, Athena, Fargate and Lambda: an ML pipeline (targets,
+    features, training, batches) or any other chain of stages (an Athena ETL needs none of those)."""
 
     name: PipelineName = Field(description="Pipeline name, shown in tags and reports (letters, digits, spaces and "
                                   "_ . : / = + - @; at most 128 characters).")
@@ -52,13 +58,21 @@ class PipelineBase(Model):
     templates: str | None = Field(None, description="Extra SQL template folder, relative to this file.")
     aws: Aws = Field(description="Account, region and places.")
     source: Source = Field(description="The raw JSON source table.")
-    target: Target = Field(description="The value to predict.")
-    features: list[Feature] = Field(min_length=1, description="Model inputs, extracted from each JSON document.")
-    tables: Tables = Field(description="Names of the tables the pipeline creates.")
-    sample: Sample = Field(description="The training sample.")
-    batching: Batching = Field(description="Prediction batches and their fan-out.")
-    compute: Compute = Field(description="Lambda and Fargate sizes.")
-    training: Training = Field(description="Models, selection and quality gate.")
+    target: Target | None = Field(None, description="The value to predict (or list several under `targets`). "
+                                  "Needed by the stages that train, score or template a target.")
+    targets: list[Target] | None = Field(
+        None, min_length=1, description="Several values to predict from one scan of the source: staging parses "
+        "each document once, training and prediction run for each target, the results hold one row per id "
+        "with every target's prediction. Instead of `target`.")
+    features: list[Feature] | None = Field(
+        None, min_length=1, description="Model inputs (or any fields to extract), from each JSON document.")
+    tables: Tables = Field(Tables(), description="Tables the pipeline creates: key -> Athena table name.")
+    sample: Sample | None = Field(None, description="The training sample (needed by stepkit's training stages).")
+    batching: Batching | None = Field(None, description="Prediction batches and their fan-out (needed by `fan_out`, "
+                                      "`batch_ids` and tables partitioned by batch).")
+    compute: Compute = Field(Compute(), description="Lambda and Fargate sizes.")
+    training: Training | None = Field(None, description="Models, selection and quality gate (needed by stepkit's "
+                                      "training).")
     schedule: Schedule = Field(Schedule(), description="Optional recurring start (disabled by default).")
     cost_alarm: CostAlarm | None = Field(None, description="Cost guard; omit for none.")
     retention: Retention = Field(Retention(), description="How long scratch files stay in the bucket (S3 lifecycle "
@@ -67,32 +81,54 @@ class PipelineBase(Model):
                            "an email to receive them).")
     on_failure: OnFailure = Field(OnFailure(), description="Clean-up when a stage fails.")
 
+    @property
+    def target_list(self) -> list[Target]:
+        """Every target, in order: `targets`, or the one `target`, or none."""
+        return list(self.targets or ([self.target] if self.target else []))
+
+    @property
+    def feature_list(self) -> list[Feature]:
+        return list(self.features or [])
+
+    def has(self, section: str) -> bool:
+        """Does the pipeline set this optional section (`target` counts `targets` too)?"""
+        if section == "target":
+            return bool(self.target_list)
+        return getattr(self, section) is not None
+
     @field_validator("features")
     @classmethod
-    def _feature_columns(cls, v: list[Feature], info: ValidationInfo) -> list[Feature]:
-        target = info.data.get("target")  # absent when the target itself was refused
-        reserved = RESERVED_COLUMNS | ({f"predicted_{target.name}", f"known_{target.name}"} if target else set())
-        clash = sorted({f.name for f in v} & reserved)
+    def _feature_columns(cls, v: list[Feature] | None, info: ValidationInfo) -> list[Feature] | None:
+        targets = [t for t in [info.data.get("target"), *(info.data.get("targets") or [])] if t is not None]
+        reserved = RESERVED_COLUMNS | Columns(targets).reserved()
+        clash = sorted({f.name for f in v or []} & reserved)
         if clash:
             raise ValueError(f"{', '.join(clash)}: reserved column name(s) stepkit adds to its tables")
         return v
 
+    @field_validator("targets")
+    @classmethod
+    def _one_way(cls, v: list[Target] | None, info: ValidationInfo) -> list[Target] | None:
+        if v is not None and info.data.get("target") is not None:
+            raise ValueError("`target` and `targets` both set: list every target under `targets`")
+        return v
+
     @model_validator(mode="after")
     def _columns(self) -> "PipelineBase":
-        names = [f.name for f in self.features]
+        names = [f.name for f in self.feature_list]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"feature names must be unique: {', '.join(dupes)}")
-        target = self.target.name
-        clash = sorted({target} & RESERVED_COLUMNS)
+        targets = [t.name for t in self.target_list]
+        dupes = sorted({n for n in targets if targets.count(n) > 1})
+        if dupes:
+            raise ValueError(f"target names must be unique: {', '.join(dupes)}")
+        clash = sorted(set(targets) & (RESERVED_COLUMNS | Columns(self.target_list).reserved()))
         if clash:
             raise ValueError(f"{', '.join(clash)}: reserved column name(s) stepkit adds to its tables")
-        if self.target.name in names:
-            raise ValueError(f"the target {self.target.name!r} is also a feature")
-        tables = list(self.tables.names().values())
-        dupes = sorted({t for t in tables if tables.count(t) > 1})
-        if dupes:
-            raise ValueError(f"table names must be distinct: {', '.join(dupes)}")
+        for t in targets:
+            if t in names:
+                raise ValueError(f"the target {t!r} is also a feature")
         return self
 
     @model_validator(mode="after")

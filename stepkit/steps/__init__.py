@@ -23,6 +23,7 @@ BUILTIN = {
     "lambda_invoke": "stepkit.steps.lambda_invoke:LambdaInvoke",
     "wait": "stepkit.steps.wait:Wait",
     "cleanup": "stepkit.steps.cleanup:Cleanup",
+    "existing_model": "stepkit.steps.existing_model:ExistingModel",
 }
 
 

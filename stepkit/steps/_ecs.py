@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import json
+import re
 
 from stepkit.ir.asl import ECS_CAPACITY_RETRY, ECS_RETRY, State, escape_intrinsic, state
 from stepkit.ir.cfn import PARAM_IMAGE_TAG, Output, Resource, get_att, log_group, logical_id, parameter, ref, role_id, sub
@@ -32,7 +33,42 @@ def command(ctx: "Context", run_id_path: str, extra: list[str | tuple[str, str]]
     return f"States.Array({', '.join(parts)})"
 
 
-def task(ctx: "Context", task_name: str, cmd: str, comment: str | None = None) -> State:
+# The placeholders a user's command may hold, and the environment its container gets either way.
+PLACEHOLDER = re.compile(r"\{(run_id|config|batch_id)\}")
+ENVIRONMENT = {"STEPKIT_RUN_ID": "run_id", "STEPKIT_CONFIG": "config", "STEPKIT_BATCH_ID": "batch_id"}
+
+
+def user_command(ctx: "Context", items: list[str], run_id_path: str, batch_path: str | None = None) -> str:
+    """`States.Array(...)` of a user's own command: `{run_id}`, `{config}` and (per batch) `{batch_id}`
+    in an item are filled in; the rest is taken as written."""
+    paths = {"run_id": run_id_path, "batch_id": batch_path}
+    parts = []
+    for item in items:
+        pieces, args, pos = [], [], 0
+        for m in PLACEHOLDER.finditer(item):
+            pieces.append(escape_intrinsic(item[pos:m.start()]))
+            if m.group(1) == "config":
+                pieces.append(escape_intrinsic(ctx.names.config_uri))
+            else:
+                pieces.append("{}")
+                args.append(paths[m.group(1)])
+            pos = m.end()
+        pieces.append(escape_intrinsic(item[pos:]))
+        text = "".join(pieces)
+        parts.append(f"States.Format('{text}', {', '.join(args)})" if args else f"'{text}'")
+    return f"States.Array({', '.join(parts)})"
+
+
+def environment(ctx: "Context", run_id_path: str, batch_path: str | None = None) -> list[dict[str, str]]:
+    """The run id, the worker config's URI and (per batch) the batch id, as the container's environment."""
+    out = [{"Name": "STEPKIT_CONFIG", "Value": ctx.names.config_uri}, {"Name": "STEPKIT_RUN_ID", "Value.$": run_id_path}]
+    if batch_path:
+        out.append({"Name": "STEPKIT_BATCH_ID", "Value.$": f"States.Format('{{}}', {batch_path})"})
+    return out
+
+
+def task(ctx: "Context", task_name: str, cmd: str, comment: str | None = None,
+         env: list[dict[str, str]] | None = None) -> State:
     n, net = ctx.names, ctx.p.aws.network
     spec = ctx.p.compute.tasks[task_name]
     return state(
@@ -50,7 +86,8 @@ def task(ctx: "Context", task_name: str, cmd: str, comment: str | None = None) -
                     "AssignPublicIp": "ENABLED" if net.assign_public_ip else "DISABLED",
                 }
             },
-            "Overrides": {"ContainerOverrides": [{"Name": n.container(task_name), "Command.$": cmd}]},
+            "Overrides": {"ContainerOverrides": [{"Name": n.container(task_name), "Command.$": cmd,
+                                                  **({"Environment": env} if env else {})}]},
             # The task definition's tags (the pipeline's) go to the task. Not EnableECSManagedTags: the
             # Step Functions integration does not pass it (compiler/integrations.py).
             "PropagateTags": "TASK_DEFINITION",
@@ -68,6 +105,7 @@ def statements(ctx: "Context", task_name: str, writes: "frozenset[str] | None" =
     `writes`: what the block declares it writes (None: undeclared), which bounds the task role's writes."""
     n, aws = ctx.names, ctx.p.aws
     sm = "statemachine"
+    written = _s3.written_by_task(ctx, writes)
     tasks_in_cluster = n.arn("ecs", f"task/{n.cluster}/*")
     out = [
         Statement.of(sm, "ecs:RunTask", f"{n.task_definition_arn(task_name)}:*",
@@ -84,7 +122,8 @@ def statements(ctx: "Context", task_name: str, writes: "frozenset[str] | None" =
         Statement.of("task", "s3:ListBucket", f"arn:aws:s3:::{aws.bucket}",
                      conditions={"StringLike": {"s3:prefix": [f"{aws.prefix}/*", aws.prefix]}}),
         Statement.of("task", "s3:GetObject", f"arn:aws:s3:::{aws.bucket}/{aws.prefix}/*"),
-        Statement.of("task", ["s3:PutObject", "s3:AbortMultipartUpload"], _s3.written_by_task(ctx, writes)),
+        # A task that declares it writes nothing (`writes: []`) gets no write at all.
+        *([Statement.of("task", ["s3:PutObject", "s3:AbortMultipartUpload"], written)] if written else []),
         *_s3.kms(ctx, "task"),
         # The launch: pull the image, ship logs.
         Statement.of("task_execution", "ecr:GetAuthorizationToken", "*",

@@ -17,7 +17,7 @@ from stepkit.ir.iam import Statement
 from stepkit.ir.sql import MAX_WRITERS, SqlStatement, sql_string
 from stepkit.spec.names import ColumnName
 from stepkit.steps import _athena
-from stepkit.steps.base import Finding, Flow, Stage
+from stepkit.steps.base import Finding, Flow, Roles, Stage
 
 if TYPE_CHECKING:
     from stepkit.ir.context import Context
@@ -27,14 +27,17 @@ if TYPE_CHECKING:
 MAX_PARTITIONS = 10_000
 
 
-class AthenaCtas(Stage):
+class AthenaCtas(Stage, Roles):
     """Create a table from a SELECT (template), stored as Parquet under the run's own location."""
 
     repeatable: ClassVar[bool] = False  # its statements write files: cleaned up first (its prepare state)
 
     type: Literal["athena_ctas"] = "athena_ctas"
     table: str = Field(description="Key in `tables` of the table to create.")
-    template: str = Field(description="Jinja template of the SELECT, in templates/sql/ (e.g. `staging.sql.j2`).")
+    template: str = Field(description="Jinja template of the SELECT: stepkit's (templates/sql/, e.g. "
+                          "`staging.sql.j2`) or the pipeline's own (in its `templates:` folder). It sees `tables` "
+                          "(every table by key, or by role: see `roles`), `locations`, `source_table`, `features`, "
+                          "`target`/`targets`, `columns` and the run id (`run_id`, a string literal's content).")
     format: Literal["parquet", "orc"] = Field("parquet", description="Storage format.")
     compression: Literal["snappy", "zstd", "gzip"] = Field("snappy", description="Write compression.")
     partitioned_by: list[ColumnName] = Field(
@@ -65,10 +68,12 @@ class AthenaCtas(Stage):
         where = f"stages.{self.name}"
         used: set[str] = set()
         for chunk in self.chunks(ctx) or [None]:
-            used |= ctx.tables_used(self.template, where, **({"chunk": chunk} if chunk else {}))
+            used |= ctx.tables_used(self.template, where, self.roles, **({"chunk": chunk} if chunk else {}))
         return Flow(reads=frozenset(used - {self.table}), writes=frozenset({self.table}))
 
     def partition_count(self, ctx: "Context") -> int | None:
+        if self.partitions in ("batches", "batch_groups") and ctx.p.batching is None:
+            return None
         if self.partitions == "batches":
             return ctx.p.batching.batches
         if self.partitions == "batch_groups":
@@ -84,7 +89,13 @@ class AthenaCtas(Stage):
         found = []
         if self.table not in ctx.p.tables.names():
             found.append(Finding("error", ("table",), f"{self.table!r} is not a key of `tables` "
-                                 f"({', '.join(ctx.p.tables.names())})"))
+                                 f"({', '.join(ctx.p.tables.names()) or 'none'})"))
+            return found
+        found += self.role_findings(ctx)
+        if self.partitions in ("batches", "batch_groups") and ctx.p.batching is None:
+            found.append(Finding("error", ("partitions",), f"partitions: {self.partitions} counts prediction batches: "
+                                 "the pipeline has no `batching`"))
+        if found:
             return found
         parts = self.partition_count(ctx)
         if self.partitioned_by and parts is not None and parts > MAX_PARTITIONS:
@@ -132,13 +143,13 @@ class AthenaCtas(Stage):
         target = ctx.table(self.table)
         chunks = self.chunks(ctx)
         if chunks is None:
-            select = ctx.render(self.template, where)
+            select = ctx.render(self.template, where, self.roles)
             body = f"CREATE TABLE {target}\n{self._properties(ctx)} AS\n{select}"
             return [SqlStatement(self.name, self.name, "ctas", body, self.table)]
         out = []
         seen: set[str] = set()
         for chunk in chunks:
-            select = ctx.render(self.template, where, chunk=chunk)
+            select = ctx.render(self.template, where, self.roles, chunk=chunk)
             if select in seen:
                 from stepkit.errors import SpecError
 

@@ -105,6 +105,29 @@ class Stage(Model):
 
 
 
+def roles_field() -> Any:
+    return Field(
+        default_factory=dict,
+        description="Which table plays each role the stage's template or worker names: role -> key of `tables` "
+        "(e.g. `{staging: parsed_docs}` makes the template's `tables.staging` the table `parsed_docs`). A role "
+        "not listed is the key of its own name.")
+
+
+class Roles(Model):
+    """A stage whose template or worker names tables by role."""
+
+    roles: dict[AthenaIdentifier, AthenaIdentifier] = roles_field()
+
+    def table_of(self, role: str) -> str:
+        """The table key playing `role` in this stage."""
+        return self.roles.get(role, role)
+
+    def role_findings(self, ctx: "Context") -> list[Finding]:
+        keys = ctx.p.tables.names()
+        return [Finding("error", ("roles", role), f"{key!r} is not a key of `tables` ({', '.join(keys) or 'none'})")
+                for role, key in self.roles.items() if key not in keys]
+
+
 class DeclaredFlow(Stage):
     """A stage whose work stepkit cannot read (a container): it says what it reads and writes."""
 
@@ -113,7 +136,9 @@ class DeclaredFlow(Stage):
         "lets stepkit run it beside the stages it does not depend on, and check that an earlier stage writes "
         "each of them. Omitted: it runs after every earlier stage and before every later one.")
     writes: list[AthenaIdentifier] | None = Field(
-        None, description="Tables and artifacts (such as `model`) it writes; see `reads`.")
+        None, description="Tables and artifacts (such as `model`, or a file of its own) it writes; see `reads`. Its "
+        "role may write the folders of those tables and, for anything else, the runs' folder (`runs/`); `[]`: "
+        "nothing.")
 
     def flow(self, ctx: "Context") -> Flow:
         if self.reads is None and self.writes is None:

@@ -23,6 +23,8 @@ class BatchIds(Stage):
     type: Literal["batch_ids"] = "batch_ids"
 
     def check(self, ctx: "Context") -> list[Finding]:
+        if ctx.p.batching is None:
+            return [Finding("error", ("type",), "batch_ids makes one id per batch: the pipeline has no `batching`")]
         n = ctx.p.batching.batches
         if n > ARRAY_RANGE_MAX:
             return [Finding("error", ("batching", "batches"), f"{n} batches: States.ArrayRange makes at most "

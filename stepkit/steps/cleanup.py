@@ -31,7 +31,7 @@ class Cleanup(Stage):
     )
 
     def check(self, ctx: "Context") -> list[Finding]:
-        keys = ctx.p.tables.names()
+        keys = ctx.p.tables.names()  # (what it may not delete: protect_outputs, once the data flow is known)
         found = []
         for field in ("drop_tables", "delete_data"):
             for i, key in enumerate(getattr(self, field)):
@@ -71,6 +71,46 @@ class Cleanup(Stage):
 
 
 
+def outputs(ctx: "Context", flows: list[Flow]) -> tuple[int | None, frozenset[str]]:
+    """(index of the pipeline's final producing stage, the tables it writes): the last stage, in the
+    spec's order, that writes a table. Those tables are what the pipeline is for."""
+    keys = set(ctx.p.tables.names())
+    for i in range(len(flows) - 1, -1, -1):
+        made = (flows[i].writes | flows[i].defines) & keys
+        if made:
+            return i, frozenset(made)
+    return None, frozenset()
+
+
+def protect_outputs(ctx: "Context", flows: list[Flow]) -> list[tuple[int | None, Finding]]:
+    """A cleanup (or on_failure: index None) may not delete the files of what the final stage produced,
+    nor, after that stage, drop it: the run would lose its own results (or a PreCleanup every earlier run's)."""
+    producer, made = outputs(ctx, flows)
+    if producer is None:
+        return []
+    by = ctx.p.stages[producer].name
+    found: list[tuple[int | None, Finding]] = []
+    blocks = [(i, s) for i, s in enumerate(ctx.p.stages) if isinstance(s, Cleanup)]
+    of = ctx.p.on_failure
+    blocks.append((None, Cleanup.model_construct(name=CLEANUP_ON_FAILURE, drop_tables=of.drop_tables,
+                                                 delete_data=of.delete_data)))
+    for i, block in blocks:
+        prefix = ("on_failure",) if i is None else ()
+        for j, key in enumerate(block.delete_data):
+            if key in made:
+                found.append((i, Finding("error", (*prefix, "delete_data", j), f"{key!r} is what the pipeline's "
+                              f"final stage {by} produces: its files are the run's results and are never deleted "
+                              "(drop_tables drops the table and keeps its files)", root=i is None)))
+        for j, key in enumerate(block.drop_tables):
+            if key in made and i is not None and i > producer:
+                found.append((i, Finding("error", ("drop_tables", j), f"{key!r} is what the pipeline's final stage "
+                              f"{by} produces: dropping it after that stage leaves the run without its results")))
+    return found
+
+
+CLEANUP_ON_FAILURE = "CleanupOnFailure"
+
+
 # The function's timeout follows from the files it may have to delete, bounded from above: every
 # table stepkit writes is partitioned at most per batch, Athena leaves a few files per partition
 # (one per writer), and a `scope: all` pre-clean also meets the runs kept for redrive. The handler
@@ -83,7 +123,8 @@ LAMBDA_MAX_TIMEOUT = 900
 
 
 def objects_to_delete(ctx: "Context", delete_data: list[str], scope: str) -> int:
-    per_table = max(ctx.p.batching.batches, 1) * FILES_PER_PARTITION
+    batches = ctx.p.batching.batches if ctx.p.batching else 1  # a pipeline without batches: one partition
+    per_table = max(batches, 1) * FILES_PER_PARTITION
     return len(delete_data) * per_table * (LINGERING_RUNS if scope == "all" else 1)
 
 

@@ -17,7 +17,8 @@ from stepkit.ir.cfn import Resource
 from stepkit.ir.iam import Statement
 from stepkit.ir.names import RUN_ID_PATH
 from stepkit.steps import _ecs, _s3
-from stepkit.steps.base import DeclaredFlow, Finding, Flow
+from stepkit.steps.base import DeclaredFlow, Finding, Flow, Roles
+from stepkit.steps.fargate_task import ecs_findings, stage_args, task_writes, worker_flow
 from stepkit.steps.batch_ids import BATCH_IDS, ITEMS_PATH
 from stepkit.spec.names import WorkerArg
 
@@ -35,7 +36,7 @@ HISTORY_BUDGET = HISTORY_LIMIT // 2
 PAYLOAD_LIMIT = 262_144
 
 
-class FanOut(DeclaredFlow):
+class FanOut(DeclaredFlow, Roles):
     """Run `task` once per batch id with `--batch-id N`, at most `batching.max_concurrency` at once."""
 
     type: Literal["fan_out"] = "fan_out"
@@ -45,7 +46,7 @@ class FanOut(DeclaredFlow):
                               description="Distributed Map label (<= 40 characters; default: the stage name).")
 
     def flow(self, ctx: "Context") -> Flow:
-        declared = super().flow(ctx)  # and the batch ids it maps over, from the execution's state
+        declared = worker_flow(self, ctx, super().flow(ctx))  # and the batch ids it maps over, from the execution's state
         return replace(declared, reads=declared.reads | {BATCH_IDS})
 
     @property
@@ -61,10 +62,15 @@ class FanOut(DeclaredFlow):
         return "distributed" if b.max_concurrency > INLINE_MAX_CONCURRENCY or crowded else "inline"
 
     def check(self, ctx: "Context") -> list[Finding]:
-        found = []
+        found = ecs_findings(self, ctx)
         b = ctx.p.batching
         if self.task not in ctx.p.compute.tasks:
-            return [Finding("error", ("task",), f"{self.task!r} is not a key of `compute.tasks`")]
+            return found
+        if b is None:
+            if any("`batching`" in f.message for f in found):
+                return found  # its worker's need said it already
+            return [*found, Finding("error", ("type",), "a fan_out needs `batching` (how many batches, how many at "
+                                    "once): the pipeline has none")]
         if not any(s.type == "batch_ids" for s in ctx.p.stages[: ctx.p.stages.index(self)]):
             found.append(Finding("error", ("type",), "needs a `batch_ids` stage before it (it maps over its ids)"))
         mode = self.mode(ctx)
@@ -87,7 +93,7 @@ class FanOut(DeclaredFlow):
         return found
 
     def _child(self, ctx: "Context") -> tuple[str, State]:
-        cmd = _ecs.command(ctx, "$.run_id", [("--batch-id", "$.batch_id"), *self.args])
+        cmd = _ecs.command(ctx, "$.run_id", [("--batch-id", "$.batch_id"), *stage_args(self, ctx), *self.args])
         state = _ecs.task(ctx, self.task, cmd)
         state["Retry"].append(TASK_FAILED_RETRY.render())
         state["End"] = True
@@ -128,8 +134,7 @@ class FanOut(DeclaredFlow):
         return _ecs.resources(ctx, self.task)
 
     def iam(self, ctx: "Context") -> list[Statement]:
-        out = _ecs.statements(ctx, self.task, None if self.writes is None and self.reads is None
-                              else frozenset(self.writes or ()))
+        out = _ecs.statements(ctx, self.task, task_writes(self, ctx))
         if self.mode(ctx) == "distributed":
             n = ctx.names
             out += [

@@ -14,7 +14,7 @@ from stepkit.ml import kinds, predict
 # load_config's parser: stepkit.workers (workers/__init__.py) imports it late, to stay light for the cleanup Lambda.
 from stepkit import config  # noqa: F401
 from stepkit.spec.pipeline import WorkerPipeline
-from stepkit.workers import load_config
+from stepkit.workers import load_config, stage_of
 
 # The worker config's validator, complete: pydantic otherwise finishes
 # it on the first validation (0.13 s).
@@ -24,7 +24,8 @@ for _kind in kinds.KINDS:
     kinds.get(_kind)
 
 
-def run(config_uri: str, run_id: str, batch_id: int) -> dict[str, Any]:
-    """Score batch `batch_id`; returns {"rows": n, "path": output file, ...}."""
+def run(config_uri: str, run_id: str, batch_id: int, stage: str | None = None) -> dict[str, Any]:
+    """Score batch `batch_id` for every target (tables by the stage's roles); returns
+    {"rows": n, "path": output file, ...}."""
     pipeline, names = load_config(config_uri)
-    return predict.run(pipeline, names, run_id, int(batch_id))
+    return predict.run(pipeline, names, run_id, int(batch_id), roles=stage_of(pipeline, stage).get("roles") or {})

@@ -17,10 +17,10 @@ from typing import Any
 from stepkit.errors import StepkitError
 from stepkit.interpreter import TaskCall, TaskFailure
 from stepkit.local import pool
-from stepkit.local.adapters import tasks
+from stepkit.local.adapters import commands, tasks
 
 RESOURCES = ("arn:aws:states:::ecs:runTask.sync", "arn:aws:states:::ecs:runTask")
-FLAGS = {"--config": "config", "--run-id": "run_id", "--batch-id": "batch_id"}
+FLAGS = {"--config": "config", "--run-id": "run_id", "--batch-id": "batch_id", "--stage": "stage"}
 
 
 def _command(call: TaskCall) -> list[str]:
@@ -55,8 +55,13 @@ def adapter(services: Any):
         task = families.get(family)
         if task is None:
             raise TaskFailure("ECS.ClientException", f"{call.state}: no task definition family {family!r}")
+        command = _command(call)
+        if commands.is_user_command(command):  # the user's own image and command: a process here
+            summary = commands.run(services, call, command)
+            services.report(call.state, summary)
+            return _stopped(family, task)
         try:
-            args = parse(_command(call))
+            args = parse(command)
             config = str(services.to_local(args["config"]))
         except (ValueError, StepkitError) as e:
             raise TaskFailure("States.TaskFailed", f"{call.state}: {e}") from None
@@ -65,6 +70,8 @@ def adapter(services: Any):
         batch = int(args["batch_id"]) if "batch_id" in args else None
         if batch is not None:
             worker_args += (batch,)
+        if "stage" in args:
+            worker_args += (args["stage"],)
         try:
             if len(call.path) > 1:  # one item of a Map: the shared pool of worker processes
                 result = services.workers.batch(module, worker_args, batch, call.attempt + 1, call.cancelled)
@@ -90,11 +97,15 @@ def adapter(services: Any):
             services.extra.setdefault("retried", {}).setdefault(call.state, set()).add(batch)
         summary = dict(result or {}) if isinstance(result, dict) else {"result": result}
         services.report(call.state, summary)
-        # The shape DescribeTasks returns for the stopped task (what a `.sync` task's output is on AWS).
-        return {"Tasks": [{"TaskArn": f"arn:aws:ecs:local:000000000000:task/{uuid.uuid4().hex}",
-                           "TaskDefinitionArn": family, "LastStatus": "STOPPED",
-                           "Containers": [{"Name": task, "ExitCode": 0}]}]}
+        return _stopped(family, task)
     return run
+
+
+def _stopped(family: str, task: str) -> dict[str, Any]:
+    """The shape DescribeTasks returns for the stopped task (what a `.sync` task's output is on AWS)."""
+    return {"Tasks": [{"TaskArn": f"arn:aws:ecs:local:000000000000:task/{uuid.uuid4().hex}",
+                       "TaskDefinitionArn": family, "LastStatus": "STOPPED",
+                       "Containers": [{"Name": task, "ExitCode": 0}]}]}
 
 
 def problems(definition: dict[str, Any], services: Any) -> list[str]:
@@ -109,8 +120,28 @@ def problems(definition: dict[str, Any], services: Any) -> list[str]:
             found.append(f"state {path}: task definition {family!r} is not one of this pipeline's tasks "
                          f"({', '.join(sorted(families)) or 'none'})")
             continue
+        own = _static_command(state)
+        if own is not None and commands.is_user_command(own):
+            if commands.executable(own) is None:
+                found.append(f"state {path}: {own[0] if own else '(empty command)'}: no such program on this "
+                             "machine (a local run runs the task's command here)")
+            continue
         try:
             tasks.module(services, task)
         except StepkitError as e:
             found.append(f"state {path}: {e}")
     return found
+
+
+def _static_command(state: dict[str, Any]) -> list[str] | None:
+    """The command's words as far as the definition fixes them (its first word is never a path)."""
+    from stepkit.interpreter import intrinsics
+
+    override = ((state.get("Parameters") or {}).get("Overrides") or {}).get("ContainerOverrides") or [{}]
+    expr = override[0].get("Command.$")
+    if expr is None:
+        return list(override[0].get("Command") or [])
+    try:
+        return [str(v) for v in intrinsics.evaluate(expr, {"run": {"id": "x"}, "run_id": "x", "batch_id": 0}, {})]
+    except Exception:  # noqa: BLE001 - a command only the run can evaluate: checked when it runs
+        return None

@@ -17,10 +17,15 @@ from typing import Any
 
 from stepkit.errors import StepkitError
 # The names (what a spec may say) live in the spec, which imports no ML code.
-from stepkit.spec.kinds import GROUP, KINDS, _plugins, known, names  # noqa: F401
+from stepkit.spec.kinds import GROUP, KINDS, TASKS, _plugins, known, names  # noqa: F401
 
 class UnknownKind(StepkitError):
     """A kind name no installed package provides (an artifact from elsewhere, a plugin removed)."""
+
+
+def task(name: str) -> str:
+    """`regression` or `classification`: what a kind's models predict (a package's kind: its class's `task`)."""
+    return TASKS.get(name) or getattr(get(name), "task", "regression")
 
 
 _LOADED: dict[str, Any] = {}

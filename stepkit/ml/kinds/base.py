@@ -16,6 +16,10 @@ class ModelKind:
     """
 
     name: ClassVar[str]
+    # "regression": predict() gives numbers; "classification": logits() gives one score per class
+    # (calibrated into probabilities by stepkit/ml/calibration.py), and fits() get `y` as class codes
+    # 0..classes-1.
+    task: ClassVar[str] = "regression"
     # True: predict() reads `filled`, so prediction imputes each batch (work the others skip).
     needs_filled: ClassVar[bool] = False
     # Training starts fits in rank order, lowest first: the longest first, so the last to end is short.
@@ -25,10 +29,11 @@ class ModelKind:
         """How many fits `fits` gives (training shares the cores out before making them)."""
         return 1
 
-    def fits(self, spec: Any, raw: np.ndarray, filled: np.ndarray, y: np.ndarray, nthread: int
-             ) -> list[Callable[[], Any]]:
+    def fits(self, spec: Any, raw: np.ndarray, filled: np.ndarray, y: np.ndarray, nthread: int,
+             classes: int | None = None) -> list[Callable[[], Any]]:
         """The model's fits, each a callable that may run in its own thread; `nthread`: the
-        threads each may use. Their results, in order, go to `assemble`."""
+        threads each may use; `classes`: the number of classes (classification). Their results,
+        in order, go to `assemble`."""
         raise NotImplementedError
 
     def assemble(self, spec: Any, parts: list[Any]) -> tuple[Any, list[float] | None]:
@@ -40,4 +45,9 @@ class ModelKind:
         """(point, quantiles or None): quantiles are columns (lower, median, upper), increasing in
         each row; with them the interval is conformalised quantile regression, without them it is
         the point plus a calibrated, row-scaled width."""
+        raise NotImplementedError
+
+    def logits(self, model: Any, raw: np.ndarray, filled: np.ndarray | None) -> np.ndarray:
+        """Classification: one score per class (rows x classes, float), any monotone scale: softmax of
+        a calibrated slope and bias of them gives the probabilities."""
         raise NotImplementedError

@@ -5,7 +5,7 @@ WITH (
   external_location = 's3://stepkit-example-bucket/predict-age/tables/predict_age_staging_parsed_features_2025q3/${run_id}/',
   partitioned_by = ARRAY['batch_group']
 ) AS
--- The only scan of the raw JSON: every feature and the target in one pass; later stages read Parquet.
+-- The only scan of the raw JSON: every feature and target in one pass; later stages read Parquet.
 WITH deduped AS (
   -- Duplicate documents for one id: keep one, deterministically. A copy that parses wins (else one
   -- malformed copy would hide a good one), then the smallest text. Athena tests every copy here

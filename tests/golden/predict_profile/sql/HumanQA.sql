@@ -1,0 +1,48 @@
+CREATE TABLE ai_agent_kb_profile.profile_human_qa
+WITH (
+  format = 'PARQUET',
+  write_compression = 'SNAPPY',
+  external_location = 's3://stepkit-example-bucket/predict-profile/tables/profile_human_qa/${run_id}/'
+) AS
+-- One row per prediction, beside the parsed features and the known target (where there is one).
+SELECT
+  p.id,
+  s.years_since_first_job,
+  s.job_tenure_years,
+  s.num_jobs,
+  s.seniority_level,
+  s.education_level,
+  s.graduation_year,
+  s.degree_count,
+  s.num_children,
+  s.marital_status,
+  s.household_size,
+  s.income_usd,
+  s.num_credit_cards,
+  s.credit_history_years,
+  s.has_retirement_account,
+  s.account_age_years,
+  s.posts_per_week,
+  s.night_activity_share,
+  s.emoji_rate,
+  s.device_type,
+  s.email_domain_age_years,
+
+  s.age AS known_age,
+  p.predicted_age,
+  p.lower_bound_age,
+  p.upper_bound_age,
+  p.confidence_score_age,
+  abs(p.predicted_age - s.age) AS abs_error_age,
+  s.age BETWEEN p.lower_bound_age AND p.upper_bound_age AS known_in_interval_age,
+  p.model_name_age,
+  p.model_version_age,
+  s.homeowner AS known_homeowner,
+  p.predicted_homeowner,
+  p.probability_homeowner,
+  p.predicted_homeowner = s.homeowner AS correct_homeowner,
+  p.model_name_homeowner,
+  p.model_version_homeowner,
+  p.run_id
+FROM ai_agent_kb_profile.profile_predictions p
+JOIN ai_agent_kb_profile.profile_parsed_2025q3 s ON s.id = p.id
