@@ -51,6 +51,14 @@ def _run(shared: Path, name: str) -> dict:
     return once(shared, f"example-{name}", build)
 
 
+def test_the_second_numeric_example_passes_its_gate_on_its_own_demo_data(shared):  # noqa: F811
+    run = _run(shared, "predict_income")
+    assert run["record"]["status"] == "succeeded"
+    final = table(run["record"]["outputs"]["final_results"])
+    (rows, ids, scored), = query(f"SELECT count(*), count(DISTINCT id), count(predicted_income_usd) FROM {final}")
+    assert rows == ids and scored == rows
+
+
 @pytest.fixture(scope="session")
 def binary(shared):  # noqa: F811
     return _run(shared, "classify_homeowner")

@@ -5,9 +5,10 @@ the bucket's lifecycle configuration, replaces the rules it owns (IDs `stepkit:P
 it back with every other rule unchanged. PutBucketLifecycleConfiguration replaces the whole
 configuration, so a rule of the user's is never dropped only because it is carried over here.
 
-What expires (spec `retention`): athena-results/, map-results/, runs/, and the folders of the tables
-a cleanup stage deletes (a successful run removes its own at its end; these take what failed runs
-leave, after the 14 days a redrive may still need them). Incomplete multipart uploads under the
+What expires (spec `retention`): athena-results/, map-results/, and the folders of the tables a
+cleanup stage deletes (a successful run removes its own at its end; these take what failed runs
+leave, after the 14 days a redrive may still need them); runs/ (models, metrics, a task's files)
+only when `retention.runs_days` says so: a re-score reads an earlier run's model from there. Incomplete multipart uploads under the
 prefix (a failed CTAS can leave them) are aborted after a week. The final results are never touched.
 """
 from __future__ import annotations
@@ -43,7 +44,7 @@ def wanted(pipeline: Any) -> list[dict[str, Any]]:
     rules = [
         _expire(pipeline, "athena-results", f"{root}athena-results/", r.athena_results_days),
         _expire(pipeline, "map-results", f"{root}map-results/", r.map_results_days),
-        _expire(pipeline, "runs", f"{root}runs/", r.failed_run_days),
+        *([_expire(pipeline, "runs", f"{root}runs/", r.runs_days)] if r.runs_days else []),
         *[_expire(pipeline, f"tables/{names[k]}", f"{root}tables/{names[k]}/", r.failed_run_days)
           for k in scratch_tables(pipeline)],
         {"ID": rule_id(pipeline, "incomplete-uploads"), "Filter": {"Prefix": root}, "Status": "Enabled",

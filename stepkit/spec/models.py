@@ -463,8 +463,13 @@ class Retention(Model):
     failed_run_days: int = Field(
         15, ge=15,
         description="Files of the tables a cleanup stage deletes (a successful run's go at its end; these rules take "
-        "what failed runs leave) and runs/ (every run's model and metrics). At least 15: a failed run can be "
-        "redriven for 14 days after it failed, and its files are older than the failure.")
+        "what failed runs leave). At least 15: a failed run can be redriven for 14 days after it failed, and its "
+        "files are older than the failure.")
+    runs_days: int | None = Field(
+        None, ge=15,
+        description="runs/: every run's models, metrics and the files its tasks write (a re-score with "
+        "`existing_model` reads its model from here, `latest` included). Unset: kept; a number expires them "
+        "that many days after they were written (at least 15, as failed_run_days).")
 
 
 class Alerts(Model):

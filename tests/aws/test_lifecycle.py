@@ -28,14 +28,14 @@ def test_deploy_adds_its_rules_and_keeps_the_users(aws):
         Bucket=BUCKET, LifecycleConfiguration={"Rules": [USER_RULE]})
     code, out = deploy()
     assert code == 0, out
-    assert "lifecycle rules of s3://stepkit-example-bucket: 10 added (1 other rule kept as they are)" in out
+    assert "lifecycle rules of s3://stepkit-example-bucket: 9 added (1 other rule kept as they are)" in out
     got = rules()
     assert got["archive-kb"]["Transitions"] == USER_RULE["Transitions"]  # the user's rule, untouched
     mine = {k.removeprefix(PREFIX): expiry(r) for k, r in got.items() if k.startswith(PREFIX)}
     assert mine == {
         "athena-results": ("predict-age/athena-results/", 7),
         "map-results": ("predict-age/map-results/", 14),
-        "runs": ("predict-age/runs/", 15),
+        # not runs/: its models are what a re-score reads (retention.runs_days expires them, if set)
         # every table some cleanup deletes the files of; never the final results
         **{f"tables/{t}": (f"predict-age/tables/{t}/", 15) for t in (
             "predict_age_staging_parsed_features_2025q3", "predict_age_real_training_features_14m",
@@ -57,12 +57,15 @@ def test_a_second_deploy_writes_nothing_and_a_change_updates_only_its_rules(aws,
     assert code == 0 and ": 1 changed (1 other rule kept as they are)" in out
     got = rules()
     assert expiry(got[PREFIX + "athena-results"]) == ("predict-age/athena-results/", 3)
-    assert got["archive-kb"]["Transitions"] == USER_RULE["Transitions"] and len(got) == 11
+    assert got["archive-kb"]["Transitions"] == USER_RULE["Transitions"] and len(got) == 10
+    code, out = deploy(pipeline=write_variant(tmp_path, {"retention": {"runs_days": 90}}))
+    assert code == 0 and ": 1 added, 1 changed (1 other rule kept as they are)" in out, out
+    assert expiry(rules()[PREFIX + "runs"]) == ("predict-age/runs/", 90)
 
 
 def test_a_dry_run_changes_no_rule(aws):
     code, out = deploy("--dry-run")
-    assert code == 0 and "dry run: lifecycle rules of s3://stepkit-example-bucket: 10 added (0 other rules" in out
+    assert code == 0 and "dry run: lifecycle rules of s3://stepkit-example-bucket: 9 added (0 other rules" in out
     with pytest.raises(Exception, match="NoSuchLifecycleConfiguration"):
         rules()
 
