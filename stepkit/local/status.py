@@ -38,9 +38,10 @@ def timeline(workdir: Path, run_id: str | None = None):
     for e in events:
         details = e.get("executionFailedEventDetails") or e.get("executionAbortedEventDetails") or {}
         error, cause = details.get("error", error), details.get("cause", cause)
-    if status == "RUNNING" and (holder(Path(workdir)) or {}).get("run_id") not in (run_dir.name,):
+    if status == "RUNNING" and (holder(Path(workdir)) or {}).get("run_id") != run_dir.name:
+        # No process holds the work folder for this run: it was killed before its history could say so.
         status, error = "ABORTED", "stepkit.Killed"
-        cause = (f"the run's process ended without recording its end; continue it with --resume {run_dir.name}")
+        cause = f"the run's process ended without recording its end; continue it with --resume {run_dir.name}"
     started = events[0]["timestamp"] if events else _when(record.get("started"))
     stopped = next((e["timestamp"] for e in reversed(events) if e["type"] in recovery.FINAL), None)
     name = (events[0].get("stepkit") or {}).get("name", run_dir.name) if events else run_dir.name
