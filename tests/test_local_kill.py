@@ -158,7 +158,10 @@ def test_a_killed_or_terminated_run_leaves_no_process_behind(tmp_path, small_sou
     the resource tracker must notice and end by themselves."""
     proc = _started(tmp_path / "work", small_source, "ParallelPrediction (fan_out)")
     try:
-        time.sleep(0.3)
+        os.kill(proc.pid, signal.SIGSTOP)  # held still (and holding its lock) while status looks
+        status = stepkit("status", "--local", "--workdir", str(tmp_path / "work"))
+        os.kill(proc.pid, signal.SIGCONT)
+        assert " RUNNING (started " in status.stdout.splitlines()[0], status  # the lock names the run
         os.kill(proc.pid, signum)
         assert proc.wait(30) == code, proc.stdout.read()[-3000:] if proc.stdout else ""
         assert _group_gone(proc.pid, 15), "processes of the run are still alive"

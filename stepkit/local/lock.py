@@ -34,10 +34,15 @@ class WorkdirLock:
             who = f"run {holder.get('run_id', '?')} of {holder.get('pipeline', '?')} (pid {holder.get('pid', '?')})"
             raise StepkitError(f"{self.path.parent}: {who} is running in this work folder; wait for it to end, or "
                                "use another --workdir (its first clean-up deletes every run's tables here)") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"run_id": run_id, "pipeline": pipeline, "pid": os.getpid(),
-                                  "since": time.time()}).encode(), 0)
         self._fd = fd
+        self.say(run_id, pipeline)
+
+    def say(self, run_id: str, pipeline: str) -> None:
+        """Write who holds the lock (a new run says its id once it has one)."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, json.dumps({"run_id": run_id, "pipeline": pipeline, "pid": os.getpid(),
+                                            "since": time.time()}).encode(), 0)
 
     def release(self) -> None:
         if self._fd is not None:

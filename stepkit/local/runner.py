@@ -108,7 +108,7 @@ class Runner:
 
         try:
             check_writable(self.workdir)
-            lock = WorkdirLock(self.workdir)
+            lock = self._lock = WorkdirLock(self.workdir)
             lock.acquire(self.resume or "(new)", str(self.pipeline_path))
         except OSError as e:
             raise StepkitError(_os_message(e)) from None
@@ -137,6 +137,7 @@ class Runner:
             self.out.log(f"local run: AWS variables {', '.join(filled)} unset; using local placeholders "
                          "(nothing here calls AWS)")
         run_id = record.run_id if record else new_run_id()
+        self._lock.say(run_id, str(self.pipeline_path))  # `stepkit status --local` tells a running run by it
         run_dir = runs / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
         from stepkit.ir import asl
