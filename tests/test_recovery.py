@@ -82,15 +82,38 @@ def test_stages_done_accumulate_over_the_runs_executions(shape):
     assert recovery.run_id(second, "run-1-c2") == "run-1"
 
 
-def test_after_the_failure_path_ran_only_stages_without_tables_are_kept(shape):
-    events = history(BEFORE_STAGING + ["StagingFeatures.done", "StagingFeatures", "Training.done", "Training",
-                                       recovery.CLEANUP_ON_FAILURE], ["Failed"])
-    shape.fail_states.add("Failed")  # the spec's on_failure path, which predict_age.yaml has not
-    try:
-        d = recovery.decide(shape, [events], "run-1")
-    finally:
-        shape.fail_states.discard("Failed")
-    assert d.kind == "continue" and list(d.input["done"]) == ["PreCleanup", "Training"]
+# A run of predict_age.yaml with an on_failure clean-up that failed at HumanQA, after ParallelPrediction
+# filled the predictions table CreatePredictionsTable made: what the clean-up dropped decides what is kept.
+UP_TO_HUMAN_QA = BEFORE_STAGING + [
+    "StagingFeatures.done", "StagingFeatures", "TrainingFeatures.done", "TrainingFeatures", "TrainingTargets.done",
+    "TrainingTargets", "Training.done", "Training", "EvaluationFeatures.done", "EvaluationFeatures",
+    *[f"EvaluationFeatures_Insert{i:02d}" for i in range(1, 9)], "ParallelPrediction.done",
+    "ParallelPrediction.prepare", "ParallelPrediction", "HumanQA.done", "HumanQA.prepare"]
+THROUGH_PREDICTION = ["CreatePredictionsTable", "EvaluationFeatures", "ParallelPrediction", "PreCleanup",
+                      "StagingFeatures", "Training", "TrainingFeatures", "TrainingTargets"]
+
+
+@pytest.mark.parametrize("on_failure, kept", [
+    # HumanQA's own table: every stage before it keeps what it wrote. (Keeping only the stages without an
+    # Athena write re-ran CreatePredictionsTable, whose prepare state deletes the predictions ParallelPrediction
+    # wrote, and skipped ParallelPrediction: HumanQA and FinalResults then read an empty predictions table.)
+    ({"delete_data": ["human_qa"]}, THROUGH_PREDICTION),
+    # The predictions: both stages that wrote them run again.
+    ({"delete_data": ["predictions"]}, [s for s in THROUGH_PREDICTION
+                                        if s not in ("CreatePredictionsTable", "ParallelPrediction")]),
+    # Catalog only (drop_tables): the table is gone all the same.
+    ({"drop_tables": ["staging"], "delete_data": ["human_qa"]}, [s for s in THROUGH_PREDICTION
+                                                                 if s != "StagingFeatures"]),
+])
+def test_after_the_failure_path_ran_the_stages_whose_tables_it_dropped_run_again(tmp_path, on_failure, kept):
+    from stepkit.cli import _variables
+    from tests.aws.variants import compile_variant
+
+    variables = _variables((), "pipelines/example.env")
+    shape = recovery.Shape.of(compile_variant(tmp_path, variables, {"on_failure": on_failure}).definition)
+    events = history(UP_TO_HUMAN_QA + [recovery.CLEANUP_ON_FAILURE], ["HumanQA", "Failed"])
+    d = recovery.decide(shape, [events], "run-1")
+    assert d.kind == "continue" and list(d.input["done"]) == kept
 
 
 ORDER = ["PreCleanup", "CreatePredictionsTable", "StagingFeatures", "TrainingFeatures", "TrainingTargets",

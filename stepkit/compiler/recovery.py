@@ -49,6 +49,7 @@ class Shape:
     stages: dict[str, Stage]
     stage_of: dict[str, str]
     fail_states: set[str]
+    failure_drops: set[str] = field(default_factory=set)  # what the on_failure clean-up drops, if any
 
     @classmethod
     def of(cls, definition: dict[str, Any]) -> "Shape":
@@ -84,7 +85,7 @@ class Shape:
             stages[s.name] = s
             stage_of.update(dict.fromkeys(own, s.name))
         fails = {n for n, st in everything.items() if st.get("Type") == "Fail"}
-        return cls(stages, stage_of, fails)
+        return cls(stages, stage_of, fails, _tables(everything.get(CLEANUP_ON_FAILURE, {})))
 
 
 def _function(state: dict[str, Any]) -> str | None:
@@ -167,7 +168,9 @@ def done_stages(shape: Shape, histories: list[list[dict[str, Any]]], kept: bool 
             if "execution" in e:
                 continue
             if kept and _name(e, "stateEnteredEventDetails") == CLEANUP_ON_FAILURE:
-                done = {s for s in done if shape.stages[s].repeatable}
+                # What it drops, and only that: every stage that wrote one of those tables runs again (keeping one
+                # of them would let the other's prepare state delete what the kept one wrote).
+                done = {s for s in done if not shape.stages[s].tables & shape.failure_drops}
             stage = exits.get(_name(e, "stateExitedEventDetails") or "") if e.get("type", "").endswith("StateExited") \
                 else None
             if stage:
