@@ -15,7 +15,7 @@ decision a local `--resume` takes):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
@@ -37,6 +37,8 @@ class Run:
     executions: list[dict[str, Any]]  # DescribeExecution of each
     histories: list[list[dict[str, Any]]]
     definition: dict[str, Any]
+    # ListExecutions items of other runs started after the run's first execution
+    others: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def last(self) -> dict[str, Any]:
@@ -61,11 +63,12 @@ def find_run(session: Session, m: Machine, execution: str | None) -> Run:
     arn = execution_arn(m, execution, session)
     desc = sfn.describe_execution(executionArn=arn)
     run_id = recovery.run_id(history(sfn, arn), desc["name"])
-    listed = []
+    listed, others = [], []
+    # Newest first (closed executions by their stopDate); the run's first execution is named the run.
     for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=m.arn):
-        for e in page.get("executions", []):  # newest first; the run's first execution is named the run
-            if e["name"] == run_id or e["name"].startswith(run_id[: NAME_LIMIT - 6]):
-                listed.append(e)
+        for e in page.get("executions", []):
+            mine = e["name"] == run_id or e["name"].startswith(run_id[: NAME_LIMIT - 6])
+            (listed if mine else others).append(e)
         if any(e["name"] == run_id for e in listed):
             break
     executions, histories = [], []
@@ -74,11 +77,29 @@ def find_run(session: Session, m: Machine, execution: str | None) -> Run:
         if recovery.run_id(events, e["name"]) == run_id:
             executions.append(sfn.describe_execution(executionArn=e["executionArn"]))
             histories.append(events)
+        else:
+            others.append(e)
     if not executions:  # the execution itself was not listed (another machine's ARN, a listing lag)
         executions, histories = [desc], [history(sfn, arn)]
     definition = sfn.describe_state_machine_for_execution(
         executionArn=executions[-1]["executionArn"])["definition"]
-    return Run(run_id, executions, histories, json.loads(definition))
+    first = executions[0]["startDate"]
+    return Run(run_id, executions, histories, json.loads(definition), [e for e in others if e["startDate"] > first])
+
+
+def later_run(session: Session, run: Run) -> str | None:
+    """Why `run` may not go on, if a run started after it went past its start states: a new run's first
+    clean-up drops every run's tables, and its own tables then hold their names (one table name for
+    every run; each run's files under its own folder). None when no such run exists."""
+    sfn = session.client("stepfunctions")
+    for e in sorted(run.others, key=lambda e: e["startDate"]):
+        events = history(sfn, e["executionArn"])
+        if recovery.past_the_start(events):
+            other = recovery.run_id(events, e["name"])
+            return (f"run {run.id} cannot go on: run {other} started after it (execution {e['name']}) and its first "
+                    f"clean-up dropped the tables of the runs before it; go on with the latest run "
+                    f"(`stepkit redrive`), or start a new one")
+    return None
 
 
 def plan(session: Session, execution: str | None = None, pipeline: str | None = None,
@@ -93,6 +114,9 @@ def plan(session: Session, execution: str | None = None, pipeline: str | None = 
     last = run.last
     if last["status"] == "SUCCEEDED":
         return Plan(run, recovery.Decision("done", f"run {run.id} succeeded (execution {last['name']})"))
+    blocked = later_run(session, run)
+    if blocked:
+        raise StepkitError(blocked)
     decision = recovery.decide(shape, run.histories, run.id)
     if decision.kind != "redrive":
         return Plan(run, decision)
@@ -172,6 +196,9 @@ def start_from(session: Session, machine_arn: str, order: list[str], stage: str,
     if run_id and run_id != run.id:
         raise StepkitError(f"--run {run_id}: the latest run of {name} is {run.id}, which dropped the tables of the "
                            "runs before it; start from a stage of the latest run, or start a new run")
+    blocked = later_run(session, run)
+    if blocked:
+        raise StepkitError(f"--from {stage}: {blocked}")
     try:
         given = recovery.start_from(recovery.Shape.of(run.definition), order, stage, run.id, run.histories)
     except ValueError as e:

@@ -22,7 +22,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from stepkit.compiler.wiring import CLEANUP_ON_FAILURE, guard_name, prepare_name
+from stepkit.compiler.wiring import (ANOTHER_RUN, CHECK_OTHER_RUNS, CHECK_RUN_ID, CLEANUP_ON_FAILURE, INVALID_RUN_ID,
+                                    NEW_RUN, ONE_RUN_AT_A_TIME, START, guard_name, prepare_name)
 from stepkit.ir.asl import every_state
 
 FINAL = {"ExecutionSucceeded": "SUCCEEDED", "ExecutionFailed": "FAILED", "ExecutionAborted": "ABORTED",
@@ -30,6 +31,8 @@ FINAL = {"ExecutionSucceeded": "SUCCEEDED", "ExecutionFailed": "FAILED", "Execut
 ATHENA = "arn:aws:states:::athena:"
 GUARD = guard_name("")  # the suffix a stage's guard has
 PREPARE = prepare_name("")
+# What every execution runs before its first stage (wiring.py): the run id, then one run at a time.
+START_STATES = {START, NEW_RUN, CHECK_RUN_ID, INVALID_RUN_ID, CHECK_OTHER_RUNS, ONE_RUN_AT_A_TIME, ANOTHER_RUN}
 
 
 @dataclass
@@ -143,6 +146,12 @@ def unfinished(events: list[dict[str, Any]]) -> set[str]:
             if name and open_.get(name):
                 open_[name] -= 1
     return {name for name, n in open_.items() if n > 0}
+
+
+def past_the_start(events: list[dict[str, Any]]) -> bool:
+    """Whether an execution went on past the start states: its first stage (a new run's clean-up of every
+    run's tables) may have run. One that stopped in them touched no table."""
+    return any(_name(e, "stateEnteredEventDetails") not in (None, *START_STATES) for e in events)
 
 
 def given_input(events: list[dict[str, Any]]) -> dict[str, Any]:

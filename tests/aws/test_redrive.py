@@ -92,3 +92,30 @@ def test_run_from(failed_run, args, line):
     if code == 0:
         given = json.loads(sfn().describe_execution(executionArn=f"{EXECUTION}:run-a-c2")["input"])
         assert given == {"run": {"id": "run-a"}, "done": {}}
+
+
+def _later_run(name: str, past_the_start: bool) -> None:
+    """Another run started after run-a. moto's interpreter stops at CheckOtherRuns (above); with that check
+    answered by a Pass, the run goes on into PreCleanup, which drops every run's tables (moto then fails the
+    cleanup function's call: no Lambda runs here)."""
+    if past_the_start:
+        d = json.loads(sfn().describe_state_machine(stateMachineArn=MACHINE_ARN)["definition"])
+        d["States"]["CheckOtherRuns"] = {"Type": "Pass", "Result": {"running": 1}, "ResultPath": "$.others",
+                                         "Next": "OneRunAtATime"}
+        sfn().update_state_machine(stateMachineArn=MACHINE_ARN, definition=json.dumps(d))
+    sfn().start_execution(stateMachineArn=MACHINE_ARN, name=name)
+    assert wait_done(f"{EXECUTION}:{name}")["status"] == "FAILED"
+
+
+@pytest.mark.parametrize("past_the_start, args, code, line", [
+    # run-b's PreCleanup dropped run-a's tables, and run-b's own now hold their names: run-a cannot go on.
+    (True, ["run-a"], 1, "run run-a cannot go on: run run-b started after it (execution run-b) and its first "
+                         "clean-up dropped the tables of the runs before it"),
+    (True, [], 0, "redrive run-b: every unfinished state can run again as it is: PreCleanup"),
+    # run-b stopped in the start states (one run at a time): it touched no table.
+    (False, ["run-a"], 0, "redrive run-a: every unfinished state can run again as it is: CheckOtherRuns"),
+])
+def test_only_the_latest_run_that_got_past_the_start_goes_on(failed_run, past_the_start, args, code, line):
+    _later_run("run-b", past_the_start)
+    got, out = cli("redrive", *args, "--dry-run")
+    assert got == code and line in out.splitlines()[-1], out
