@@ -52,6 +52,11 @@ class Plan:
     note: str = ""  # why a redrive became a continue
 
 
+def unqualified(state_machine_arn: str) -> str:
+    """The machine itself: an execution started on a version or alias may name it with its qualifier."""
+    return ":".join(state_machine_arn.split(":")[:7])
+
+
 def history(sfn: Any, arn: str) -> list[dict[str, Any]]:
     return [e for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn)
             for e in page.get("events", [])]
@@ -62,6 +67,10 @@ def find_run(session: Session, m: Machine, execution: str | None) -> Run:
     sfn = session.client("stepfunctions")
     arn = execution_arn(m, execution, session)
     desc = sfn.describe_execution(executionArn=arn)
+    ran_on = unqualified(desc["stateMachineArn"])
+    if ran_on != m.arn:  # an ARN given by hand: another pipeline's, or no stepkit machine's at all
+        raise StepkitError(f"execution {desc['name']} is one of state machine {ran_on.rsplit(':', 1)[-1]}, not of "
+                           f"{m.name}: pick its pipeline with --pipeline")
     run_id = recovery.run_id(history(sfn, arn), desc["name"])
     listed, others = [], []
     # Newest first (closed executions by their stopDate); the run's first execution is named the run.
@@ -79,7 +88,7 @@ def find_run(session: Session, m: Machine, execution: str | None) -> Run:
             histories.append(events)
         else:
             others.append(e)
-    if not executions:  # the execution itself was not listed (another machine's ARN, a listing lag)
+    if not executions:  # the execution itself was not listed yet (ListExecutions is eventually consistent)
         executions, histories = [desc], [history(sfn, arn)]
     definition = sfn.describe_state_machine_for_execution(
         executionArn=executions[-1]["executionArn"])["definition"]
@@ -162,8 +171,7 @@ def act(session: Session, p: Plan, echo: Callable[[str], None] = print) -> str:
         sfn.redrive_execution(executionArn=last["executionArn"])
         echo(f"redriven {last['name']}: its failed states run again on the definition it ran")
         return last["name"]
-    # The machine itself: an execution started on a version or alias may name it with its qualifier.
-    machine_arn = ":".join(last["stateMachineArn"].split(":")[:7])
+    machine_arn = unqualified(last["stateMachineArn"])
     name = next_name(p.run)
     return start(session, machine_arn, name, p.decision.input, echo)
 

@@ -119,3 +119,22 @@ def test_only_the_latest_run_that_got_past_the_start_goes_on(failed_run, past_th
     _later_run("run-b", past_the_start)
     got, out = cli("redrive", *args, "--dry-run")
     assert got == code and line in out.splitlines()[-1], out
+
+
+OTHER = "arn:aws:states:us-east-1:123456789012:stateMachine:other"
+
+
+@pytest.mark.parametrize("execution, line", [
+    # An ARN of another state machine's execution: not this pipeline's run, whatever the ARN says.
+    (OTHER.replace(":stateMachine:", ":execution:") + ":o-1",
+     "execution o-1 is one of state machine other, not of fargate-predict-age-pipeline"),
+    ("nope", "states:DescribeExecution: "),
+])
+def test_an_execution_not_of_this_machine_is_refused(failed_run, execution, line):
+    sfn().create_state_machine(name="other", roleArn="arn:aws:iam::123456789012:role/r", definition=json.dumps(
+        {"StartAt": "Boom", "States": {"Boom": {"Type": "Fail", "Error": "Boom"}}}))
+    sfn().start_execution(stateMachineArn=OTHER, name="o-1")
+    assert wait_done(f"{OTHER.replace(':stateMachine:', ':execution:')}:o-1")["status"] == "FAILED"
+    code, out = cli("redrive", execution, "--dry-run")
+    assert code == 1 and line in out.splitlines()[-1], out
+    assert [e["name"] for e in sfn().list_executions(stateMachineArn=OTHER)["executions"]] == ["o-1"]
