@@ -55,6 +55,8 @@ def history(entered_and_exited: list[str], open_: list[str] = (), end: str | Non
     # a Fail state entered: a redrive would run only the Fail state again
     (["Start", "NewRun", "CheckRunId", "CheckOtherRuns", "OneRunAtATime"], ["AnotherRunInProgress"],
      "ExecutionFailed", "continue", []),
+    # a run id CheckRunId refuses (a quote, a slash...): every execution of that run would stop there again
+    (["Start", "CheckRunId"], ["InvalidRunId"], "ExecutionFailed", "new", None),
     (BEFORE_STAGING, [], "ExecutionSucceeded", "done", None),
 ])
 def test_decision(shape, finished, open_, end, kind, kept):

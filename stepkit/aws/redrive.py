@@ -127,6 +127,8 @@ def plan(session: Session, execution: str | None = None, pipeline: str | None = 
     if blocked:
         raise StepkitError(blocked)
     decision = recovery.decide(shape, run.histories, run.id)
+    if decision.kind == "new":
+        raise StepkitError(f"run {run.id}: {decision.reason}")
     if decision.kind != "redrive":
         return Plan(run, decision)
     stopped = last.get("stopDate")

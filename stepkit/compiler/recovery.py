@@ -107,7 +107,7 @@ def _all_states(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any
 
 @dataclass(frozen=True)
 class Decision:
-    kind: str  # "redrive" | "continue" | "done"
+    kind: str  # "redrive" | "continue" | "done" | "new" (the run cannot go on: start a new run)
     reason: str
     input: dict[str, Any] | None = None  # for "continue": the new execution's input
 
@@ -200,6 +200,9 @@ def decide(shape: Shape, histories: list[list[dict[str, Any]]], run: str) -> Dec
     if status(last) == "SUCCEEDED":
         return Decision("done", "the run's last execution succeeded")
     open_ = unfinished(last)
+    if INVALID_RUN_ID in open_:  # a new execution of the run would carry the same id, and stop there again
+        return Decision("new", "CheckRunId refuses its run id (it names the run's tables and folders): no execution "
+                        "of it can go on; start a new run")
     blocking = sorted(n for n in open_ if n in shape.fail_states or
                       (n in shape.stage_of and not shape.stages[shape.stage_of[n]].repeatable
                        and n != prepare_name(shape.stage_of[n])))

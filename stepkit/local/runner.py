@@ -260,6 +260,8 @@ class Runner:
             decision = recovery.decide(shape, histories, record.run_id)
         if decision.kind == "done":
             raise StepkitError(f"{run_dir}: run {record.run_id} already succeeded; nothing to resume")
+        if decision.kind == "new":
+            raise StepkitError(f"{run_dir}: run {record.run_id}: {decision.reason}")
         self.out.log(f"resume: {decision.kind} ({decision.reason})")
         kept = decision.input["done"] if decision.kind == "continue" else {
             r.name for r in record.stages if r.status == "succeeded"}

@@ -138,3 +138,13 @@ def test_an_execution_not_of_this_machine_is_refused(failed_run, execution, line
     code, out = cli("redrive", execution, "--dry-run")
     assert code == 1 and line in out.splitlines()[-1], out
     assert [e["name"] for e in sfn().list_executions(stateMachineArn=OTHER)["executions"]] == ["o-1"]
+
+
+def test_a_run_whose_id_the_machine_refuses_cannot_go_on(pipeline_machine):  # noqa: F811
+    # Step Functions takes a quote in an execution name; the run id reaches SQL strings, so CheckRunId does not.
+    sfn().start_execution(stateMachineArn=MACHINE_ARN, name="it's")
+    assert wait_done(f"{EXECUTION}:it's")["status"] == "FAILED"
+    code, out = cli("redrive", "--dry-run")
+    assert code == 1 and out.splitlines()[-1].startswith(
+        "run it's: CheckRunId refuses its run id (it names the run's tables and folders): no execution of it can "
+        "go on; start a new run"), out
