@@ -1,9 +1,9 @@
 """Continuing a deployed run that did not succeed: `stepkit redrive` and `stepkit run --from`.
 
 A run is the executions that share its run id (the first one's name; later ones are named
-`<run>-c<N>` and started with `{"run": {"id": RUN}, ...}`). What to do is decided from the
-definition the failed execution ran and the run's histories alone (compiler/recovery.py, the same
-decision a local `--resume` takes):
+`<run>-c<N>`, a long run id cut short with a digest of it, and started with `{"run": {"id": RUN}, ...}`).
+What to do is decided from the definition the failed execution ran and the run's histories alone
+(compiler/recovery.py, the same decision a local `--resume` takes):
 
 - **redrive** (RedriveExecution): every unfinished state may run again as it is. Same execution,
   same definition version; finished states and a Map's finished items are not run again.
@@ -14,6 +14,7 @@ decision a local `--resume` takes):
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -27,6 +28,7 @@ from stepkit.errors import AwsError, StepkitError
 
 REDRIVE_WINDOW = timedelta(days=14)  # RedriveExecution refuses executions stopped longer ago
 NAME_LIMIT = 80  # StartExecution's name
+KEPT = 64  # what a continuation's name keeps of a long run id (the rest: a digest and `-c<N>`)
 
 
 @dataclass
@@ -76,7 +78,7 @@ def find_run(session: Session, m: Machine, execution: str | None) -> Run:
     # Newest first (closed executions by their stopDate); the run's first execution is named the run.
     for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=m.arn):
         for e in page.get("executions", []):
-            mine = e["name"] == run_id or e["name"].startswith(run_id[: NAME_LIMIT - 6])
+            mine = e["name"] == run_id or e["name"].startswith(run_id[:KEPT])
             (listed if mine else others).append(e)
         if any(e["name"] == run_id for e in listed):
             break
@@ -146,7 +148,11 @@ def plan(session: Session, execution: str | None = None, pipeline: str | None = 
 
 def next_name(run: Run) -> str:
     suffix = f"-c{len(run.executions) + 1}"
-    return run.id[: NAME_LIMIT - len(suffix)] + suffix
+    if len(run.id) + len(suffix) <= NAME_LIMIT:
+        return run.id + suffix
+    # Cut short, the name keeps a digest of the whole run id: two long names that differ only at their end
+    # would otherwise give one name to both runs' continuations (a name is taken for 90 days).
+    return f"{run.id[:KEPT]}-{hashlib.sha256(run.id.encode()).hexdigest()[:6]}{suffix}"
 
 
 def describe(p: Plan) -> list[str]:

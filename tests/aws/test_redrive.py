@@ -148,3 +148,35 @@ def test_a_run_whose_id_the_machine_refuses_cannot_go_on(pipeline_machine):  # n
     assert code == 1 and out.splitlines()[-1].startswith(
         "run it's: CheckRunId refuses its run id (it names the run's tables and folders): no execution of it can "
         "go on; start a new run"), out
+
+
+def _continue(session, name: str) -> str:
+    """Continue the run of execution `name` in a new execution, as past AWS's redrive window."""
+    stopped = sfn().describe_execution(executionArn=f"{EXECUTION}:{name}")["stopDate"]
+    p = redrive.plan(session, name, now=stopped + timedelta(days=15))
+    started = redrive.act(session, p, echo=lambda line: None)
+    assert wait_done(f"{EXECUTION}:{started}")["status"] == "FAILED"
+    return started
+
+
+LONG = "nightly-scoring-of-every-profile-for-the-quarterly-age-report-2025-q3-2025-10-0"  # 79 characters
+
+
+@pytest.mark.parametrize("day", ["1", "2"])
+def test_runs_named_with_80_characters_are_continued_under_names_of_their_own(pipeline_machine, day):  # noqa: F811
+    """Two runs whose 80-character names differ only at the end, each continued twice: every new execution
+    has a name of its own, at most 80 characters, and belongs to its run (run --from looks up the latest)."""
+    session = Session(region=REGION)
+    for d in ("1", "2"):
+        sfn().start_execution(stateMachineArn=MACHINE_ARN, name=LONG + d)
+        assert wait_done(f"{EXECUTION}:{LONG + d}")["status"] == "FAILED"
+    first = _continue(session, LONG + day)
+    second = _continue(session, first)
+    other = "2" if day == "1" else "1"
+    third = _continue(session, LONG + other)
+    names = [first, second, third]
+    assert len(set(names)) == 3 and all(len(n) <= 80 for n in names), names
+    for name, run in zip(names, [LONG + day, LONG + day, LONG + other]):
+        assert recovery.run_id(redrive.history(sfn(), f"{EXECUTION}:{name}"), name) == run
+    assert [e["name"] for e in redrive.find_run(session, redrive.machine(session), second).executions] == \
+        [LONG + day, first, second]
