@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 ABORT_UPLOADS_DAYS = 7
+FAILED_RUN_DAYS_LEAST = 15  # retention.failed_run_days' least value
 
 
 def rule_id(pipeline: Any, what: str) -> str:
@@ -108,3 +109,29 @@ def apply(s3: Any, pipeline: Any, p: Plan) -> None:
     if p.changed:
         s3.put_bucket_lifecycle_configuration(Bucket=pipeline.aws.bucket, LifecycleConfiguration={"Rules": p.rules},
                                               **p.extra)
+
+
+def expiry(s3: Any, bucket: str, folders: list[str]) -> tuple[int, str] | None:
+    """(days, prefix) of the enabled rule of `bucket` that expires files under one of `folders` (keys ending
+    in '/') soonest: a rule whose prefix holds such a folder or lies within one. None when no rule does. A
+    configuration that cannot be read counts as stepkit's own rules at their shortest (15 days)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        rules = s3.raw.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
+    except ClientError as e:
+        code = e.response.get("Error", {}).get("Code", "")
+        if code == "NoSuchLifecycleConfiguration":
+            return None
+        return FAILED_RUN_DAYS_LEAST, f"{folders[0]} (its lifecycle rules could not be read: {code})"
+    found = []
+    for r in rules:
+        days = (r.get("Expiration") or {}).get("Days")
+        where = r.get("Filter") or {}
+        where = where.get("And", where)
+        if r.get("Status") != "Enabled" or not days or where.get("Tag") or where.get("Tags"):
+            continue  # stepkit's files carry no tags
+        prefix = where.get("Prefix", r.get("Prefix", ""))
+        if any(f.startswith(prefix) or prefix.startswith(f) for f in folders):
+            found.append((days, prefix))
+    return min(found) if found else None

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from stepkit.aws import versions
+from stepkit.aws import lifecycle, versions
 from stepkit.aws.ops import Machine, execution_arn, in_the_way, machine
 from stepkit.aws.session import Session
 from stepkit.compiler import recovery
@@ -113,6 +113,39 @@ def later_run(session: Session, run: Run) -> str | None:
     return None
 
 
+def files_gone(session: Session, run: Run, now: datetime) -> str | None:
+    """Why the files of the stages `run` finished may be gone, if they may: the bucket's lifecycle rules
+    (`retention`, written by deploy) expire table files and models some days after they were written, and
+    the run wrote them from its start on. None while every such rule lets them be."""
+    age = now - run.executions[0]["startDate"]
+    where = _root(run.definition)
+    if where is None or age < timedelta(days=1):  # S3 expires nothing sooner
+        return None
+    bucket, root = where
+    rule = lifecycle.expiry(session.client("s3"), bucket, [f"{root}tables/", f"{root}runs/"])
+    if rule is None or age <= timedelta(days=rule[0]):
+        return None
+    days, prefix = rule
+    return (f"run {run.id} started {age.days} days ago, and the bucket's lifecycle rule for s3://{bucket}/{prefix} "
+            f"expires files {days} days after they were written: the tables and models of the stages it finished "
+            "may be gone; start a new run")
+
+
+def _root(definition: dict[str, Any]) -> tuple[str, str] | None:
+    """(bucket, key prefix ending in '/') of the pipeline's files, read from a cleanup state's table locations
+    (`s3://BUCKET/PREFIX/tables/NAME/`)."""
+    from stepkit.ir.asl import every_state
+
+    for _, _, state in every_state(definition):
+        payload = (state.get("Parameters") or {}).get("Payload") or {}
+        for t in payload.get("tables", []) if isinstance(payload, dict) else []:
+            location = str(t.get("location", "")) if isinstance(t, dict) else ""
+            if location.startswith("s3://") and "/tables/" in location:
+                bucket, _, key = location[len("s3://"):].partition("/")
+                return bucket, key[: key.rindex("/tables/") + 1]
+    return None
+
+
 def plan(session: Session, execution: str | None = None, pipeline: str | None = None,
          now: datetime | None = None) -> Plan:
     m = machine(session, pipeline)
@@ -126,6 +159,8 @@ def plan(session: Session, execution: str | None = None, pipeline: str | None = 
     if last["status"] == "SUCCEEDED":
         return Plan(run, recovery.Decision("done", f"run {run.id} succeeded (execution {last['name']})"))
     blocked = later_run(session, run)
+    now = now or datetime.now(timezone.utc)
+    blocked = blocked or files_gone(session, run, now)
     if blocked:
         raise StepkitError(blocked)
     decision = recovery.decide(shape, run.histories, run.id)
@@ -134,7 +169,6 @@ def plan(session: Session, execution: str | None = None, pipeline: str | None = 
     if decision.kind != "redrive":
         return Plan(run, decision)
     stopped = last.get("stopDate")
-    now = now or datetime.now(timezone.utc)
     why = ""
     if last.get("redriveStatus") == "NOT_REDRIVABLE":
         why = f"AWS will not redrive {last['name']}: {last.get('redriveStatusReason') or 'not redrivable'}"
@@ -219,4 +253,7 @@ def start_from(session: Session, machine_arn: str, order: list[str], stage: str,
         given = recovery.start_from(recovery.Shape.of(run.definition), order, stage, run.id, run.histories)
     except ValueError as e:
         raise StepkitError(f"--from {stage}: {e}") from None
+    gone = files_gone(session, run, datetime.now(timezone.utc)) if given["done"] else None
+    if gone:
+        raise StepkitError(f"--from {stage}: {gone}")
     return start(session, machine_arn, next_name(run), given, echo)

@@ -16,6 +16,7 @@ import pytest
 from stepkit.aws import redrive
 from stepkit.aws.session import Session
 from stepkit.compiler import recovery
+from stepkit.errors import StepkitError
 from tests.aws.conftest import ENV_FILE, REGION
 from tests.aws.test_ops import INLINE, MACHINE_ARN, TAGS, cli, executing, pipeline_machine, wait_done  # noqa: F401
 from tests.aws.variants import compile_variant, write_variant
@@ -180,3 +181,37 @@ def test_runs_named_with_80_characters_are_continued_under_names_of_their_own(pi
         assert recovery.run_id(redrive.history(sfn(), f"{EXECUTION}:{name}"), name) == run
     assert [e["name"] for e in redrive.find_run(session, redrive.machine(session), second).executions] == \
         [LONG + day, first, second]
+
+
+@pytest.mark.parametrize("retention, days_after_stop, kind, message", [
+    (None, 1, "redrive", ""),  # no lifecycle rules: nothing expires
+    (None, 30, "continue", ""),
+    ({}, 1, "redrive", ""),
+    # deploy's rules expire the files of the tables a clean-up deletes 15 days after they were written: past that,
+    # the stages the run finished have lost their files, and skipping them would read empty tables.
+    ({}, 15, None, "run run-a started 15 days ago, and the bucket's lifecycle rule for s3://stepkit-example-bucket/"
+                   "predict-age/tables/predict_age_full_evaluation_features_378m/ expires files 15 days after they "
+                   "were written: the tables and models of the stages it finished may be gone; start a new run"),
+    ({"failed_run_days": 60}, 30, "continue", ""),
+    # runs/ (the models the scoring stages read), when retention.runs_days expires it
+    ({"failed_run_days": 60, "runs_days": 20}, 30, None,
+     "the bucket's lifecycle rule for s3://stepkit-example-bucket/predict-age/runs/ expires files 20 days"),
+])
+def test_a_run_whose_files_expired_does_not_go_on(failed_run, tmp_path, variables, retention, days_after_stop, kind,
+                                                  message):
+    from stepkit.aws import lifecycle
+    from stepkit.compiler.load import load_pipeline
+
+    session = Session(region=REGION)
+    if retention is not None:
+        changes = {f"retention.{k}": v for k, v in retention.items()}
+        pipeline, _ = load_pipeline(write_variant(tmp_path, changes, "r.yaml"), variables)
+        s3 = session.client("s3")
+        lifecycle.apply(s3, pipeline, lifecycle.plan(s3, pipeline))
+    stopped = sfn().describe_execution(executionArn=f"{EXECUTION}:run-a")["stopDate"]
+    now = stopped + timedelta(days=days_after_stop, minutes=1)
+    if kind is None:
+        with pytest.raises(StepkitError, match=message.replace(".", r"\.")):
+            redrive.plan(session, "run-a", now=now)
+    else:
+        assert redrive.plan(session, "run-a", now=now).decision.kind == kind
