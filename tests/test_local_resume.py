@@ -87,3 +87,26 @@ def test_a_work_folder_that_cannot_be_written_is_one_line(tmp_path, source, bloc
     assert str(work / blocked) in last, last
     for path in (work / "runs").glob("*/run.json") if (work / "runs").is_dir() else []:
         assert json.loads(path.read_text())["status"] == "failed"
+
+
+@pytest.mark.parametrize("empty, outcome", [
+    # killed after its folder was made, before its first event: the run's first execution never ran
+    ("1", "run {run} succeeded"),
+    # a continuation killed so: the decision is the one the first execution's history takes
+    ("2", "resume: redrive"),
+])
+def test_an_execution_killed_before_its_first_event_is_started_again(tmp_path, source, empty, outcome):  # noqa: F811
+    """What a kill leaves between an execution's start (its folder and empty history file) and its first
+    event; `--resume` then ends the run as a clean one, in one line if not."""
+    pipeline = tmp_path / "gate.yaml"
+    pipeline.write_text(SMALL.read_text().replace("quality_gate: {max_mae: 30.0}", "quality_gate: {max_mae: 0.5}"))
+    work = tmp_path / "work"
+    assert run_local(pipeline, source, work).exit_code == 1  # fails at Training's quality gate
+    rec = record(work)
+    run_dir = work / "runs" / rec["run_id"]
+    (run_dir / "executions" / empty).mkdir(exist_ok=True)
+    (run_dir / "executions" / empty / "history.jsonl").write_text("")
+    pipeline.write_text(SMALL.read_text())
+    resumed = run_local(pipeline, source, work, "--resume", rec["run_id"])
+    assert resumed.exit_code == 0 and outcome.format(run=rec["run_id"]) in resumed.output, resumed.output
+    assert record(work, rec["run_id"])["status"] == "succeeded"

@@ -244,6 +244,9 @@ class Runner:
                        on_event=tracker)
         built = adapters.build(services)
         folders = sorted((run_dir / EXECUTIONS).glob("*"), key=lambda p: int(p.name) if p.name.isdigit() else 0)
+        # An execution stopped before its first event (its folder and history file are made first) never ran:
+        # its folder takes the next one.
+        folders = [f for f in folders if load_history(f)]
         if not folders:
             folder = run_dir / EXECUTIONS / "1"
             return Execution(definition, built, name=record.run_id, input={}, history_dir=folder, **options), "new"
