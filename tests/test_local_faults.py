@@ -110,3 +110,33 @@ def test_failed_quality_gate_stops_before_predictions_and_resume_continues(tmp_p
     assert by3["StagingFeatures"]["start_epoch"] > by2["Cleanup"]["end_epoch"]
     assert by3["HumanQA"]["start_epoch"] > by2["Cleanup"]["end_epoch"]
     assert query(f"SELECT count(*), count(DISTINCT id) FROM {table(rec3['outputs']['final_results'])}") == [(rows, ids)]
+
+
+def test_a_run_continued_after_its_on_failure_clean_up_keeps_its_predictions(tmp_path, source, clean):  # noqa: F811
+    """A pipeline with an on_failure clean-up, failing at HumanQA (its statement broken in the definition the run
+    executes), then resumed on the compiled definition: the run goes on in a new execution, and its final results
+    hold the model's predictions, as a clean run's do (not an empty predictions table's defaults)."""
+    from stepkit.commands.options import _variables
+    from stepkit.compiler.build import compile_file
+    from stepkit.ir import asl
+    from tests._local_runs import ENV
+
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(SMALL.read_text() + "\non_failure:\n  delete_data: [human_qa]\n")
+    definition = compile_file(pipeline, _variables((), str(ENV))).definition
+    qa = definition["States"]["Beside.HumanQA.FinalResults"]["Branches"][0]["States"]["HumanQA"]["Parameters"]
+    assert "AS SELECT p.id," in qa["QueryString.$"]
+    qa["QueryString.$"] = qa["QueryString.$"].replace("AS SELECT p.id,", "AS SELECT p.no_such_column,")
+    broken = tmp_path / "broken.asl.json"
+    broken.write_text(asl.render(definition))
+    work = tmp_path / "work"
+    failed = run_local(pipeline, source, work, "--definition", str(broken))
+    assert failed.exit_code == 1 and "no_such_column" in failed.output.strip().splitlines()[-1], failed.output
+    run_id = record(work)["run_id"]
+    resumed = run_local(pipeline, source, work, "--resume", run_id)
+    assert resumed.exit_code == 0 and "resume: continue" in resumed.output, resumed.output
+
+    def sources(rec: dict) -> list:
+        return query(f"SELECT prediction_source, count(*) FROM {table(rec['outputs']['final_results'])} "
+                     "GROUP BY 1 ORDER BY 1")
+    assert sources(record(work, run_id)) == sources(clean["record"])
