@@ -16,11 +16,20 @@ from tests._local_runs import ENV, ROOT, SMALL, default_sigint, record, run_loca
 from tests.test_local_run import shared, source  # noqa: F401  (session fixtures)
 
 
-def _failed_run(work: Path, run_id: str, started: float, pipeline: Path = SMALL, source: str = "/data/s.parquet") -> None:
+def _failed_run(work: Path, run_id: str, started: float, pipeline: Path = SMALL, source: str = "/data/s.parquet",
+                entered: list[str] | None = None) -> None:
+    """A run's record; with `entered`, the history of its execution that entered those states, then stopped."""
     rec = RunRecord(run_id, str(pipeline.resolve()), source, str(work), status="failed", started=started,
                     failed_stage="Training", stages=[StageRecord("PreCleanup", "cleanup", "succeeded")])
     (work / "runs" / run_id).mkdir(parents=True)
     rec.save(work / "runs" / run_id)
+    if entered is not None:
+        events = [{"id": 1, "type": "ExecutionStarted", "executionStartedEventDetails": {"input": "{}"}}]
+        events += [{"id": i + 2, "type": "TaskStateEntered", "stateEnteredEventDetails": {"name": name}}
+                   for i, name in enumerate(entered)]
+        (work / "runs" / run_id / "executions" / "1").mkdir(parents=True)
+        (work / "runs" / run_id / "executions" / "1" / "history.jsonl").write_text(
+            "".join(json.dumps(e) + "\n" for e in events))
 
 
 @pytest.mark.parametrize("setup, resume, extra, expected", [
@@ -32,14 +41,18 @@ def _failed_run(work: Path, run_id: str, started: float, pipeline: Path = SMALL,
      "run local-a ran " + str((ROOT / "pipelines" / "predict_age.yaml").resolve())),
     ({}, "local-a", ("--source", "/data/other.parquet"),
      "/data/other.parquet: run local-a read /data/s.parquet; a resumed run reads the same source"),
-    ({"later": True}, "local-a", (), "run local-b started after run local-a"),
+    ({"later": ["Start", "NewRun", "CheckRunId", "CheckOtherRuns", "OneRunAtATime", "PreCleanup.done", "PreCleanup"]},
+     "local-a", (), "run local-b started after run local-a"),
+    # A later run refused before its execution began (a hand-edited definition, say) touched no table: local-a
+    # is not in its way (it then stops at what it lacks itself, here any history).
+    ({"later": []}, "local-a", (), "run local-a has no execution history"),
 ])
 def test_resume_refuses_what_is_not_the_same_run(tmp_path, setup, resume, extra, expected):
     work = tmp_path / "work"
     if setup is not None:
         _failed_run(work, "local-a", 1000.0, pipeline=setup.get("pipeline", SMALL))
-        if setup.get("later"):
-            _failed_run(work, "local-b", 2000.0)
+        if setup.get("later") is not None:
+            _failed_run(work, "local-b", 2000.0, entered=setup["later"] or None)
     from tests._local_runs import cli
 
     args = ["run", str(SMALL), "--local", "--workdir", str(work), "--env-file", str(ENV), "--resume", resume, *extra]
@@ -50,7 +63,7 @@ def test_resume_refuses_what_is_not_the_same_run(tmp_path, setup, resume, extra,
     assert "Traceback" not in result.output
     # Nothing was run: no new run folder, the records as they were.
     runs = sorted(p.name for p in (work / "runs").iterdir()) if (work / "runs").is_dir() else []
-    assert runs == ["local-a"] * (setup is not None) + ["local-b"] * bool(setup and setup.get("later"))
+    assert runs == ["local-a"] * (setup is not None) + ["local-b"] * bool(setup and setup.get("later") is not None)
 
 
 def test_an_interrupted_run_leaves_no_stage_running_and_says_how_to_resume(tmp_path, source):  # noqa: F811
@@ -110,3 +123,23 @@ def test_an_execution_killed_before_its_first_event_is_started_again(tmp_path, s
     resumed = run_local(pipeline, source, work, "--resume", rec["run_id"])
     assert resumed.exit_code == 0 and outcome.format(run=rec["run_id"]) in resumed.output, resumed.output
     assert record(work, rec["run_id"])["status"] == "succeeded"
+
+
+def test_status_of_a_run_refused_before_its_execution_began(tmp_path, source):  # noqa: F811
+    """A hand-edited definition with a state no local adapter runs is refused before anything runs; the run's
+    record stays, and `stepkit status --local` says why it has no history (not an older stepkit's run)."""
+    from stepkit.commands.options import _variables
+    from stepkit.compiler.build import compile_file
+    from tests._local_runs import cli
+
+    definition = compile_file(SMALL, _variables((), str(ENV))).definition
+    definition["States"]["PreCleanup"]["Resource"] = "arn:aws:states:::sqs:sendMessage"
+    edited = tmp_path / "edited.asl.json"
+    edited.write_text(json.dumps(definition))
+    work = tmp_path / "work"
+    refused = run_local(SMALL, source, work, "--definition", str(edited))
+    assert refused.exit_code == 1 and "no local adapter for resource arn:aws:states:::sqs:sendMessage" in refused.output
+    (run_id,) = [p.name for p in (work / "runs").iterdir()]
+    status = cli("status", "--local", "--workdir", str(work))
+    assert status.exit_code == 1 and f"run {run_id} stopped before its execution began: " in status.output, \
+        status.output

@@ -329,7 +329,7 @@ class Runner:
             raise StepkitError(f"{self.source_arg}: run {record.run_id} read {record.source}; a resumed run reads "
                                "the same source (leave out --source), or start a new run for other data")
         later = sorted(p.name for p in runs.iterdir() if p.is_dir() and p.name != record.run_id
-                       and _started(p) > record.started)
+                       and _started(p) > record.started and _past_the_start(p))
         if later:
             # Its PreCleanup dropped this run's tables and its own now hold the names.
             raise StepkitError(f"{where}: run {later[-1]} started after run {record.run_id} in {self.workdir} and "
@@ -456,6 +456,15 @@ def _started(run_dir: Path) -> float:
         return RunRecord.load(run_dir).started
     except StepkitError:
         return 0.0
+
+
+def _past_the_start(run_dir: Path) -> bool:
+    """Whether a run went on past the start states (its first clean-up drops every run's tables); one refused
+    before its execution began, or stopped in them, touched nothing."""
+    from stepkit.compiler import recovery
+    from stepkit.interpreter.history import load_history
+
+    return any(recovery.past_the_start(load_history(f)) for f in (run_dir / EXECUTIONS).glob("*"))
 
 
 def _error_text(e: BaseException) -> str:

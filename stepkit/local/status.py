@@ -31,6 +31,8 @@ def timeline(workdir: Path, run_id: str | None = None):
     record = json.loads(found[-1].read_text())
     folders = sorted((run_dir / "executions").glob("*"), key=lambda p: int(p.name) if p.name.isdigit() else 0)
     if not folders:
+        if record.get("error") and "executions" in record:  # refused before its execution began
+            raise StepkitError(f"{run_dir}: run {run_dir.name} stopped before its execution began: {record['error']}")
         raise StepkitError(f"{run_dir}: run {run_dir.name} has no execution history (an older stepkit made it)")
     events = [dict(e, timestamp=_when(e.get("timestamp"))) for e in load_history(folders[-1])]
     status = recovery.status(events)
