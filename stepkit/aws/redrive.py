@@ -168,16 +168,28 @@ def plan(session: Session, execution: str | None = None, pipeline: str | None = 
         raise StepkitError(f"run {run.id}: {decision.reason}")
     if decision.kind != "redrive":
         return Plan(run, decision)
-    stopped = last.get("stopDate")
-    why = ""
-    if last.get("redriveStatus") == "NOT_REDRIVABLE":
-        why = f"AWS will not redrive {last['name']}: {last.get('redriveStatusReason') or 'not redrivable'}"
-    elif stopped and now - stopped > REDRIVE_WINDOW:
-        why = f"{last['name']} stopped more than 14 days ago, past the time AWS redrives an execution"
+    live = versions.live(sfn, m.arn)
+    why = not_redriven(last, live.version_arn if live else None, now)
     if why:
         return Plan(run, recovery.Decision("continue", decision.reason,
                                            recovery.continue_input(shape, run.histories, run.id)), why)
     return Plan(run, decision)
+
+
+def not_redriven(last: dict[str, Any], live_version: str | None, now: datetime) -> str:
+    """Why the run goes on in a new execution although its unfinished states could run again ("": it
+    need not): AWS will not redrive it, or a deploy since made another version live, and a redrive runs
+    the definition the execution started with (only a new execution runs the fixed one)."""
+    stopped = last.get("stopDate")
+    if last.get("redriveStatus") == "NOT_REDRIVABLE":
+        return f"AWS will not redrive {last['name']}: {last.get('redriveStatusReason') or 'not redrivable'}"
+    if stopped and now - stopped > REDRIVE_WINDOW:
+        return f"{last['name']} stopped more than 14 days ago, past the time AWS redrives an execution"
+    ran = last.get("stateMachineVersionArn")
+    if ran and live_version and ran != live_version:
+        return (f"{last['name']} ran version {versions.version_number(ran)}, and version "
+                f"{versions.version_number(live_version)} is live now: a redrive would run the old definition")
+    return ""
 
 
 def next_name(run: Run) -> str:

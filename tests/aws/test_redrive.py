@@ -8,7 +8,7 @@ execution (StartExecution) all the way.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
@@ -215,3 +215,21 @@ def test_a_run_whose_files_expired_does_not_go_on(failed_run, tmp_path, variable
             redrive.plan(session, "run-a", now=now)
     else:
         assert redrive.plan(session, "run-a", now=now).decision.kind == kind
+
+
+V = "arn:aws:states:us-east-1:123456789012:stateMachine:fargate-predict-age-pipeline:"
+NOW = datetime(2026, 12, 2, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("last, live, why", [
+    ({"name": "r", "stopDate": NOW - timedelta(days=1)}, None, ""),
+    ({"name": "r", "stopDate": NOW - timedelta(days=1), "stateMachineVersionArn": V + "3"}, V + "3", ""),
+    ({"name": "r", "stopDate": NOW - timedelta(days=1), "stateMachineVersionArn": V + "3"}, V + "4",
+     "r ran version 3, and version 4 is live now: a redrive would run the old definition"),
+    ({"name": "r", "stopDate": NOW - timedelta(days=15)}, None,
+     "r stopped more than 14 days ago, past the time AWS redrives an execution"),
+    ({"name": "r", "redriveStatus": "NOT_REDRIVABLE", "redriveStatusReason": "Execution history event limit exceeded"},
+     None, "AWS will not redrive r: Execution history event limit exceeded"),
+])
+def test_when_a_redrivable_run_goes_on_in_a_new_execution_instead(last, live, why):
+    assert redrive.not_redriven(last, live, NOW) == why
