@@ -131,7 +131,9 @@ def test_a_run_continued_after_its_on_failure_clean_up_keeps_its_predictions(tmp
     broken.write_text(asl.render(definition))
     work = tmp_path / "work"
     failed = run_local(pipeline, source, work, "--definition", str(broken))
-    assert failed.exit_code == 1 and "no_such_column" in failed.output.strip().splitlines()[-1], failed.output
+    last = failed.output.strip().splitlines()[-1]
+    assert failed.exit_code == 1 and "no_such_column" in last and "failed at stage HumanQA:" in last, failed.output
+    assert record(work)["failed_stage"] == "HumanQA"
     run_id = record(work)["run_id"]
     resumed = run_local(pipeline, source, work, "--resume", run_id)
     assert resumed.exit_code == 0 and "resume: continue" in resumed.output, resumed.output

@@ -339,7 +339,10 @@ class Runner:
                                "start a new run")
 
     def _failed(self, plan, record: RunRecord, run_dir: Path, result) -> None:
-        stage = _stage_of_path(plan, result.failed_state) or result.failed_state or "start"
+        failed = [s.name for s in record.stages if s.status == "failed"]
+        # The on_failure path ends in its own Fail state: the stage is the one that failed before it.
+        stage = _stage_of_path(plan, result.failed_state) or (failed[0] if failed else None) \
+            or result.failed_state or "start"
         error = _error(result)
         record.status, record.error, record.failed_stage, record.ended = "failed", error, stage, time.time()
         record.save(run_dir)
