@@ -266,3 +266,28 @@ def test_workers_start_with_xgboost_loaded_without_scikit_learn_yet_can_import_i
                             1, threading.Event())
     assert out == {"loaded": {"xgboost": True, "pyarrow.parquet": True, "pandas": True, "sklearn": False},
                    "importable": True}
+
+
+@pytest.mark.parametrize("task, path, extra, where", [
+    # Training sits in a Parallel branch (beside EvaluationFeatures): a process, and every core, of its own
+    ("training", ("Beside.TrainingFeatures.EvaluationFeatures", "1", "Training"), [], "single"),
+    ("training", ("Training",), [], "single"),
+    # one batch of the fan-out: the shared pool of worker processes, one thread each
+    ("prediction", ("ParallelPrediction", "7", "ParallelPredictionBatch"), ["--batch-id", "7"], "batch"),
+])
+def test_a_task_runs_in_its_own_process_unless_it_is_a_batch_of_a_fan_out(services, monkeypatch, task, path, extra,
+                                                                          where):
+    import threading
+
+    from stepkit.interpreter import TaskCall
+    from stepkit.local.adapters import ecs, tasks
+
+    family = {t: f for f, t in tasks.families(services).items()}[task]
+    called = []
+    monkeypatch.setattr(services.workers, "single", lambda *a, **k: called.append("single") or {})
+    monkeypatch.setattr(services.workers, "batch", lambda *a, **k: called.append("batch") or {})
+    command = ["--config", services.plan.context.names.config_uri, "--run-id", "r1", *extra]
+    call = TaskCall(path[-1], path, ecs.RESOURCES[0], {"TaskDefinition": family, "Overrides": {
+        "ContainerOverrides": [{"Name": task, "Command": command}]}}, {}, None, 0, threading.Event(), "r1")
+    ecs.adapter(services)(call)
+    assert called == [where]

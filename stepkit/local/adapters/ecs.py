@@ -73,7 +73,9 @@ def adapter(services: Any):
         if "stage" in args:
             worker_args += (args["stage"],)
         try:
-            if len(call.path) > 1:  # one item of a Map: the shared pool of worker processes
+            # One batch of a fan-out (its command names the batch): the shared pool, one thread per process.
+            # Not every nested task: Training sits in a Parallel branch and gets a process, and every core, of its own.
+            if batch is not None:
                 result = services.workers.batch(module, worker_args, batch, call.attempt + 1, call.cancelled)
             else:
                 services.task_started()
