@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 
 import duckdb
@@ -341,5 +342,15 @@ def test_engine_threads_can_be_lent_and_given_back(wh):
         assert current() == 1
         eng.set_threads(None)
         assert current() == 2  # what it was made with, not DuckDB's default
+        # A container task starts while a Parallel branch's statement holds the connection.
+        import threading
+
+        busy = threading.Thread(target=lambda: eng.con.execute(
+            "SELECT count(*) FROM range(200000000) t(x) WHERE x % 7 = 3").fetchall())
+        busy.start()
+        time.sleep(0.2)
+        eng.set_threads(1)
+        busy.join()
+        assert current() == 1
     finally:
         eng.close()

@@ -139,7 +139,13 @@ class DuckDBEngine:
 
     def set_threads(self, threads: int | None) -> None:
         threads = threads or self.threads  # None: back to what the engine was made with
-        self.con.execute(f"SET threads = {int(threads)}" if threads else "RESET threads")
+        # `threads` is the database's setting, set here through a cursor of its own: a container task starts
+        # while a Parallel branch's statement holds the connection, which refuses a second call meanwhile.
+        cur = self.con.cursor()
+        try:
+            cur.execute(f"SET threads = {int(threads)}" if threads else "RESET threads")
+        finally:
+            cur.close()
 
     def interrupt(self) -> None:
         """Stop the statement running now, from another thread (the run was stopped)."""
