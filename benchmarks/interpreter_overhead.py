@@ -89,6 +89,8 @@ def main() -> None:
     golden = json.loads((ROOT / "tests/golden/predict_age/statemachine.asl.json").read_text())
     golden_adapters = {r: adapter for r in ("arn:aws:states:::athena:startQueryExecution.sync", ECS, LAMBDA,
                                             "arn:aws:states:::s3:putObject")}
+    # The one-run-at-a-time check: this execution is the only one running.
+    golden_adapters["arn:aws:states:::aws-sdk:sfn:listExecutions"] = lambda call: {"Executions": [{"Name": "run-1"}]}
     cases = [
         ("chain of 200 Task states", 200, "state", lambda: timed(chain(200), {LAMBDA: adapter}, False)),
         ("inline map, 898 items", ITEMS, "item", lambda: timed(map_of("INLINE"), {ECS: adapter}, False)),
