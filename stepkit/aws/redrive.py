@@ -73,7 +73,8 @@ def find_run(session: Session, m: Machine, execution: str | None) -> Run:
     if ran_on != m.arn:  # an ARN given by hand: another pipeline's, or no stepkit machine's at all
         raise StepkitError(f"execution {desc['name']} is one of state machine {ran_on.rsplit(':', 1)[-1]}, not of "
                            f"{m.name}: pick its pipeline with --pipeline")
-    run_id = recovery.run_id(history(sfn, arn), desc["name"])
+    given = history(sfn, arn)
+    run_id = recovery.run_id(given, desc["name"])
     listed, others = [], []
     # Newest first (closed executions by their stopDate); the run's first execution is named the run.
     for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=m.arn):
@@ -84,14 +85,15 @@ def find_run(session: Session, m: Machine, execution: str | None) -> Run:
             break
     executions, histories = [], []
     for e in sorted(listed, key=lambda e: e["startDate"]):
-        events = history(sfn, e["executionArn"])
+        mine = e["executionArn"] == desc["executionArn"]
+        events = given if mine else history(sfn, e["executionArn"])  # the one asked about is read already
         if recovery.run_id(events, e["name"]) == run_id:
-            executions.append(sfn.describe_execution(executionArn=e["executionArn"]))
+            executions.append(desc if mine else sfn.describe_execution(executionArn=e["executionArn"]))
             histories.append(events)
         else:
             others.append(e)
     if not executions:  # the execution itself was not listed yet (ListExecutions is eventually consistent)
-        executions, histories = [desc], [history(sfn, arn)]
+        executions, histories = [desc], [given]
     definition = sfn.describe_state_machine_for_execution(
         executionArn=executions[-1]["executionArn"])["definition"]
     first = executions[0]["startDate"]

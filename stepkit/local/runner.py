@@ -23,11 +23,11 @@ from typing import Any, Callable
 
 from stepkit.errors import StepkitError
 from stepkit.local.progress import Progress
-from stepkit.local.runs import RunRecord, StageRecord, check_writable, new_run_id, write_atomic
+from stepkit.local.runs import (EXECUTIONS, RunRecord, StageRecord, check_writable, execution_folders, new_run_id,
+                                write_atomic)
 from stepkit.local.source import check_apart, check_source, fill_placeholders
 
 ENGINE_MEMORY = os.environ.get("STEPKIT_ENGINE_MEMORY", "3GB")
-EXECUTIONS = "executions"
 DEFINITION = "statemachine.asl.json"
 # Waits and retry delays on AWS are minutes; locally nothing settles in the background, so they are
 # cut to these (the run says so for each).
@@ -243,7 +243,7 @@ class Runner:
                        region=plan.context.p.aws.region, log=lambda line: self.out.log(f"      {line}"),
                        on_event=tracker)
         built = adapters.build(services)
-        folders = sorted((run_dir / EXECUTIONS).glob("*"), key=lambda p: int(p.name) if p.name.isdigit() else 0)
+        folders = execution_folders(run_dir)
         # An execution stopped before its first event (its folder and history file are made first) never ran:
         # its folder takes the next one.
         folders = [f for f in folders if load_history(f)]

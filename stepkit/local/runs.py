@@ -18,6 +18,7 @@ from typing import Any
 from stepkit.errors import StepkitError
 
 RECORD = "run.json"
+EXECUTIONS = "executions"  # a run's executions' histories: executions/1, executions/2, ...
 RECORD_VERSION = 1
 
 
@@ -142,6 +143,11 @@ class RunRecord:
             )
         except (ValueError, KeyError, TypeError) as e:
             raise StepkitError(f"{path}: not a stepkit run record ({e})") from None
+
+
+def execution_folders(run_dir: Path) -> list[Path]:
+    """The history folders of a run's executions, oldest first."""
+    return sorted((Path(run_dir) / EXECUTIONS).glob("*"), key=lambda p: int(p.name) if p.name.isdigit() else 0)
 
 
 def write_atomic(path: Path, text: str) -> None:

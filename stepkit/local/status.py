@@ -19,6 +19,7 @@ def timeline(workdir: Path, run_id: str | None = None):
     from stepkit.compiler import recovery
     from stepkit.interpreter.history import load_history, read_jsonl
     from stepkit.local.lock import holder
+    from stepkit.local.runs import execution_folders
 
     runs = Path(workdir) / "runs"
     found = sorted((p for p in runs.glob("*/run.json")), key=lambda p: p.stat().st_mtime) if runs.is_dir() else []
@@ -29,7 +30,7 @@ def timeline(workdir: Path, run_id: str | None = None):
         raise StepkitError(f"{runs}: {what} (start one with `stepkit run PIPELINE --local --workdir {workdir}`)")
     run_dir = found[-1].parent
     record = json.loads(found[-1].read_text())
-    folders = sorted((run_dir / "executions").glob("*"), key=lambda p: int(p.name) if p.name.isdigit() else 0)
+    folders = execution_folders(run_dir)
     if not folders:
         if record.get("error") and "executions" in record:  # refused before its execution began
             raise StepkitError(f"{run_dir}: run {run_dir.name} stopped before its execution began: {record['error']}")
