@@ -96,6 +96,7 @@ def test_failed_quality_gate_stops_before_predictions_and_resume_continues(tmp_p
     bad = run_local(pipeline, source, work, "--resume", rec["run_id"], "--from", "Nope")
     assert bad.exit_code == 1 and bad.output.strip().splitlines()[-1].startswith(
         "--from Nope: no stage 'Nope' to start from (stages: PreCleanup,"), bad.output
+    assert record(work, rec["run_id"])["status"] == "succeeded"  # a refusal leaves the run's record as it was
     # The run's last stage dropped the intermediate tables HumanQA reads: it says so, and where to start.
     gone = run_local(pipeline, source, work, "--resume", rec["run_id"], "--from", "HumanQA")
     assert gone.exit_code == 1 and gone.output.strip().splitlines()[-1] == (

@@ -128,8 +128,11 @@ class Runner:
         plan, local, filled = self._load()
         definition = self._definition(plan)
         record = RunRecord.load(runs / self.resume) if self.resume else None
+        decision = None
         if record:
             self._check_resumable(record, runs)
+            # Decided before anything is written: a refusal (a mistyped --from) leaves the run's record as it was.
+            decision = self._decide(plan, definition, record, runs / record.run_id)
         source = self._source(local, record)
         for w in plan.warnings:
             self.out.log(str(w))
@@ -173,7 +176,7 @@ class Runner:
 
         tracker = Tracker(plan, record, self.out, lambda: record.save(run_dir), services, stage_ended)
         try:
-            execution, kind = self._execution(plan, definition, services, record, run_dir, tracker)
+            execution, kind = self._execution(plan, definition, services, record, run_dir, tracker, decision)
             record.executions.append({"dir": str(execution.history_dir.relative_to(run_dir)), "kind": kind,
                                       "started": time.time()})
             record.save(run_dir)
@@ -229,10 +232,31 @@ class Runner:
         pool.start(sorted(_worker_modules(plan)))  # imports start now, beside the first SQL stages
         return services
 
-    def _execution(self, plan, definition, services, record: RunRecord, run_dir: Path, tracker):
+    def _decide(self, plan, definition, record: RunRecord, run_dir: Path):
+        """What a resumed run does (compiler/recovery.py), or None when no execution of it ever ran."""
         from stepkit.compiler import recovery
-        from stepkit.interpreter import Execution
         from stepkit.interpreter.history import load_history
+
+        histories = [load_history(f) for f in _ran(run_dir)]
+        if not histories:
+            return None
+        shape = recovery.Shape.of(definition)
+        if self.start:
+            try:
+                given = recovery.start_from(shape, [s.name for s in plan.stages], self.start, record.run_id,
+                                            histories)
+            except ValueError as e:
+                raise StepkitError(f"--from {self.start}: {e}") from None
+            return recovery.Decision("continue", f"--from {self.start}", given)
+        decision = recovery.decide(shape, histories, record.run_id)
+        if decision.kind == "done":
+            raise StepkitError(f"{run_dir}: run {record.run_id} already succeeded; nothing to resume")
+        if decision.kind == "new":
+            raise StepkitError(f"{run_dir}: run {record.run_id}: {decision.reason}")
+        return decision
+
+    def _execution(self, plan, definition, services, record: RunRecord, run_dir: Path, tracker, decision):
+        from stepkit.interpreter import Execution
         from stepkit.local import adapters
 
         found = adapters.problems(definition, services)
@@ -243,28 +267,10 @@ class Runner:
                        region=plan.context.p.aws.region, log=lambda line: self.out.log(f"      {line}"),
                        on_event=tracker)
         built = adapters.build(services)
-        folders = execution_folders(run_dir)
-        # An execution stopped before its first event (its folder and history file are made first) never ran:
-        # its folder takes the next one.
-        folders = [f for f in folders if load_history(f)]
-        if not folders:
+        folders = _ran(run_dir)
+        if decision is None:
             folder = run_dir / EXECUTIONS / "1"
             return Execution(definition, built, name=record.run_id, input={}, history_dir=folder, **options), "new"
-        histories = [load_history(f) for f in folders]
-        shape = recovery.Shape.of(definition)
-        if self.start:
-            try:
-                given = recovery.start_from(shape, [s.name for s in plan.stages], self.start, record.run_id,
-                                            histories)
-            except ValueError as e:
-                raise StepkitError(f"--from {self.start}: {e}") from None
-            decision = recovery.Decision("continue", f"--from {self.start}", given)
-        else:
-            decision = recovery.decide(shape, histories, record.run_id)
-        if decision.kind == "done":
-            raise StepkitError(f"{run_dir}: run {record.run_id} already succeeded; nothing to resume")
-        if decision.kind == "new":
-            raise StepkitError(f"{run_dir}: run {record.run_id}: {decision.reason}")
         self.out.log(f"resume: {decision.kind} ({decision.reason})")
         kept = decision.input["done"] if decision.kind == "continue" else {
             r.name for r in record.stages if r.status == "succeeded"}
@@ -447,6 +453,14 @@ def _error(result) -> str:
 
 def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt
+
+
+def _ran(run_dir: Path) -> list[Path]:
+    """The run's execution folders whose execution began: one stopped before its first event (its folder
+    and history file are made first) never ran, and its folder takes the next one."""
+    from stepkit.interpreter.history import load_history
+
+    return [f for f in execution_folders(run_dir) if load_history(f)]
 
 
 def _plain_name(name: str) -> bool:
