@@ -138,3 +138,28 @@ def test_fits_share_out_the_cores(trained, monkeypatch, cores, threads_per_fit, 
     train.train_target(p, train.load_rows(p, names, RUN), p.target, lambda line: None, "t")
     assert seen == [threads_per_fit] * 4  # xgboost + three quantile boosters (ridge is numpy)
     assert peak[0] == min(side_by_side, 4)  # never more at once than the pool allows
+
+
+@pytest.mark.parametrize("kind", ["xgboost_quantile", "xgboost", "ridge"])
+def test_reported_test_metrics_are_those_of_the_stored_model(tmp_path, kind):
+    """The figures training reports for a model are what the artifact it stores scores on the test
+    rows: evaluation may score only some rows (the quantile model, the held-out ones), never other rows."""
+    import numpy as np
+
+    from stepkit.ml import artifacts, fitting, metrics
+    from stepkit.ml.predict import Scorer
+
+    base = small()
+    p = small(training={**base.training.model_dump(mode="json"),
+                        "models": [m.model_dump(mode="json") for m in base.training.models if m.kind == kind]})
+    names, _, _ = fixtures.warehouse(p, f"{tmp_path}/", RUN, rows=6000, seed=5)
+    summary = train.run(p, names, RUN, log=lambda line: None)
+    rows = train.load_rows(p, names, RUN)
+    test = fitting.split(rows.column("sample_bucket").to_numpy(), p.sample.holdout_percent)["test"]
+    point, _, _, _ = Scorer(artifacts.load_target(names.models_location(RUN), "age")).score(rows)
+    y = rows.column("age").to_numpy().astype(np.float64)
+    again = metrics.regression(y[test], point[test], point[test], point[test])
+    reported = summary["models"][kind]
+    assert reported["rows"] == int(test.sum())
+    for name in ("mae", "rmse", "r2"):
+        assert again[name] == pytest.approx(reported[name], rel=1e-6), name  # ridge: float32 sums in another order
