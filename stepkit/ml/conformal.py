@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from stepkit.ml.linear import affine
+
 
 def quantile_level(n: int, coverage: float) -> float:
     """The finite-sample corrected level ⌈(n+1)·coverage⌉/n (capped at 1)."""
@@ -55,5 +57,5 @@ class ScaleModel:
         return cls(coef, floor)
 
     def __call__(self, missing: np.ndarray) -> np.ndarray:
-        var = self.coef[0] + missing.astype(np.float32) @ self.coef[1:].astype(np.float32)
+        var = affine(missing, self.coef[1:], self.coef[0])
         return np.sqrt(np.maximum(var, self.floor**2))

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from stepkit.ml.kinds.base import ModelKind
+from stepkit.ml.linear import affine
 
 MAX_ITERATIONS = 300
 MEMORY = 10  # L-BFGS: the last 10 steps shape the next
@@ -51,9 +52,9 @@ class Logistic:
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         assert self.coef is not None and self.mean is not None and self.scale is not None
-        w = (self.coef[:-1] / self.scale[:, None]).astype(np.float32)
-        b = (self.coef[-1] - (self.mean / self.scale) @ self.coef[:-1]).astype(np.float32)
-        return x @ w + b
+        w = self.coef[:-1] / self.scale[:, None]
+        b = self.coef[-1] - (self.mean / self.scale) @ self.coef[:-1]
+        return affine(x, w, b)
 
 
 def _lbfgs(f: Any, w: np.ndarray, tolerance: float = 1e-6) -> np.ndarray:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from stepkit.ml.kinds.base import ModelKind
+from stepkit.ml.linear import affine
 
 
 @dataclass
@@ -31,7 +32,7 @@ class Ridge:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         assert self.coef is not None
-        return x @ self.coef.astype(np.float32) + np.float32(self.intercept)
+        return affine(x, self.coef, self.intercept)
 
 
 # Artifacts pickle the model by its class's name, and this class was stepkit.ml.models.Ridge when
