@@ -16,7 +16,8 @@ def affine(x: np.ndarray, coef: np.ndarray, bias: float | np.ndarray = 0.0) -> n
     """`x @ coef + bias` in float64: `coef` is (columns,) for one output, (columns, k) for k."""
     coef = np.asarray(coef, dtype=np.float64)
     out = np.zeros((x.shape[0], *coef.shape[1:]), dtype=np.float64)
+    term = np.empty_like(out)  # one buffer: the product is cast to float64 as it is written
     for j in range(x.shape[1]):
-        column = x[:, j].astype(np.float64)
-        out += column[:, None] * coef[j] if coef.ndim > 1 else column * coef[j]
+        np.multiply(x[:, j, None] if coef.ndim > 1 else x[:, j], coef[j], out=term)
+        out += term
     return out + bias
