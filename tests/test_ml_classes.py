@@ -11,7 +11,7 @@ import pytest
 
 from stepkit import storage
 from stepkit.errors import QualityGateError
-from stepkit.ml import artifacts, calibration, fixtures, kinds, metrics, predict, train
+from stepkit.ml import artifacts, calibration, classify, fixtures, kinds, metrics, predict, train
 from stepkit.ml.kinds.logistic import Logistic
 from tests.test_ml_train import RUN, small
 
@@ -172,6 +172,24 @@ def test_training_reports_every_classification_metric_and_picks_by_log_loss(clas
     artifact = artifacts.load_target(names.models_location(RUN), p.target.name).artifact
     assert artifact["task"] == "classification" and artifact["classes"] == p.target.classes
     assert artifact["calibration"]["method"] == ("platt" if p.target.type == "boolean" else "temperature")
+
+
+def test_reported_test_metrics_are_those_of_the_stored_model(classified):
+    """Training scores only held-out rows; the figures it reports are what the stored artifact gives on
+    the test rows among them."""
+    from stepkit.ml import fitting
+
+    p, names, summary, _ = classified
+    rows = train.load_rows(p, names, RUN)
+    rows = rows.filter(rows.column(p.target.name).is_valid())
+    test = fitting.split(rows.column("sample_bucket").to_numpy(), p.sample.holdout_percent)["test"]
+    scorer = predict.ClassScorer(artifacts.load_target(names.models_location(RUN), p.target.name))
+    proba = scorer.probabilities(rows.filter(test))
+    y = classify.codes(rows.filter(test).column(p.target.name), p.target.classes)
+    again, reported = metrics.classification(y, proba), summary["models"][summary["chosen_model"]]
+    assert again["rows"] == reported["rows"] == int(test.sum())
+    for name in ("accuracy", "log_loss", "roc_auc", "ece"):
+        assert again[name] == pytest.approx(reported[name], rel=1e-6), name
 
 
 def test_scored_batches_hold_a_class_and_its_probability(classified):

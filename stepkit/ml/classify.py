@@ -38,13 +38,15 @@ def train(pipeline: Any, rows: pa.Table, t: Any, log: Callable[[str], None], tab
     filled = encoder.fill(raw.copy())
     tr, cal, te = parts["train"], parts["calibration"], parts["test"]
     fitted_all: dict[str, tuple[models.Fitted, dict[str, Any]]] = {}
+    held = cal | te
+    ys, cal_, te_ = y[held], cal[held], te[held]  # calibration and the figures read held-out rows only
 
     def evaluate(m: Any, fitted: models.Fitted) -> dict[str, Any]:
-        z = fitted.logits(raw, filled)
-        params = calibration.fit(z[cal], y[cal])
+        z = fitted.logits(raw[held], filled[held] if fitted.needs_filled else None)
+        params = calibration.fit(z[cal_], ys[cal_])
         proba = calibration.apply(z, params)
-        test = metrics.classification(y[te], proba[te])
-        calib = metrics.classification(y[cal], proba[cal])
+        test = metrics.classification(ys[te_], proba[te_])
+        calib = metrics.classification(ys[cal_], proba[cal_])
         fitted_all[m.name] = (fitted, params)
         return {"kind": m.kind, **test, "calibration": {k: v for k, v in calib.items() if k != "rows"},
                 "class_counts": np.bincount(y[te], minlength=k).tolist()}
