@@ -90,8 +90,7 @@ def _measure(config_uri: str, names, tables: list[pa.Table]) -> tuple[list[float
     scorer = predict.Scorer(artifacts.load(names.models_location(RUN)))
     inputs = []
     for t in tables:
-        x = scorer.encoder.raw(t)
-        inputs.append((x, scorer.encoder.fill(x.copy()) if scorer.fitted.needs_filled else None))
+        inputs.append(scorer.inputs(t, None))  # the model's matrix (its encoding) and the filled one
     predictions = names.table_location("predictions", RUN)
     worker.run(config_uri, RUN, 0)  # the first call of a process: model load
     worker_s, bare_s, worker_cpu = [], [], []

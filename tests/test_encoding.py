@@ -87,3 +87,42 @@ def test_fill_replaces_only_missing_numbers_per_policy():
     assert enc.medians["a"] == 3.0
     np.testing.assert_array_equal(filled, [[1, 0, 1, 0], [3, 2, 0, 0], [3, 3, 0, 1], [8, 0, 1, 0]])
     assert filled.flags.f_contiguous and np.isnan(raw).sum() == 3  # the raw matrix is left alone
+
+
+def _reference_codes(type_: str, values: list) -> np.ndarray:
+    """The codes encoding, value by value: a category's place in its list ('other' last), NaN if missing."""
+    if type_ != "category":
+        return _reference(type_, values)
+    return np.array([[math.nan if v is None else float([*CATS, OTHER].index(v))] for v in values],
+                    dtype=np.float32).reshape(len(values), 1)
+
+
+@pytest.mark.parametrize("shape", ["array", "chunks", "record batch"])
+@pytest.mark.parametrize("type_, arrow", LAYOUTS, ids=[str(a) for _, a in LAYOUTS])
+def test_codes_match_the_reference(type_, arrow, shape):
+    values = VALUES[type_]
+    if pa.types.is_integer(arrow) and arrow.bit_width < 32:
+        values = [v if v is None else v % 100 for v in values]
+    col = pa.chunked_array([pa.array(values[:2], arrow), pa.array(values[2:], arrow)]) if shape == "chunks" \
+        else pa.array(values, arrow)
+    data = pa.record_batch([col], names=["f"]) if shape == "record batch" else pa.table({"f": col})
+    enc = _encoder(type_)
+    for _ in range(2):
+        x = enc.codes(data)
+        assert x.dtype == np.float32 and x.flags.f_contiguous
+        np.testing.assert_array_equal(x, _reference_codes(type_, values))
+    assert enc.feature_types == ["c" if type_ == "category" else "q"]
+
+
+def test_both_encodings_tell_the_same_missing_values():
+    """The interval's scale reads which inputs are unknown; a model on codes must see what a one-hot one does."""
+    spec = [SimpleNamespace(name="a", type="double", categories=None, missing="zero"),
+            SimpleNamespace(name="c", type="category", categories=["x", "y"], missing="zero"),
+            SimpleNamespace(name="b", type="boolean", categories=None, missing="zero")]
+    rows = pa.table({"a": pa.array([1.0, None, 3.0, None]), "c": pa.array(["x", None, "other", "y"]),
+                     "b": pa.array([None, True, False, True])})
+    enc = Encoder.from_spec(spec)
+    expected = [[0, 0, 1], [1, 1, 0], [0, 1, 0], [1, 0, 0]]  # 'other' tells no more than a missing value
+    np.testing.assert_array_equal(enc.missing_indicators(enc.raw(rows)), expected)
+    np.testing.assert_array_equal(enc.missing_indicators(enc.codes(rows), codes=True), expected)
+    assert enc.codes(rows).shape == (4, 3) and enc.raw(rows).shape == (4, 5)

@@ -249,3 +249,25 @@ def test_two_targets_train_from_one_read_and_score_into_one_file(tmp_path):
     strict = fixtures.variant(p, training={"quality_gate": {"min_accuracy": 0.999}})
     with pytest.raises(QualityGateError, match=r"quality gate: homeowner: accuracy 0\.\d+ < min_accuracy 0\.999"):
         train.run(strict, names, RUN, log=lambda line: None)
+
+
+def test_targets_whose_models_read_different_encodings_share_one_batch(tmp_path):
+    """Ridge reads one-hot columns, the xgboost classifier category codes: one prediction task
+    encodes the batch both ways once, and each target scores what it would alone."""
+    base = small()
+    p = replaced(base, target=None, targets=[base.target.model_dump(mode="json"), BOOLEAN],
+                 features=[f.model_dump(mode="json") for f in base.features if f.name != "homeowner"],
+                 batching={"batches": 2, "max_concurrency": 2},
+                 training={"models": [{"name": "ridge", "kind": "ridge", "params": {"alpha": 1.0}},
+                                      {"name": "trees", "kind": "xgboost_classifier",
+                                       "params": {"n_estimators": 20, "max_depth": 3}}], "quality_gate": {}})
+    names, _, _ = fixtures.warehouse(p, f"{tmp_path}/", RUN, rows=6000, seed=8)
+    train.run(p, names, RUN, log=lambda line: None)
+    scorers = predict.Scorers(p, names, RUN)
+    assert [s.fitted.encoding for s in scorers.scorers] == ["onehot", "codes"] and scorers.shared
+    out = predict.run(p, names, RUN, 0)
+    table = pq.read_table(out["path"])
+    batch = storage.read_table(predict.batch_paths(names, RUN, 0)[0])
+    alone = [predict.scorer(names.models_location(RUN), t).columns(batch, None, False) for t in ("age", "homeowner")]
+    assert table.column("predicted_age").to_pylist() == alone[0][0].to_pylist()
+    assert table.column("probability_homeowner").to_pylist() == alone[1][1].to_pylist()

@@ -101,6 +101,64 @@ def test_a_kind_registered_in_a_test_module_trains_and_predicts_through_the_regi
     assert np.allclose(table.column(f"predicted_{p.target.name}").to_numpy(), np.float32(mean))
 
 
+class WidthKind(MeanKind):
+    """Remembers the width of the matrix it was fitted on, and checks it gets that width to score."""
+
+    name = "width"
+
+    def fits(self, spec, raw, filled, y, nthread, **extra):
+        return [lambda: {"mean": float(np.mean(y)), "width": raw.shape[1], "extra": sorted(extra)}]
+
+    def predict(self, model, quantiles, raw, filled):
+        assert raw.shape[1] == model["width"]
+        return super().predict(model, quantiles, raw, filled)
+
+
+class CodesWidthKind(WidthKind):
+    name = "codes_width"
+    category_codes = True
+
+
+@pytest.mark.parametrize("kind, encoding, extra", [
+    ("width", "onehot", []),  # a package's kind gets what it got before codes existed
+    ("codes_width", "codes", ["feature_types"]),
+])
+def test_a_kind_reads_the_encoding_it_asks_for_in_training_and_prediction(monkeypatch, tmp_path, kind, encoding,
+                                                                           extra):
+    monkeypatch.setitem(kinds.KINDS, kind, f"{__name__}:{'CodesWidthKind' if encoding == 'codes' else 'WidthKind'}")
+    p = fixtures.variant(small(), batching={"batches": 2},
+                         training={"models": [{"name": "m", "kind": kind}], "quality_gate": {}})
+    names, _, _ = fixtures.warehouse(p, f"{tmp_path}/", RUN, rows=3000, seed=7)
+    train.run(p, names, RUN, log=lambda line: None)
+    artifact = artifacts.load_target(names.models_location(RUN), "age").artifact
+    widths = {"onehot": len(artifact["encoder"]["columns"]), "codes": len(p.feature_list)}
+    assert widths["onehot"] > widths["codes"]  # the small pipeline has categories
+    assert (artifact["encoding"], artifact["model"]["width"], artifact["model"]["extra"]) == (
+        encoding, widths[encoding], extra)
+    assert predict.run(p, names, RUN, 0)["rows"] > 0  # scored on the same width (WidthKind.predict checks)
+
+
+def test_an_artifact_of_an_unknown_encoding_is_one_line():
+    from stepkit.errors import DataError
+
+    with pytest.raises(DataError, match=r"^model 'm': unknown feature encoding 'ordinal' \(known: onehot, codes\)$"):
+        predict._fitted({"name": "m", "kind": "xgboost", "model": None, "encoding": "ordinal"}, None)
+
+
+def test_xgboost_kinds_split_on_categories():
+    from stepkit.ml import models
+
+    for kind in ("xgboost", "xgboost_quantile", "xgboost_classifier"):
+        assert models.encoding(kind) == "codes"
+    for kind in ("ridge", "logistic"):
+        assert models.encoding(kind) == "onehot"
+    x = np.array([[0, 1.0], [1, 2.0], [2, np.nan], [np.nan, 4.0]] * 50, dtype=np.float32)
+    y = np.array([1.0, 5.0, 2.0, 3.0] * 50)
+    booster = models.fit_xgboost(x, y, {"n_estimators": 3, "max_depth": 2}, nthread=1, feature_types=["c", "q"])
+    assert booster.feature_types == ["c", "q"]
+    assert '"split_type":[1' in booster.save_raw("json").decode().replace(" ", "")  # a categorical split first
+
+
 def test_a_package_registers_a_kind_through_its_entry_points(monkeypatch, tmp_path):
     """A real distribution on sys.path (dist-info with entry_points.txt), not a patched lookup."""
     (tmp_path / "my_kinds.py").write_text("from tests.test_ml_kinds import MeanKind as Mean\n")

@@ -122,13 +122,13 @@ def test_fits_share_out_the_cores(trained, monkeypatch, cores, threads_per_fit, 
     seen, running, peak, lock = [], [0], [0], threading.Lock()
     real = models.fit_xgboost
 
-    def spy(x, y, params, quantiles=None, nthread=None):
+    def spy(x, y, params, quantiles=None, nthread=None, feature_types=None):
         with lock:
             running[0] += 1
             peak[0] = max(peak[0], running[0])
         try:
             seen.append(nthread)
-            return real(x, y, params, quantiles, nthread)
+            return real(x, y, params, quantiles, nthread, feature_types)
         finally:
             with lock:
                 running[0] -= 1

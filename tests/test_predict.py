@@ -16,7 +16,6 @@ import pytest
 import stepkit.workers.training
 from stepkit import storage
 from stepkit.ml import fixtures, predict
-from stepkit.ml.encoding import Encoder
 from tests.test_ml_train import RUN, small
 
 
@@ -113,16 +112,16 @@ def test_a_failure_mid_stream_leaves_no_file_and_no_thread(trained, monkeypatch)
     p, names = trained
     _, out = predict.batch_paths(names, RUN, 1)
     Path(out).unlink(missing_ok=True)
-    encode = Encoder.raw
+    encode = predict.encode  # either encoding, whichever the model reads
     calls = []
 
-    def fail_third(self, data):
+    def fail_third(encoder, data, encoding):
         calls.append(data.num_rows)
         if len(calls) == 3:
             raise RuntimeError("encoding failed")
-        return encode(self, data)
+        return encode(encoder, data, encoding)
 
-    monkeypatch.setattr(Encoder, "raw", fail_third)
+    monkeypatch.setattr(predict, "encode", fail_third)
     monkeypatch.setattr(predict, "READ_BATCH", 32)
     threads = threading.active_count()
     with pytest.raises(RuntimeError, match="encoding failed"):

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 
 from stepkit.ml import artifacts, calibration, kinds, metrics, models
 from stepkit.ml.encoding import Encoder
-from stepkit.ml.fitting import checked_split, choose, fit_all
+from stepkit.ml.fitting import Encoded, checked_split, choose, fit_all
 
 
 def codes(column: pa.ChunkedArray | pa.Array, classes: list[str]) -> np.ndarray:
@@ -34,15 +34,15 @@ def train(pipeline: Any, rows: pa.Table, t: Any, log: Callable[[str], None], tab
     y = codes(rows.column(t.name), classes)
     parts = checked_split(pipeline, rows, table)
     encoder = Encoder.from_spec(pipeline.feature_list).fit(rows.filter(pa.array(parts["train"])))
-    raw = encoder.raw(rows)
-    filled = encoder.fill(raw.copy())
+    specs = [m for m in spec.models if kinds.task(m.kind) == "classification"]
+    x = Encoded.of(encoder, rows, specs)
     tr, cal, te = parts["train"], parts["calibration"], parts["test"]
     fitted_all: dict[str, tuple[models.Fitted, dict[str, Any]]] = {}
     held = cal | te
     ys, cal_, te_ = y[held], cal[held], te[held]  # calibration and the figures read held-out rows only
 
     def evaluate(m: Any, fitted: models.Fitted) -> dict[str, Any]:
-        z = fitted.logits(raw[held], filled[held] if fitted.needs_filled else None)
+        z = fitted.logits(x.input(fitted.encoding)[held], x.filled[held] if fitted.needs_filled else None)
         params = calibration.fit(z[cal_], ys[cal_])
         proba = calibration.apply(z, params)
         test = metrics.classification(ys[te_], proba[te_])
@@ -51,8 +51,7 @@ def train(pipeline: Any, rows: pa.Table, t: Any, log: Callable[[str], None], tab
         return {"kind": m.kind, **test, "calibration": {k: v for k, v in calib.items() if k != "rows"},
                 "class_counts": np.bincount(y[te], minlength=k).tolist()}
 
-    specs = [m for m in spec.models if kinds.task(m.kind) == "classification"]
-    results = fit_all(specs, raw[tr], filled[tr], y[tr], evaluate, classes=k)
+    results = fit_all(specs, x.take(tr), y[tr], evaluate, classes=k)
     for m in specs:
         r = results[m.name]
         log(f"{t.name}: {m.name}: accuracy {r['accuracy']:.4f} balanced {r['balanced_accuracy']:.4f} "
@@ -66,6 +65,7 @@ def train(pipeline: Any, rows: pa.Table, t: Any, log: Callable[[str], None], tab
         "name": chosen,
         "kind": fitted.kind,
         "model": fitted.model,
+        "encoding": fitted.encoding,
         "quantiles": None,
         "classes": classes,
         "calibration": params,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -11,8 +12,36 @@ import pyarrow as pa
 
 from stepkit.errors import DataError
 from stepkit.ml import metrics, models
+from stepkit.ml.encoding import Encoder
 
 MIN_ROWS = 20  # per split: fewer cannot calibrate an interval or measure anything
+
+
+@dataclass
+class Encoded:
+    """A target's rows, encoded each way its models read them (stepkit/ml/encoding.py)."""
+
+    raw: np.ndarray  # one-hot, NaN where a value is missing
+    filled: np.ndarray  # one-hot, imputed: the linear models' input
+    codes: np.ndarray | None  # one column per feature; None when no model reads codes
+    feature_types: list[str]
+
+    @classmethod
+    def of(cls, encoder: Encoder, rows: pa.Table, specs: list[Any]) -> "Encoded":
+        raw = encoder.raw(rows)
+        codes = encoder.codes(rows) if any(models.encoding(m.kind) == "codes" for m in specs) else None
+        return cls(raw, encoder.fill(raw.copy()), codes, encoder.feature_types)
+
+    def input(self, encoding: str) -> np.ndarray:
+        """The matrix a model of that encoding reads as `raw`."""
+        if encoding == "codes":
+            assert self.codes is not None
+            return self.codes
+        return self.raw
+
+    def take(self, rows: np.ndarray) -> "Encoded":
+        return Encoded(self.raw[rows], self.filled[rows], None if self.codes is None else self.codes[rows],
+                       self.feature_types)
 
 
 def split(buckets: np.ndarray, holdout_percent: float) -> dict[str, np.ndarray]:
@@ -31,10 +60,10 @@ def checked_split(pipeline: Any, rows: pa.Table, table: str) -> dict[str, np.nda
     return parts
 
 
-def fit_all(specs: list[Any], raw: np.ndarray, filled: np.ndarray, y: np.ndarray,
+def fit_all(specs: list[Any], x: Encoded, y: np.ndarray,
             evaluate: Callable[[Any, models.Fitted], dict[str, Any]], classes: int | None = None
             ) -> dict[str, dict[str, Any]]:
-    """Fit every model on the training rows given and evaluate each as soon as its fits are done.
+    """Fit every model on the training rows given (`x`, `y`) and evaluate each as soon as its fits are done.
 
     Every fit (a quantile model has one per quantile) runs in a pool of min(cores, fits) threads,
     with the cores shared out as xgboost threads (at least one each): on two cores, two fits of
@@ -45,7 +74,8 @@ def fit_all(specs: list[Any], raw: np.ndarray, filled: np.ndarray, y: np.ndarray
     model's bytes (and version) do not depend on the thread timing."""
     cores = models.threads()
     count = sum(models.fit_count(m) for m in specs)
-    jobs = [(m, models.fits(m, raw, filled, y, max(1, cores // count), classes=classes)) for m in specs]
+    jobs = [(m, models.fits(m, x.input(models.encoding(m.kind)), x.filled, y, max(1, cores // count),
+                            classes=classes, feature_types=x.feature_types)) for m in specs]
     queue = sorted((models.rank(m), i, k) for i, (m, fits) in enumerate(jobs) for k in range(len(fits)))
 
     def timed(fit: Any) -> tuple[Any, float]:

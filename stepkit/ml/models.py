@@ -40,7 +40,8 @@ def _xgb_params(params: dict[str, Any], nthread: int | None = None) -> tuple[dic
 
 
 def fit_xgboost(x: np.ndarray, y: np.ndarray, params: dict[str, Any], quantiles: list[float] | None = None,
-                nthread: int | None = None):
+                nthread: int | None = None, feature_types: list[str] | None = None):
+    """A Booster. `feature_types`: xgboost's per column ("c": a category code, split on as a category)."""
     import xgboost as xgb
 
     p, rounds = _xgb_params(params, nthread)
@@ -49,7 +50,10 @@ def fit_xgboost(x: np.ndarray, y: np.ndarray, params: dict[str, Any], quantiles:
     else:
         p.setdefault("objective", "reg:squarederror")
     # QuantileDMatrix bins once, in place of a float copy of the data (less memory at 14M rows).
-    dtrain = xgb.QuantileDMatrix(x, label=y, max_bin=p["max_bin"], nthread=p["nthread"])
+    categorical = bool(feature_types) and "c" in feature_types
+    dtrain = xgb.QuantileDMatrix(x, label=y, max_bin=p["max_bin"], nthread=p["nthread"],
+                                 feature_types=feature_types if categorical else None,
+                                 enable_categorical=categorical)
     return xgb.train(p, dtrain, num_boost_round=rounds)
 
 
@@ -61,9 +65,13 @@ class Fitted:
     kind: str  # a name in stepkit.ml.kinds
     model: Any
     quantiles: list[float] | None = None
+    # What `raw` must be: "onehot" (Encoder.raw) or "codes" (Encoder.codes). Artifacts from before
+    # there were codes have no such entry: one-hot.
+    encoding: str = "onehot"
 
     def predict(self, raw: np.ndarray, filled: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """(point, quantiles or None). `raw` has NaN for missing values; `filled` is the linear input."""
+        """(point, quantiles or None). `raw` (in this model's `encoding`) has NaN for missing values;
+        `filled` is the linear input."""
         return kinds.get(self.kind).predict(self.model, self.quantiles, raw, filled)
 
     def logits(self, raw: np.ndarray, filled: np.ndarray | None = None) -> np.ndarray:
@@ -75,15 +83,24 @@ class Fitted:
         return kinds.get(self.kind).needs_filled
 
 
+def encoding(kind: str) -> str:
+    """The matrix a kind's models read: "codes" when it asks for category codes, else "onehot"."""
+    return "codes" if getattr(kinds.get(kind), "category_codes", False) else "onehot"
+
+
 def fits(spec: Any, raw: np.ndarray, filled: np.ndarray, y: np.ndarray, nthread: int | None = None,
-         classes: int | None = None) -> list[Callable[[], Any]]:
+         classes: int | None = None, feature_types: list[str] | None = None) -> list[Callable[[], Any]]:
     """The model's fits, each a callable that may run in its own thread (xgboost releases the GIL);
-    `assemble` makes their results one Fitted. `nthread`: xgboost's threads per fit; `classes`: how
-    many classes a classifier's codes `y` range over."""
+    `assemble` makes their results one Fitted. `raw`: the matrix in the kind's `encoding`;
+    `nthread`: xgboost's threads per fit; `classes`: how many classes a classifier's codes `y`
+    range over; `feature_types`: the codes matrix's, for a kind that reads codes."""
     kind = kinds.get(spec.kind)
+    extra: dict[str, Any] = {}
     if getattr(kind, "task", "regression") == "classification":
-        return kind.fits(spec, raw, filled, y, nthread, classes=classes)
-    return kind.fits(spec, raw, filled, y, nthread)
+        extra["classes"] = classes
+    if encoding(spec.kind) == "codes":
+        extra["feature_types"] = feature_types
+    return kind.fits(spec, raw, filled, y, nthread, **extra)
 
 
 def fit_count(spec: Any) -> int:
@@ -98,4 +115,4 @@ def rank(spec: Any) -> int:
 
 def assemble(spec: Any, parts: list[Any]) -> Fitted:
     model, quantiles = kinds.get(spec.kind).assemble(spec, parts)
-    return Fitted(spec.name, spec.kind, model, quantiles)
+    return Fitted(spec.name, spec.kind, model, quantiles, encoding(spec.kind))

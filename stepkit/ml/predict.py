@@ -13,7 +13,7 @@ record would; 1: a point. Comparable across records of one model version. Classe
 probable class and its probability, calibrated on held-out rows (stepkit/ml/calibration.py).
 
 One task scores every target of the pipeline: the batch is read (and, when the targets' models
-share an encoding, encoded) once, and one file holds every target's columns.
+share an encoder, encoded once each way they read it) once, and one file holds every target's columns.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from stepkit import storage
+from stepkit.errors import DataError
 from stepkit.ml import artifacts, calibration, conformal, models
 from stepkit.ml.encoding import Encoder
 from stepkit.ml.models import Fitted
@@ -48,7 +49,42 @@ def output_schema(pipeline: Any) -> pa.Schema:
     return pa.schema([("id", id_type), *[(name, _ARROW[t]) for name, t in columns[1:]], ("run_id", pa.string())])
 
 
-class Scorer:
+Encodings = dict[str, np.ndarray]  # encoding name ("onehot", "codes") -> that matrix of a batch
+ENCODINGS = ("onehot", "codes")
+
+
+class _Scoring:
+    """What both scorers share: the artifact's encoder and model, and the matrices they read."""
+
+    encoder: Encoder
+    fitted: Fitted
+
+    @property
+    def needs(self) -> set[str]:
+        """The encodings this model reads: its own, and one-hot when it fills missing values."""
+        return {self.fitted.encoding} | ({"onehot"} if self.fitted.needs_filled else set())
+
+    def inputs(self, batch: pa.RecordBatch | pa.Table, encoded: Encodings | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(the model's `raw`, `filled` or None), from `encoded` when given (shared across targets)."""
+        encoded = encoded or {e: encode(self.encoder, batch, e) for e in self.needs}
+        # order="K": keep the column-major layout (a plain copy() transposed it, element by element).
+        filled = self.encoder.fill(encoded["onehot"].copy(order="K")) if self.fitted.needs_filled else None
+        return encoded[self.fitted.encoding], filled
+
+
+def encode(encoder: Encoder, batch: pa.RecordBatch | pa.Table, encoding: str) -> np.ndarray:
+    return encoder.codes(batch) if encoding == "codes" else encoder.raw(batch)
+
+
+def _fitted(a: dict[str, Any], quantiles: list[float] | None) -> Fitted:
+    # An artifact from before category codes has no "encoding": its model reads one-hot.
+    encoding = a.get("encoding", "onehot")
+    if encoding not in ENCODINGS:
+        raise DataError(f"model {a['name']!r}: unknown feature encoding {encoding!r} (known: {', '.join(ENCODINGS)})")
+    return Fitted(a["name"], a["kind"], a["model"], quantiles, encoding)
+
+
+class Scorer(_Scoring):
     """A loaded regression artifact, ready to score encoded record batches."""
 
     def __init__(self, loaded: artifacts.Loaded):
@@ -56,7 +92,7 @@ class Scorer:
         self.version = loaded.version
         self.name = a["name"]
         self.encoder = Encoder.from_dict(a["encoder"])
-        self.fitted = Fitted(a["name"], a["kind"], a["model"], a["quantiles"])
+        self.fitted = _fitted(a, a["quantiles"])
         self.interval = a["interval"]
         self.lo, self.hi = a["target"]["min"], a["target"]["max"]
         self.reference_width = a["reference_width"]
@@ -64,18 +100,16 @@ class Scorer:
         if self.interval["method"] == "normalised":
             self.scale = conformal.ScaleModel(np.asarray(self.interval["scale_coef"]), self.interval["scale_floor"])
 
-    def score(self, batch: pa.RecordBatch | pa.Table, raw: np.ndarray | None = None
+    def score(self, batch: pa.RecordBatch | pa.Table, encoded: Encodings | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(prediction, lower, upper, confidence), all float64, clipped to the target's range."""
-        raw = self.encoder.raw(batch) if raw is None else raw
-        # order="K": keep the column-major layout (a plain copy() transposed it, element by element).
-        filled = self.encoder.fill(raw.copy(order="K")) if self.fitted.needs_filled else None
+        raw, filled = self.inputs(batch, encoded)
         point, q3 = self.fitted.predict(raw, filled)
         q = self.interval["q"]
         if q3 is not None:
             lower, upper = q3[:, 0] - q, q3[:, 2] + q
         else:
-            half = q * self.scale(self.encoder.missing_indicators(raw))
+            half = q * self.scale(self.encoder.missing_indicators(raw, codes=self.fitted.encoding == "codes"))
             lower, upper = point - half, point + half
         point = np.clip(point.astype(np.float64), self.lo, self.hi)
         lower = np.clip(lower.astype(np.float64), self.lo, self.hi)
@@ -85,12 +119,13 @@ class Scorer:
         confidence = np.clip(1.0 - (upper - lower) / self.reference_width, 0.0, 1.0)
         return point, lower, upper, confidence
 
-    def columns(self, batch: pa.RecordBatch | pa.Table, raw: np.ndarray, all_probabilities: bool) -> list[pa.Array]:
+    def columns(self, batch: pa.RecordBatch | pa.Table, encoded: Encodings | None, all_probabilities: bool
+                ) -> list[pa.Array]:
         """The target's prediction columns, in spec/columns.py's order (model name and version after)."""
-        return [pa.array(v) for v in self.score(batch, raw)]
+        return [pa.array(v) for v in self.score(batch, encoded)]
 
 
-class ClassScorer:
+class ClassScorer(_Scoring):
     """A loaded classification artifact: the predicted class and its calibrated probability."""
 
     def __init__(self, loaded: artifacts.Loaded):
@@ -98,19 +133,18 @@ class ClassScorer:
         self.version = loaded.version
         self.name = a["name"]
         self.encoder = Encoder.from_dict(a["encoder"])
-        self.fitted = Fitted(a["name"], a["kind"], a["model"], None)
+        self.fitted = _fitted(a, None)
         self.classes = list(a["classes"])
         self.calibration = a["calibration"]
         self.boolean = a["target"]["type"] == "boolean"
 
-    def probabilities(self, batch: pa.RecordBatch | pa.Table, raw: np.ndarray | None = None) -> np.ndarray:
+    def probabilities(self, batch: pa.RecordBatch | pa.Table, encoded: Encodings | None = None) -> np.ndarray:
         """Calibrated class probabilities, rows x classes (each row sums to 1)."""
-        raw = self.encoder.raw(batch) if raw is None else raw
-        filled = self.encoder.fill(raw.copy(order="K")) if self.fitted.needs_filled else None
-        return calibration.apply(self.fitted.logits(raw, filled), self.calibration)
+        return calibration.apply(self.fitted.logits(*self.inputs(batch, encoded)), self.calibration)
 
-    def columns(self, batch: pa.RecordBatch | pa.Table, raw: np.ndarray, all_probabilities: bool) -> list[pa.Array]:
-        proba = self.probabilities(batch, raw)
+    def columns(self, batch: pa.RecordBatch | pa.Table, encoded: Encodings | None, all_probabilities: bool
+                ) -> list[pa.Array]:
+        proba = self.probabilities(batch, encoded)
         best = proba.argmax(axis=1)
         predicted = pa.array(best.astype(bool)) if self.boolean else \
             pa.DictionaryArray.from_arrays(pa.array(best.astype(np.int32)), pa.array(self.classes)).cast(pa.string())
@@ -152,21 +186,22 @@ class Scorers:
         self.scorers = [scorer(names.models_location(run_id), t.name) for t in self.targets]
         first = self.scorers[0].encoder
         self.encoder = first
-        # The raw matrix depends on the features alone (medians only fill it, per model).
+        # The matrices depend on the features alone (medians only fill them, per model).
         self.shared = all(s.encoder.features == first.features for s in self.scorers[1:])
+        self.needs = set().union(*(s.needs for s in self.scorers))
         self.input_columns = sorted({c for s in self.scorers for c in s.encoder.input_columns},
                                     key=[f for s in self.scorers for f in s.encoder.input_columns].index)
         self.category_columns = sorted({c for s in self.scorers for c in s.encoder.category_columns})
 
-    def raw(self, batch: pa.RecordBatch | pa.Table) -> np.ndarray | None:
-        return self.encoder.raw(batch) if self.shared else None
+    def encode(self, batch: pa.RecordBatch | pa.Table) -> Encodings | None:
+        """The batch in every encoding the targets' models read, once (None: each encodes its own)."""
+        return {e: encode(self.encoder, batch, e) for e in sorted(self.needs)} if self.shared else None
 
-    def columns(self, batch: pa.RecordBatch | pa.Table, raw: np.ndarray | None) -> list[pa.Array]:
+    def columns(self, batch: pa.RecordBatch | pa.Table, encoded: Encodings | None) -> list[pa.Array]:
         n = batch.num_rows
         out: list[pa.Array] = []
         for t, s in zip(self.targets, self.scorers):
-            own = raw if raw is not None else s.encoder.raw(batch)
-            out += s.columns(batch, own, t.probabilities == "all")
+            out += s.columns(batch, encoded, t.probabilities == "all")
             out += [_repeat(s.name, n), _repeat(s.version, n)]
         return out
 
@@ -187,7 +222,7 @@ def run(pipeline: Any, names: Any, run_id: str, batch_id: int, roles: dict[str, 
             # started. The fixed cost per batch is what a fan-out of hundreds of batches pays.
             data = parts.read()
             if parts.num_rows:
-                writer.write_table(_scored(s, data, s.raw(data), schema, run_id))
+                writer.write_table(_scored(s, data, s.encode(data), schema, run_id))
         else:
             _stream(s, parts, writer, schema, run_id)
     first = s.scorers[0]
@@ -196,13 +231,13 @@ def run(pipeline: Any, names: Any, run_id: str, batch_id: int, roles: dict[str, 
                            for t, sc in zip(s.targets, s.scorers)}} if len(s.scorers) > 1 else {})}
 
 
-def _scored(s: Scorers, data: pa.Table | pa.RecordBatch, raw: np.ndarray | None, schema: pa.Schema,
+def _scored(s: Scorers, data: pa.Table | pa.RecordBatch, encoded: Encodings | None, schema: pa.Schema,
             run_id: str) -> pa.Table:
     n = data.num_rows
     ids = data.column(0)
     if ids.type != schema.field("id").type:
         ids = ids.cast(schema.field("id").type)
-    return pa.Table.from_arrays([ids, *s.columns(data, raw), _repeat(run_id, n)], schema=schema)
+    return pa.Table.from_arrays([ids, *s.columns(data, encoded), _repeat(run_id, n)], schema=schema)
 
 
 def _stream(s: Scorers, parts: storage.ParquetParts, writer: Any, schema: pa.Schema, run_id: str) -> None:
@@ -210,11 +245,11 @@ def _stream(s: Scorers, parts: storage.ParquetParts, writer: Any, schema: pa.Sch
     encoding the next one, and writing the last one, overlap the model's work on this one."""
     # Arrow decodes a record batch's columns in parallel when the worker may use several cores.
     threaded = models.threads() > 1
-    encoded = ((b, s.raw(b)) for b in parts.batches(READ_BATCH, threads=threaded) if b.num_rows)
+    encoded = ((b, s.encode(b)) for b in parts.batches(READ_BATCH, threads=threaded) if b.num_rows)
     # closing(): on an error the reading thread stops here, before the files it reads are closed.
     with closing(_ahead(encoded)) as items, _Writes(writer) as writes:
-        for batch, raw in items:
-            writes.write(_scored(s, batch, raw, schema, run_id))
+        for batch, matrices in items:
+            writes.write(_scored(s, batch, matrices, schema, run_id))
 
 
 def _ahead(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:

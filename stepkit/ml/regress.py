@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from stepkit.ml import artifacts, conformal, kinds, metrics, models
 from stepkit.ml.encoding import Encoder
-from stepkit.ml.fitting import checked_split, choose, fit_all
+from stepkit.ml.fitting import Encoded, checked_split, choose, fit_all
 
 
 def train(pipeline: Any, rows: pa.Table, t: Any, log: Callable[[str], None], table: str) -> dict[str, Any]:
@@ -17,9 +17,9 @@ def train(pipeline: Any, rows: pa.Table, t: Any, log: Callable[[str], None], tab
     y = rows.column(t.name).to_numpy().astype(np.float64)
     parts = checked_split(pipeline, rows, table)
     encoder = Encoder.from_spec(pipeline.feature_list).fit(rows.filter(pa.array(parts["train"])))
-    raw = encoder.raw(rows)
-    filled = encoder.fill(raw.copy())
-    missing = encoder.missing_indicators(raw)
+    specs = [m for m in spec.models if kinds.task(m.kind) == "regression"]
+    x = Encoded.of(encoder, rows, specs)
+    missing = encoder.missing_indicators(x.raw)
     tr, cal, te = parts["train"], parts["calibration"], parts["test"]
     lo_t, hi_t = t.min, t.max
     fitted_all: dict[str, tuple[models.Fitted, dict[str, Any]]] = {}
@@ -31,7 +31,7 @@ def train(pipeline: Any, rows: pa.Table, t: Any, log: Callable[[str], None], tab
         # it), so predicts a fifth of the rows.
         rows = held if fitted.quantiles else slice(None)
         ys, cal_, te_ = y[rows], cal[rows], te[rows]
-        point, q3 = fitted.predict(raw[rows], filled[rows] if fitted.needs_filled else None)
+        point, q3 = fitted.predict(x.input(fitted.encoding)[rows], x.filled[rows] if fitted.needs_filled else None)
         point = np.clip(point, lo_t, hi_t)
         interval: dict[str, Any]
         if q3 is not None:
@@ -54,8 +54,7 @@ def train(pipeline: Any, rows: pa.Table, t: Any, log: Callable[[str], None], tab
         fitted_all[m.name] = (fitted, interval)
         return {"kind": m.kind, **test, "calibration": {k: calib[k] for k in ("mae", "rmse", "r2")}}
 
-    specs = [m for m in spec.models if kinds.task(m.kind) == "regression"]
-    results = fit_all(specs, raw[tr], filled[tr], y[tr], evaluate)
+    results = fit_all(specs, x.take(tr), y[tr], evaluate)
     for m in specs:
         r = results[m.name]
         log(f"{t.name}: {m.name}: mae {r['mae']:.3f} rmse {r['rmse']:.3f} r2 {r['r2']:.4f} "
@@ -70,6 +69,7 @@ def train(pipeline: Any, rows: pa.Table, t: Any, log: Callable[[str], None], tab
         "name": chosen,
         "kind": fitted.kind,
         "model": fitted.model,
+        "encoding": fitted.encoding,
         "quantiles": fitted.quantiles,
         "interval": interval,
         "coverage": cov,

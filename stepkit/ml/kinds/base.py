@@ -24,6 +24,11 @@ class ModelKind:
     needs_filled: ClassVar[bool] = False
     # Training starts fits in rank order, lowest first: the longest first, so the last to end is short.
     rank: ClassVar[int] = 1
+    # True: `raw` is the codes matrix (Encoder.codes: one column per feature, a category as its
+    # code), in fits() and in predict()/logits(), and fits() also get `feature_types` ("c" a
+    # category, "q" a number): for trees that split on categories themselves. The artifact records
+    # the encoding a model was fitted on, so it is always scored on that one.
+    category_codes: ClassVar[bool] = False
 
     def fit_count(self, spec: Any) -> int:
         """How many fits `fits` gives (training shares the cores out before making them)."""
@@ -32,8 +37,8 @@ class ModelKind:
     def fits(self, spec: Any, raw: np.ndarray, filled: np.ndarray, y: np.ndarray, nthread: int,
              classes: int | None = None) -> list[Callable[[], Any]]:
         """The model's fits, each a callable that may run in its own thread; `nthread`: the
-        threads each may use; `classes`: the number of classes (classification). Their results,
-        in order, go to `assemble`."""
+        threads each may use; `classes`: the number of classes (classification); with
+        `category_codes`, a `feature_types` keyword too. Their results, in order, go to `assemble`."""
         raise NotImplementedError
 
     def assemble(self, spec: Any, parts: list[Any]) -> tuple[Any, list[float] | None]:

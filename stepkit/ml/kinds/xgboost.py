@@ -20,10 +20,11 @@ def boosters(model: Any) -> list[Any]:
 class XGBoostKind(ModelKind):
     name = "xgboost"
     rank = 1
+    category_codes = True  # categorical splits: 21 columns at the demo's features, not 40 one-hot
 
-    def fits(self, spec, raw, filled, y, nthread):
+    def fits(self, spec, raw, filled, y, nthread, feature_types=None):
         # models.fit_xgboost, looked up when called: the xgboost training both xgboost kinds share.
-        return [lambda: models.fit_xgboost(raw, y, dict(spec.params), nthread=nthread)]
+        return [lambda: models.fit_xgboost(raw, y, dict(spec.params), nthread=nthread, feature_types=feature_types)]
 
     def predict(self, model, quantiles, raw, filled):
         return boosters(model)[0].inplace_predict(raw), None

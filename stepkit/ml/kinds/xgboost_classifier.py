@@ -14,11 +14,13 @@ class XGBoostClassifierKind(ModelKind):
     name = "xgboost_classifier"
     task = "classification"
     rank = 1
+    category_codes = True
 
-    def fits(self, spec, raw, filled, y, nthread, classes=None):
+    def fits(self, spec, raw, filled, y, nthread, classes=None, feature_types=None):
         k = int(classes or 2)
         objective = {"objective": "binary:logistic"} if k == 2 else {"objective": "multi:softprob", "num_class": k}
-        return [lambda: models.fit_xgboost(raw, y, {**objective, **spec.params}, nthread=nthread)]
+        return [lambda: models.fit_xgboost(raw, y, {**objective, **spec.params}, nthread=nthread,
+                                           feature_types=feature_types)]
 
     def logits(self, model, raw, filled):
         margin = boosters(model)[0].inplace_predict(raw, predict_type="margin")

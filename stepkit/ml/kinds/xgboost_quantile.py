@@ -19,12 +19,14 @@ from stepkit.ml.kinds.xgboost import boosters
 class XGBoostQuantileKind(ModelKind):
     name = "xgboost_quantile"
     rank = 0  # the longest fits: first
+    category_codes = True
 
     def fit_count(self, spec):
         return len(spec.quantiles)
 
-    def fits(self, spec, raw, filled, y, nthread):
-        return [lambda a=a: models.fit_xgboost(raw, y, dict(spec.params), [a], nthread) for a in spec.quantiles]
+    def fits(self, spec, raw, filled, y, nthread, feature_types=None):
+        return [lambda a=a: models.fit_xgboost(raw, y, dict(spec.params), [a], nthread, feature_types)
+                for a in spec.quantiles]
 
     def assemble(self, spec, parts):
         return list(parts), list(spec.quantiles)
