@@ -261,9 +261,13 @@ def main() -> None:
         ratios = [round(p[0]["wall"] / p[1]["total"], 3) for p in pairs]
         print(f"  median pair: end to end {e2e['wall']:.1f} s  ({rows / e2e['wall']:,.0f} source rows/s)")
         for s in e2e["record"]["stages"]:
-            rate = f"{s['rows_out'] / s['seconds']:>12,.0f} rows/s" if s["rows_out"] and s["seconds"] else ""
+            # A statement queued behind a Parallel sibling's: its rate is over the time it ran.
+            queued = (s.get("detail") or {}).get("queued_seconds") or 0.0
+            own = (s["seconds"] or 0.0) - queued
+            rate = f"{s['rows_out'] / own:>12,.0f} rows/s" if s["rows_out"] and own > 0 else ""
             rows_out = f"{s['rows_out']:>12,}" if s["rows_out"] is not None else " " * 12
-            print(f"    {s['name']:<24} {s['seconds']:>7.2f} s {rows_out} {rate}")
+            wait = f"  ({queued:.2f} s of it queued behind other SQL)" if queued else ""
+            print(f"    {s['name']:<24} {s['seconds']:>7.2f} s {rows_out} {rate}{wait}")
         ran = [s for s in e2e["record"]["stages"] if s.get("start") and s.get("end")]
         span = (max(_epoch(s["end"]) for s in ran) - min(_epoch(s["start"]) for s in ran)) if ran else 0.0
         print(f"    {'(first start to last end)':<24} {span:>7.2f} s   (stages may overlap)")

@@ -114,6 +114,13 @@ def test_independent_stages_run_beside_each_other_and_every_stage_after_what_it_
     for stage, before in needs.items():
         for b in before:
             assert by[stage]["start_epoch"] >= by[b]["end_epoch"], (stage, b)
+    # HumanQA and FinalResults are Parallel branches, but the engine runs one statement at a time: the
+    # one that went second says how long it queued (the other's run), so its time is not read as its work.
+    first, second = sorted((by["HumanQA"], by["FinalResults"]), key=lambda s: s["end_epoch"])
+    waited = first["end_epoch"] - second["start_epoch"]
+    assert waited > 0
+    assert second["detail"]["queued_seconds"] == pytest.approx(waited, abs=0.05)
+    assert first["detail"].get("queued_seconds", 0) < 0.05
 
 
 @pytest.mark.parametrize("svg, shape, least", [

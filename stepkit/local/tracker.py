@@ -192,6 +192,11 @@ def _rows(plan: Any, stage: Any, reports: dict[str, list[dict[str, Any]]],
     if stage.statements:
         rows = [g.get("rows") for g in got if g.get("rows") is not None]
         detail["statements"] = len(stage.statements)
+        queued = sum(g.get("queued_seconds") or 0.0 for g in got)
+        if queued > 0:  # its statements waited for another stage's (Parallel branches): not its own work
+            detail["queued_seconds"] = round(queued, 3)
+            if queued >= 0.05:
+                detail["note"] = f", {queued:.1f} s of it queued behind other SQL"
         return (int(sum(rows)) if rows else None), detail
     rows = last.get("rows", last.get("rows_out"))
     if isinstance(rows, dict):  # the training worker counts its train/calibration/test rows
