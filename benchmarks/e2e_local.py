@@ -258,7 +258,8 @@ def main() -> None:
         pairs.sort(key=lambda p: p[0]["wall"] / p[1]["total"])
         e2e, fl = pairs[(len(pairs) - 1) // 2]  # the median pair (the lower one of an even count)
         ratio = e2e["wall"] / fl["total"]
-        ratios = [round(p[0]["wall"] / p[1]["total"], 3) for p in pairs]
+        # Not rounded here: a ratio rounded to 3 places, then printed to 2, can print unlike its pair's line.
+        ratios = [p[0]["wall"] / p[1]["total"] for p in pairs]
         print(f"  median pair: end to end {e2e['wall']:.1f} s  ({rows / e2e['wall']:,.0f} source rows/s)")
         for s in e2e["record"]["stages"]:
             # A statement queued behind a Parallel sibling's: its rate is over the time it ran.

@@ -8,6 +8,7 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -157,6 +158,48 @@ def test_xgboost_kinds_split_on_categories():
     booster = models.fit_xgboost(x, y, {"n_estimators": 3, "max_depth": 2}, nthread=1, feature_types=["c", "q"])
     assert booster.feature_types == ["c", "q"]
     assert '"split_type":[1' in booster.save_raw("json").decode().replace(" ", "")  # a categorical split first
+
+
+def _splits(booster) -> set[int]:
+    """The split types of every node of every tree: 0 on a number, 1 on a set of categories."""
+    import json
+
+    return {t for tree in json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]["model"]["trees"]
+            for t in tree["split_type"]}
+
+
+@pytest.mark.parametrize("splits, types", [
+    (None, {0, 1}),  # the default: xgboost's categorical splits where they help
+    ("partition", {0, 1}),
+    ("ordinal", {0}),  # every split on a number: the code's order
+])
+def test_category_splits_decide_how_xgboost_trees_split_a_category(tmp_path, splits, types):
+    p = fixtures.variant(small(), batching={"batches": 2}, training={"models": [
+        {"name": "m", "kind": "xgboost", "params": {"n_estimators": 40, "max_depth": 3},
+         **({"category_splits": splits} if splits else {})}], "quality_gate": {}})
+    names, _, _ = fixtures.warehouse(p, f"{tmp_path}/", RUN, rows=3000, seed=7)
+    train.run(p, names, RUN, log=lambda line: None)
+    artifact = artifacts.load_target(names.models_location(RUN), "age").artifact
+    assert artifact["encoding"] == "codes" and _splits(artifact["model"]) == types
+    assert predict.run(p, names, RUN, 0)["rows"] > 0
+
+
+def test_category_splits_belong_to_kinds_that_read_codes(monkeypatch):
+    from stepkit.errors import SpecError
+    from stepkit.ml import fitting
+
+    with pytest.raises(ValueError, match=r"`category_splits` is only for kinds that split on category codes "
+                                         r"\(xgboost, xgboost_quantile, xgboost_classifier\), not ridge"):
+        ModelSpec(name="m", kind="ridge", category_splits="ordinal")
+    # A package's kind: the spec cannot tell without importing it; training refuses, in one line.
+    monkeypatch.setitem(kinds.KINDS, "width", f"{__name__}:WidthKind")
+    spec = SimpleNamespace(name="m", kind="width", category_splits="ordinal")
+    with pytest.raises(SpecError, match=r"^training.models: m: `category_splits` is only for kinds that split on "
+                                        r"category codes; kind width reads one-hot columns$"):
+        fitting.feature_types(spec, ["c", "q"])
+    monkeypatch.setitem(kinds.KINDS, "codes_width", f"{__name__}:CodesWidthKind")
+    spec = SimpleNamespace(name="m", kind="codes_width", category_splits="ordinal")
+    assert fitting.feature_types(spec, ["c", "q"]) == ["q", "q"]
 
 
 def test_a_package_registers_a_kind_through_its_entry_points(monkeypatch, tmp_path):

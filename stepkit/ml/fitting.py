@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 import pyarrow as pa
 
-from stepkit.errors import DataError
+from stepkit.errors import DataError, SpecError
 from stepkit.ml import metrics, models
 from stepkit.ml.encoding import Encoder
 
@@ -60,6 +60,18 @@ def checked_split(pipeline: Any, rows: pa.Table, table: str) -> dict[str, np.nda
     return parts
 
 
+def feature_types(spec: Any, types: list[str]) -> list[str]:
+    """The codes matrix's feature types as a model fits on them: `category_splits: ordinal` makes
+    every column a number ("q"), so its trees split a category's code by order."""
+    splits = getattr(spec, "category_splits", None)
+    if splits is None:
+        return types
+    if models.encoding(spec.kind) != "codes":
+        raise SpecError(f"training.models: {spec.name}: `category_splits` is only for kinds that split on "
+                           f"category codes; kind {spec.kind} reads one-hot columns")
+    return ["q"] * len(types) if splits == "ordinal" else types
+
+
 def fit_all(specs: list[Any], x: Encoded, y: np.ndarray,
             evaluate: Callable[[Any, models.Fitted], dict[str, Any]], classes: int | None = None
             ) -> dict[str, dict[str, Any]]:
@@ -75,7 +87,7 @@ def fit_all(specs: list[Any], x: Encoded, y: np.ndarray,
     cores = models.threads()
     count = sum(models.fit_count(m) for m in specs)
     jobs = [(m, models.fits(m, x.input(models.encoding(m.kind)), x.filled, y, max(1, cores // count),
-                            classes=classes, feature_types=x.feature_types)) for m in specs]
+                            classes=classes, feature_types=feature_types(m, x.feature_types))) for m in specs]
     queue = sorted((models.rank(m), i, k) for i, (m, fits) in enumerate(jobs) for k in range(len(fits)))
 
     def timed(fit: Any) -> tuple[Any, float]:

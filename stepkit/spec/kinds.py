@@ -16,6 +16,8 @@ KINDS = {
 # compiler reads it to pair models with targets without importing the kinds' modules.
 TASKS = {"ridge": "regression", "xgboost": "regression", "xgboost_quantile": "regression",
          "logistic": "classification", "xgboost_classifier": "classification"}
+# The built-in kinds that read category codes (ModelKind.category_codes): `category_splits` applies to them.
+CODES = ("xgboost", "xgboost_quantile", "xgboost_classifier")
 GROUP = "stepkit.models"
 
 
