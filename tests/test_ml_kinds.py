@@ -4,11 +4,11 @@ it; a package registers one through its entry points; artifacts written before k
 own modules still load and score as they did."""
 from __future__ import annotations
 
+import json
 import pickle
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from stepkit import storage
 from stepkit.ml import artifacts, fixtures, kinds, predict, train
 from stepkit.ml.kinds.base import ModelKind
+from stepkit.spec import kinds as spec_kinds
 from stepkit.spec.models import ModelSpec
 from tests.test_ml_train import RUN, small
 
@@ -153,6 +154,8 @@ def test_xgboost_kinds_split_on_categories():
         assert models.encoding(kind) == "codes"
     for kind in ("ridge", "logistic"):
         assert models.encoding(kind) == "onehot"
+    # The spec's list of them (it imports no kind's class) agrees with the classes.
+    assert [k for k in kinds.KINDS if models.encoding(k) == "codes"] == list(spec_kinds.CODES)
     x = np.array([[0, 1.0], [1, 2.0], [2, np.nan], [np.nan, 4.0]] * 50, dtype=np.float32)
     y = np.array([1.0, 5.0, 2.0, 3.0] * 50)
     booster = models.fit_xgboost(x, y, {"n_estimators": 3, "max_depth": 2}, nthread=1, feature_types=["c", "q"])
@@ -162,8 +165,6 @@ def test_xgboost_kinds_split_on_categories():
 
 def _splits(booster) -> set[int]:
     """The split types of every node of every tree: 0 on a number, 1 on a set of categories."""
-    import json
-
     return {t for tree in json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]["model"]["trees"]
             for t in tree["split_type"]}
 
@@ -184,32 +185,38 @@ def test_category_splits_decide_how_xgboost_trees_split_a_category(tmp_path, spl
     assert predict.run(p, names, RUN, 0)["rows"] > 0
 
 
-def test_category_splits_belong_to_kinds_that_read_codes(monkeypatch):
-    from stepkit.errors import SpecError
-    from stepkit.ml import fitting
-
-    with pytest.raises(ValueError, match=r"`category_splits` is only for kinds that split on category codes "
-                                         r"\(xgboost, xgboost_quantile, xgboost_classifier\), not ridge"):
-        ModelSpec(name="m", kind="ridge", category_splits="ordinal")
-    # A package's kind: the spec cannot tell without importing it; training refuses, in one line.
-    monkeypatch.setitem(kinds.KINDS, "width", f"{__name__}:WidthKind")
-    spec = SimpleNamespace(name="m", kind="width", category_splits="ordinal")
-    with pytest.raises(SpecError, match=r"^training.models: m: `category_splits` is only for kinds that split on "
-                                        r"category codes; kind width reads one-hot columns$"):
-        fitting.feature_types(spec, ["c", "q"])
-    monkeypatch.setitem(kinds.KINDS, "codes_width", f"{__name__}:CodesWidthKind")
-    spec = SimpleNamespace(name="m", kind="codes_width", category_splits="ordinal")
-    assert fitting.feature_types(spec, ["c", "q"]) == ["q", "q"]
-
-
-def test_a_package_registers_a_kind_through_its_entry_points(monkeypatch, tmp_path):
-    """A real distribution on sys.path (dist-info with entry_points.txt), not a patched lookup."""
+@pytest.fixture
+def mean_package(monkeypatch, tmp_path):
+    """A real distribution on sys.path (dist-info with entry_points.txt) registering kind `mean`."""
     (tmp_path / "my_kinds.py").write_text("from tests.test_ml_kinds import MeanKind as Mean\n")
     info = tmp_path / "my_kinds-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-kinds\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[stepkit.models]\nmean = my_kinds:Mean\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+
+
+def test_category_splits_of_a_package_kind_that_reads_one_hot_are_refused_where_written(mean_package, tmp_path):
+    """The spec cannot tell (it imports no kind); the compiler asks the kind's class, in one located line."""
+    from click.testing import CliRunner
+
+    from stepkit.cli import main
+
+    good = (ROOT / "pipelines" / "predict_age.yaml").read_text()
+    anchor = "    - name: ridge\n"
+    text = good.replace(anchor, "    - name: mean\n      kind: mean\n      category_splits: ordinal\n" + anchor)
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    line = text[:text.index("category_splits")].count("\n") + 1
+    result = CliRunner().invoke(main, ["validate", str(path), "--env-file", str(ROOT / "pipelines" / "example.env")])
+    assert result.exit_code == 1, result.output
+    assert f"{path}:{line}:24: training.models[0].category_splits: `category_splits` is only for kinds that split " \
+           "on category codes; kind mean reads one-hot columns" in result.output.splitlines(), result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_package_registers_a_kind_through_its_entry_points(mean_package):
+    """A real distribution on sys.path, not a patched lookup."""
     assert kinds.names() == ["ridge", "xgboost", "xgboost_quantile", "logistic", "xgboost_classifier", "mean"]
     assert ModelSpec(name="m", kind="mean").kind == "mean"
     assert kinds.get("mean").predict({"mean": 2.5}, None, np.zeros((3, 1), np.float32), None)[0].tolist() == [2.5] * 3

@@ -98,6 +98,10 @@ CASES = [
     ("boolean target with a range", "target:\n  name: age\n  json_path: $.person.age\n  type: integer\n",
      "target:\n  name: age\n  json_path: $.person.age\n  type: boolean\n", "name: age", "target",
      "`min`/`max` are only for numeric targets"),
+    ("category splits on a one-hot kind", "    - name: ridge\n      kind: ridge\n",
+     "    - name: ridge\n      kind: ridge\n      category_splits: ordinal\n", "name: ridge", "training.models[0]",
+     "`category_splits` is only for kinds that split on category codes (xgboost, xgboost_quantile, "
+     "xgboost_classifier), not ridge"),
     ("class target without a class model", "  type: integer\n  min: 13\n  max: 100\n  default: 38\n",
      "  type: boolean\n  default: false\n", "boolean", "target.type",
      "target 'age' (boolean) has no classification model among training.models (kinds: logistic, xgboost_classifier)"),

@@ -1,6 +1,7 @@
 """What the targets ask of the training section, checked once the spec is read: a model of each
-target's kind, and gate bounds and a selection metric that some target has. Located at the value
-at fault (a target's type, the gate's bound), not the section."""
+target's kind, gate bounds and a selection metric that some target has, and settings a package's
+model kind can honour. Located at the value at fault (a target's type, the gate's bound), not the
+section."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -27,6 +28,11 @@ def check(ctx: "Context") -> list[Finding]:
             names = ", ".join(k for k, task in kinds.TASKS.items() if task == t.task)
             found.append(Finding("error", where, f"target {t.name!r} ({t.type}) has no {t.task} model among "
                                  f"training.models (kinds: {names})", root=True))
+    for i, m in enumerate(training.models):
+        # The spec refuses it on a built-in kind; a package's kind says in its class whether it reads codes.
+        if m.category_splits and m.kind not in kinds.KINDS and not getattr(kinds.get(m.kind), "category_codes", False):
+            found.append(Finding("error", ("training", "models", i, "category_splits"), "`category_splits` is only "
+                                 f"for kinds that split on category codes; kind {m.kind} reads one-hot columns", root=True))
     wanted = {t.task for t in targets}
     for metric, bound, _ in training.quality_gate.checks():
         task = next(k for k, m in METRICS.items() if metric in m)

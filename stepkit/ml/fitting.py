@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 import pyarrow as pa
 
-from stepkit.errors import DataError, SpecError
+from stepkit.errors import DataError
 from stepkit.ml import metrics, models
 from stepkit.ml.encoding import Encoder
 
@@ -62,14 +62,9 @@ def checked_split(pipeline: Any, rows: pa.Table, table: str) -> dict[str, np.nda
 
 def feature_types(spec: Any, types: list[str]) -> list[str]:
     """The codes matrix's feature types as a model fits on them: `category_splits: ordinal` makes
-    every column a number ("q"), so its trees split a category's code by order."""
-    splits = getattr(spec, "category_splits", None)
-    if splits is None:
-        return types
-    if models.encoding(spec.kind) != "codes":
-        raise SpecError(f"training.models: {spec.name}: `category_splits` is only for kinds that split on "
-                           f"category codes; kind {spec.kind} reads one-hot columns")
-    return ["q"] * len(types) if splits == "ordinal" else types
+    every column a number ("q"), so its trees split a category's code by order. (Only kinds that
+    read codes get feature types; the spec and the compiler refuse the setting on the others.)"""
+    return ["q"] * len(types) if getattr(spec, "category_splits", None) == "ordinal" else types
 
 
 def fit_all(specs: list[Any], x: Encoded, y: np.ndarray,
