@@ -8,6 +8,7 @@ import json
 import pickle
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +162,77 @@ def test_xgboost_kinds_split_on_categories():
     booster = models.fit_xgboost(x, y, {"n_estimators": 3, "max_depth": 2}, nthread=1, feature_types=["c", "q"])
     assert booster.feature_types == ["c", "q"]
     assert '"split_type":[1' in booster.save_raw("json").decode().replace(" ", "")  # a categorical split first
+
+
+@pytest.mark.parametrize("quantiles, types", [
+    (None, ["c", "q"]),  # squared error, a categorical split
+    ([0.1, 0.5, 0.9], None),  # three quantiles in one booster
+])
+def test_an_xgboost_fit_whose_threads_change_mid_fit_makes_the_same_model(quantiles, types):
+    """What lets a fit left alone take the others' cores (models.sharing) without changing a model's
+    bytes, hence its version: on the installed xgboost, the trees do not depend on the thread count."""
+    from stepkit.ml import models
+
+    rng = np.random.default_rng(3)
+    x = np.column_stack([rng.integers(0, 5, 20_000), rng.normal(size=20_000)]).astype(np.float32)
+    x[rng.random(x.shape) < 0.1] = np.nan
+    y = np.nan_to_num(x[:, 0]) * 2 + np.nan_to_num(x[:, 1]) + rng.normal(size=20_000)
+    params = {"n_estimators": 30, "max_depth": 3}
+    steady = models.fit_xgboost(x, y, params, quantiles, nthread=1, feature_types=types)
+    asked = []
+
+    def share() -> int:  # 1, 2, 3, 1, 2, 3 ... threads, round after round
+        asked.append(len(asked) % 3 + 1)
+        return asked[-1]
+
+    with models.sharing(share):
+        changing = models.fit_xgboost(x, y, params, quantiles, nthread=1, feature_types=types)
+    assert len(asked) == 30  # asked after every round
+    assert changing.save_raw("ubj") == steady.save_raw("ubj")
+    # What the artifact holds (its bytes are the model's version), nthread included: the one it started with.
+    assert json.loads(changing.save_config())["learner"]["generic_param"]["nthread"] == "1"
+    assert pickle.dumps(changing) == pickle.dumps(steady)
+
+
+class ThreeFitsKind(MeanKind):
+    """Three fits that record the threads they may use (models.sharing): the third waits, after
+    it starts, until it is the only one left."""
+
+    name = "three_fits"
+    seen: dict[str, int] = {}
+
+    def fit_count(self, spec):
+        return 3
+
+    def fits(self, spec, raw, filled, y, nthread, **extra):
+        from stepkit.ml import models
+
+        def fit(k):
+            share = models._SHARE.share
+            self.seen[f"fit {k} started"] = share()
+            if k == 2:
+                deadline = time.monotonic() + 10
+                while share() == 1 and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                self.seen["fit 2 alone"] = share()
+            elif k == 1:
+                while "fit 2 started" not in self.seen:
+                    time.sleep(0.005)
+            return {"mean": 0.0}
+        return [lambda k=k: fit(k) for k in range(3)]
+
+
+def test_a_fit_left_alone_takes_the_cores_the_others_leave(monkeypatch):
+    from stepkit.ml import fitting
+
+    monkeypatch.setenv("STEPKIT_THREADS", "2")
+    monkeypatch.setitem(kinds.KINDS, "three_fits", f"{__name__}:ThreeFitsKind")
+    ThreeFitsKind.seen.clear()
+    z = np.zeros((4, 1), np.float32)
+    fitting.fit_all([ModelSpec(name="m", kind="three_fits")], fitting.Encoded(z, z, None, ["q"]),
+                    np.zeros(4), lambda m, f: {})
+    # Two cores, three fits: one thread each while two run, both cores for the one left.
+    assert ThreeFitsKind.seen == {"fit 0 started": 1, "fit 1 started": 1, "fit 2 started": 1, "fit 2 alone": 2}
 
 
 def _splits(booster) -> set[int]:

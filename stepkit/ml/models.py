@@ -7,8 +7,10 @@ and the xgboost training call.
 from __future__ import annotations
 
 import os
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -39,6 +41,40 @@ def _xgb_params(params: dict[str, Any], nthread: int | None = None) -> tuple[dic
     return p, rounds
 
 
+# The cores an xgboost fit may use now, where fits share the machine (fitting.fit_all): per fit thread.
+_SHARE = threading.local()
+
+
+@contextmanager
+def sharing(share: Callable[[], int]) -> Iterator[None]:
+    """xgboost fits made in this block ask `share()` after each round how many threads to use: a fit
+    left alone when the others end takes the cores they leave. xgboost's hist trees do not depend on
+    the thread count (tests/test_ml_kinds.py checks the bytes), so neither does the model."""
+    _SHARE.share = share
+    try:
+        yield
+    finally:
+        _SHARE.share = None
+
+
+def _rethread(share: Callable[[], int], nthread: int) -> Any:
+    import xgboost as xgb
+
+    class Rethread(xgb.callback.TrainingCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.nthread = nthread
+
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            n = share()
+            if n != self.nthread:
+                model.set_param({"nthread": n})
+                self.nthread = n
+            return False  # go on
+
+    return Rethread()
+
+
 def fit_xgboost(x: np.ndarray, y: np.ndarray, params: dict[str, Any], quantiles: list[float] | None = None,
                 nthread: int | None = None, feature_types: list[str] | None = None):
     """A Booster. `feature_types`: xgboost's per column ("c": a category code, split on as a category)."""
@@ -54,7 +90,14 @@ def fit_xgboost(x: np.ndarray, y: np.ndarray, params: dict[str, Any], quantiles:
     dtrain = xgb.QuantileDMatrix(x, label=y, max_bin=p["max_bin"], nthread=p["nthread"],
                                  feature_types=feature_types if categorical else None,
                                  enable_categorical=categorical)
-    return xgb.train(p, dtrain, num_boost_round=rounds)
+    share = getattr(_SHARE, "share", None)
+    if share is None:
+        return xgb.train(p, dtrain, num_boost_round=rounds)
+    booster = xgb.train(p, dtrain, num_boost_round=rounds, callbacks=[_rethread(share, p["nthread"])])
+    # A pickled Booster carries its nthread: back to the one it started with, which depends on the
+    # core count and the spec only, so the artifact's bytes (its version) do not depend on timing.
+    booster.set_param({"nthread": p["nthread"]})
+    return booster
 
 
 @dataclass
