@@ -31,8 +31,9 @@ def check(ctx: "Context") -> list[Finding]:
     for i, m in enumerate(training.models):
         # The spec refuses it on a built-in kind; a package's kind says in its class whether it reads codes.
         if m.category_splits and m.kind not in kinds.KINDS and not getattr(kinds.get(m.kind), "category_codes", False):
-            found.append(Finding("error", ("training", "models", i, "category_splits"), "`category_splits` is only "
-                                 f"for kinds that split on category codes; kind {m.kind} reads one-hot columns", root=True))
+            found.append(Finding("error", ("training", "models", i, "category_splits"),
+                                 "`category_splits` is only for kinds that split on category codes; "
+                                 f"kind {m.kind} reads one-hot columns", root=True))
     wanted = {t.task for t in targets}
     for metric, bound, _ in training.quality_gate.checks():
         task = next(k for k, m in METRICS.items() if metric in m)
