@@ -369,7 +369,7 @@ class ModelSpec(Model):
         elif self.quantiles is not None:
             raise ValueError("`quantiles` is only for kind: xgboost_quantile")
         # A package's kind says whether it reads codes in its class, which the spec does not import:
-        # training refuses the setting there (stepkit/ml/fitting.py).
+        # the compiler refuses the setting there (stepkit/compiler/targets.py).
         if self.category_splits is not None and self.kind in model_kinds.KINDS and self.kind not in model_kinds.CODES:
             raise ValueError(f"`category_splits` is only for kinds that split on category codes "
                              f"({', '.join(model_kinds.CODES)}), not {self.kind}")
