@@ -21,7 +21,7 @@ from typing import Sequence
 import duckdb
 
 from stepkit.ir.sql import MAX_WRITERS
-from stepkit.engines import Columns, QueryError, QueryResult
+from stepkit.engines import Columns, QueryError, QueryResult, pruning
 from stepkit.engines.catalog import Catalog, Table
 from stepkit.engines.listing import Schemas, files, listing
 from stepkit.engines.shims import MACROS
@@ -268,13 +268,19 @@ class DuckDBEngine:
 
     def _views(self, st: Statement) -> None:
         for db, name in st.source_tables():
-            self._view(self._table(db, name))
+            t = self._table(db, name)
+            self._view(t, pruning.wanted(st.query, (db, name), t.partitioned_by) if st.query is not None else {})
 
-    def _view(self, t: Table) -> None:
+    def _view(self, t: Table, only: pruning.Values | None = None) -> None:
         """(Re)define the table's view from the files there now: workers add files between statements.
-        Unchanged files and table keep the view as it is (binding it reads every file's footer)."""
+        Unchanged files and table keep the view as it is (binding it reads every file's footer).
+        `only`: the partition values the statement reads (pruning.py); the view then lists only the
+        files that can hold them (all of them, if none can: the statement's WHERE still decides)."""
         loc = Path(t.location)
         data = listing(loc, ".parquet") if not loc.is_file() else ()
+        if only and data:
+            types = dict(t.columns or [])
+            data = tuple(f for f in data if pruning.keeps(f.path, str(loc), only, types)) or data
         if not data and not loc.is_file():
             if t.columns is None:
                 raise DataError(f"{t.key}: no Parquet files under {t.location} (0 rows); the table cannot be read")
