@@ -31,6 +31,8 @@ def wanted(query: exp.Expression, key: tuple[str, str], partitions: list[str]) -
     if len(refs) != 1 or not partitions:
         return {}
     ref = refs[0]
+    if ref.args.get("sample"):  # a sample of the table is not a sample of its partitions' rows
+        return {}
     source = ref.parent
     select = source.parent if isinstance(source, exp.From) else None
     if not isinstance(select, exp.Select) or select.args.get("where") is None:
@@ -83,26 +85,26 @@ def keeps(path: str, root: str, values: Values, types: dict[str, str]) -> bool:
     """Whether the file at `path` (under the table's `root`) can hold rows with `values`. A file
     whose folders do not say (no `col=` folder, a value that does not read as the column's type,
     Hive's NULL folder) is kept: pruning skips only what it can tell is not wanted."""
-    folders = dict(p.split("=", 1) for p in PurePath(path).relative_to(root).parts[:-1] if "=" in p)
+    parts = PurePath(path).relative_to(root).parts[:-1]
+    folders = {k.lower(): v for k, v in (p.split("=", 1) for p in parts if "=" in p)}
     for column, want in values.items():
         raw = folders.get(column)
         if raw is None:
             continue
         kind = types.get(column, "VARCHAR").upper()
-        value = unquote(raw)
         if kind in _INTEGERS:
             if not all(isinstance(v, int) for v in want):
                 continue
             try:
-                got: object = int(value)
+                got: set[object] = {int(unquote(raw))}
             except ValueError:
                 continue
         elif kind == "VARCHAR":
             if not all(isinstance(v, str) for v in want):
                 continue
-            got = value
+            got = {raw, unquote(raw)}  # escaped as Hive does (`%2F`), or written by a tool that did not
         else:
             continue
-        if got not in want:
+        if not got & want:
             return False
     return True
