@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from stepkit.engines import pruning
+from stepkit.engines import QueryError, pruning
 from stepkit.engines.duckdb import DuckDBEngine
 from stepkit.engines.transpile import parse
 
@@ -44,6 +44,7 @@ WANTED = [
     ("SELECT * FROM db.p CROSS JOIN UNNEST(ARRAY[1]) AS t(x) WHERE grp = 1", {}),
     ("SELECT id FROM db.q WHERE EXISTS (SELECT 1 FROM db.p WHERE p.grp = 1 AND p.id = q.id)", {"grp": {1}}),
     ("SELECT * FROM db.p WHERE GRP = 1", {"grp": {1}}),
+    ("SELECT * FROM db.p AS x(grp, id, tag) WHERE grp IN (0, 4)", {}),  # the alias renames the columns
 ]
 
 
@@ -52,22 +53,42 @@ def test_what_a_statement_wants_of_the_partitions(sql, expected):
     assert pruning.wanted(parse(sql).query, P, ["grp", "tag"]) == expected
 
 
-@pytest.mark.parametrize("path, values, types, kept", [
-    ("/t/grp=1/f.parquet", {"grp": {1}}, {"grp": "INTEGER"}, True),
-    ("/t/grp=2/f.parquet", {"grp": {1}}, {"grp": "INTEGER"}, False),
-    ("/t/grp=01/f.parquet", {"grp": {1}}, {"grp": "BIGINT"}, True),  # read as the column's type
-    ("/t/grp=2/tag=b/f.parquet", {"grp": {2}, "tag": {"a"}}, {"grp": "INTEGER", "tag": "VARCHAR"}, False),
-    ("/t/tag=a%20b/f.parquet", {"tag": {"a b"}}, {"tag": "VARCHAR"}, True),  # Hive escapes folder values
-    ("/t/tag=a%20b/f.parquet", {"tag": {"a%20b"}}, {"tag": "VARCHAR"}, True),  # or a writer did not
-    ("/t/tag=a%20b/f.parquet", {"tag": {"a"}}, {"tag": "VARCHAR"}, False),
-    ("/t/GRP=2/f.parquet", {"grp": {1}}, {"grp": "INTEGER"}, False),
-    ("/t/grp=__HIVE_DEFAULT_PARTITION__/f.parquet", {"grp": {1}}, {"grp": "INTEGER"}, True),  # cannot tell
-    ("/t/grp=2/f.parquet", {"grp": {"2"}}, {"grp": "INTEGER"}, True),  # a string for an integer: no pruning
-    ("/t/day=2/f.parquet", {"day": {2}}, {"day": "DATE"}, True),  # a type pruning does not read
-    ("/t/f.parquet", {"grp": {1}}, {"grp": "INTEGER"}, True),  # no partition folder
+TYPES = {"grp": "INTEGER", "tag": "VARCHAR"}
+
+
+@pytest.mark.parametrize("path, values, kept", [
+    ("/t/grp=1/tag=a/f.parquet", {"grp": {1}}, True),
+    ("/t/grp=2/tag=a/f.parquet", {"grp": {1}}, False),
+    ("/t/grp=2/tag=b/f.parquet", {"grp": {2}, "tag": {"a"}}, False),
+    ("/t/grp=2/tag=b/f.parquet", {"grp": {1, 2}, "tag": {"a", "b"}}, True),
+    ("/t/grp=-3/tag=a/f.parquet", {"grp": {-3}}, True),
+    ("/t/grp=01/tag=a/f.parquet", {"grp": {1}}, True),  # DuckDB casts 01 to 1
+    ("/t/grp=02/tag=a/f.parquet", {"grp": {1}}, False),
+    ("/t/grp=2/tag=a/f.parquet", {"grp": {1, "2"}}, True),  # `grp IN (1, '2')`: coerced, not pruned
+    ("/t/grp=2/tag=a/f.parquet", {"tag": {1}}, True),
+    ("/t/grp=1/tag=a%20b/f.parquet", {"tag": {"a b"}}, True),  # Hive escapes folder values; DuckDB reads them so
+    ("/t/grp=1/tag=a%20b/f.parquet", {"tag": {"a%20b"}}, False),
+    # Kept whatever is wanted: DuckDB would read these otherwise, or fail on them, as it does unpruned.
+    ("/t/grp=+1/tag=a/f.parquet", {"grp": {2}}, True),  # not a plain integer
+    ("/t/grp=\uff11/tag=a/f.parquet", {"grp": {2}}, True),  # a digit Python reads and DuckDB does not
+    ("/t/grp=2147483648/tag=a/f.parquet", {"grp": {2}}, True),  # out of INTEGER's range
+    ("/t/grp=__HIVE_DEFAULT_PARTITION__/tag=a/f.parquet", {"grp": {1}}, True),
+    ("/t/grp=2/tag=%C3%28/f.parquet", {"grp": {1}}, True),  # not UTF-8 once unescaped
+    ("/t/grp=2/tag=a=b/f.parquet", {"grp": {1}}, True),
+    ("/t/grp=2/tag=a\\b/f.parquet", {"grp": {1}}, True),  # DuckDB splits paths on a backslash too
+    ("/t/grp=2/f.parquet", {"grp": {1}}, True),  # not the table's levels
+    ("/t/tag=a/grp=2/f.parquet", {"grp": {1}}, True),  # not in the table's order
+    ("/t/GRP=2/tag=a/f.parquet", {"grp": {1}}, True),  # DuckDB: a partition mismatch
+    ("/t/grp=2/tag=a/grp=2/f.parquet", {"grp": {1}}, True),
+    ("/t/f.parquet", {"grp": {1}}, True),
 ])
-def test_which_files_are_kept(path, values, types, kept):
-    assert pruning.keeps(path, "/t", values, types) is kept
+def test_which_files_are_kept(path, values, kept):
+    assert pruning.keeps(path, "/t", ["grp", "tag"], values, TYPES) is kept
+
+
+def test_a_root_below_a_partition_folder_prunes_nothing():
+    # DuckDB reads `grp` from the first `grp=` of the whole path: 1 for both files.
+    assert pruning.keeps("/d/grp=1/b/grp=2/tag=a/f.parquet", "/d/grp=1/b", ["grp", "tag"], {"grp": {1}}, TYPES)
 
 
 @pytest.fixture
@@ -90,6 +111,7 @@ SAME_ROWS = [sql.replace("SELECT *", "SELECT id, grp, tag") for sql, _ in WANTED
              if not any(n in sql for n in NOT_RUN)] + [
     "SELECT id FROM db.p WHERE tag = 'b b' AND grp = 0",
     "SELECT count(*) FROM db.p WHERE grp = 7",  # no folder matches: 0 rows, not an error
+    "SELECT id FROM db.p WHERE grp IN (1, '2')",  # DuckDB coerces the string
 ]
 
 
@@ -124,3 +146,51 @@ def test_a_ctas_over_one_partition_writes_its_rows(engine, tmp_path):
                        "partitioned_by = ARRAY['tag']) AS SELECT id, tag FROM db.p WHERE grp = 2")
     assert r.rows_written == 20
     assert engine.execute("SELECT count(*), min(id % 3), max(id % 3) FROM db.one").rows == [(20, 2, 2)]
+
+
+def _external(engine, name, loc):
+    engine.execute(f"CREATE EXTERNAL TABLE db.{name} (id int, extra string) PARTITIONED BY (grp int) "
+                   f"STORED AS PARQUET LOCATION '{loc}/'")
+
+
+def _write(path, select):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    duckdb.sql(f"COPY ({select}) TO '{path}' (FORMAT parquet)")
+
+
+def _full_read(loc, sql):
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA db")
+    con.execute(f"CREATE VIEW db.t AS SELECT * FROM read_parquet('{loc}/**/*.parquet', hive_partitioning = true, "
+                "hive_types = {'grp': 'INTEGER'}, union_by_name = true)")
+    return sorted(con.execute(sql).fetchall())
+
+
+def test_files_of_other_schemas_are_read_as_without_pruning(engine, tmp_path):
+    # The one file of grp=1 has no `extra`: read alone, it would bind no such column.
+    loc = tmp_path / "evolved"
+    _write(loc / "grp=1" / "f.parquet", "SELECT 1 AS id")
+    _write(loc / "grp=2" / "f.parquet", "SELECT 2 AS id, 'x' AS extra")
+    _external(engine, "t", loc)
+    sql = "SELECT id, extra, grp FROM db.t WHERE grp = 1"
+    assert sorted(engine.execute(sql).rows) == _full_read(loc, sql) == [(1, None, 1)]
+
+
+def test_a_root_inside_a_partition_like_folder_is_read_as_without_pruning(engine, tmp_path):
+    loc = tmp_path / "grp=1" / "b"  # DuckDB takes grp from the first `grp=` of the path: 1 for both
+    _write(loc / "grp=1" / "f.parquet", "SELECT 1 AS id, 'a' AS extra")
+    _write(loc / "grp=2" / "f.parquet", "SELECT 2 AS id, 'b' AS extra")
+    _external(engine, "t", loc)
+    sql = "SELECT id, grp FROM db.t WHERE grp = 1"
+    assert sorted(engine.execute(sql).rows) == _full_read(loc, sql) == [(1, 1), (2, 1)]
+
+
+def test_a_folder_value_duckdb_cannot_read_fails_the_pruned_read_too(engine, tmp_path):
+    loc = tmp_path / "odd"
+    _write(loc / "grp=1" / "f.parquet", "SELECT 1 AS id, 'a' AS extra")
+    _write(loc / "grp=\uff12" / "f.parquet", "SELECT 2 AS id, 'b' AS extra")  # a full-width 2
+    _external(engine, "t", loc)
+    with pytest.raises(duckdb.Error):
+        _full_read(loc, "SELECT id FROM db.t WHERE grp = 1")
+    with pytest.raises(QueryError, match="failed in DuckDB"):
+        engine.execute("SELECT id FROM db.t WHERE grp = 1")

@@ -278,9 +278,14 @@ class DuckDBEngine:
         files that can hold them (all of them, if none can: the statement's WHERE still decides)."""
         loc = Path(t.location)
         data = listing(loc, ".parquet") if not loc.is_file() else ()
-        if only and data:
-            types = dict(t.columns or [])
-            data = tuple(f for f in data if pruning.keeps(f.path, str(loc), only, types)) or data
+        # Athena reads Parquet columns by name; DuckDB does too, from the first file's schema,
+        # which is right only when every file has that schema: else union_by_name.
+        by_name = len(data) > 1 and not self.schemas.uniform(self.con, data)
+        # Pruned only with the table's columns declared and one schema in all its files: a subset of
+        # files could otherwise bind other columns, or other types, than the whole table does.
+        if only and data and t.columns is not None and not by_name:
+            types = dict(t.columns)
+            data = tuple(f for f in data if pruning.keeps(f.path, str(loc), t.partitioned_by, only, types)) or data
         if not data and not loc.is_file():
             if t.columns is None:
                 raise DataError(f"{t.key}: no Parquet files under {t.location} (0 rows); the table cannot be read")
@@ -292,9 +297,7 @@ class DuckDBEngine:
             types = dict(t.columns or [])
             hive = ", ".join(f"{_q(c)}: {_lit(types.get(c, 'VARCHAR'))}" for c in t.partitioned_by)
             options = "hive_partitioning = true, hive_types = {" + hive + "}" if t.partitioned_by else "hive_partitioning = false"
-            # Athena reads Parquet columns by name; DuckDB does too, from the first file's schema,
-            # which is right only when every file has that schema: else union_by_name.
-            if len(data) > 1 and not self.schemas.uniform(self.con, data):
+            if by_name:
                 options += ", union_by_name = true"
             select = "*" if t.columns is None else ", ".join(f"CAST({_q(c)} AS {ty}) AS {_q(c)}" for c, ty in t.columns)
             body = f"SELECT {select} FROM read_parquet({pattern}, {options})"

@@ -15,13 +15,13 @@ The condition still runs; pruning only skips files whose rows it would drop.
 """
 from __future__ import annotations
 
+import re
 from pathlib import PurePath
 from urllib.parse import unquote
 
 from sqlglot import exp
 
 Values = dict[str, set[object]]  # partition column -> the values its rows must have
-_INTEGERS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT"}
 
 
 def wanted(query: exp.Expression, key: tuple[str, str], partitions: list[str]) -> Values:
@@ -32,6 +32,9 @@ def wanted(query: exp.Expression, key: tuple[str, str], partitions: list[str]) -
         return {}
     ref = refs[0]
     if ref.args.get("sample"):  # a sample of the table is not a sample of its partitions' rows
+        return {}
+    alias = ref.args.get("alias")
+    if alias is not None and alias.columns:  # `db.t AS x(a, b, c)` renames the columns by position
         return {}
     source = ref.parent
     select = source.parent if isinstance(source, exp.From) else None
@@ -81,30 +84,46 @@ def _value(node: exp.Expression) -> object:
         return None
 
 
-def keeps(path: str, root: str, values: Values, types: dict[str, str]) -> bool:
-    """Whether the file at `path` (under the table's `root`) can hold rows with `values`. A file
-    whose folders do not say (no `col=` folder, a value that does not read as the column's type,
-    Hive's NULL folder) is kept: pruning skips only what it can tell is not wanted."""
-    parts = PurePath(path).relative_to(root).parts[:-1]
-    folders = {k.lower(): v for k, v in (p.split("=", 1) for p in parts if "=" in p)}
-    for column, want in values.items():
-        raw = folders.get(column)
-        if raw is None:
-            continue
-        kind = types.get(column, "VARCHAR").upper()
-        if kind in _INTEGERS:
-            if not all(isinstance(v, int) for v in want):
-                continue
-            try:
-                got: set[object] = {int(unquote(raw))}
-            except ValueError:
-                continue
-        elif kind == "VARCHAR":
-            if not all(isinstance(v, str) for v in want):
-                continue
-            got = {raw, unquote(raw)}  # escaped as Hive does (`%2F`), or written by a tool that did not
-        else:
-            continue
-        if not got & want:
-            return False
-    return True
+def keeps(path: str, root: str, partitions: list[str], values: Values, types: dict[str, str]) -> bool:
+    """Whether the file at `path` (under the table's `root`) can hold rows with `values`.
+
+    A file is dropped only when its folders are exactly the table's `col=value/` levels, in order,
+    every value reads plainly as its column's type, and a wanted column's value is not wanted. Any
+    other file is kept, so that a read that would fail without pruning (a value DuckDB cannot cast,
+    a layout it calls a partition mismatch) fails with it too, and a path DuckDB reads otherwise
+    (a `col=` folder above the table's root, where DuckDB takes the first) is never guessed at."""
+    if any("=" in p for p in PurePath(root).parts):
+        return True
+    folders = PurePath(path).relative_to(root).parts[:-1]
+    pairs = [p.split("=", 1) for p in folders]
+    if [k for k, *_ in pairs] != list(partitions) or any(len(p) != 2 for p in pairs):
+        return True
+    kinds = {k: types.get(k, "VARCHAR").upper() for k, _ in pairs}
+    read = {k: _plain(v, kinds[k]) for k, v in pairs}
+    if None in read.values():
+        return True
+    # A literal of another kind than its column's (`grp IN (1, '2')`) is coerced by the engine: no pruning.
+    if not all(all(isinstance(v, str) == (kinds[c] == "VARCHAR") for v in want) for c, want in values.items()):
+        return True
+    return all(read[column] in want for column, want in values.items())
+
+
+_RANGES = {"TINYINT": 2**7, "SMALLINT": 2**15, "INTEGER": 2**31, "BIGINT": 2**63}
+_PLAIN_INTEGER = re.compile(r"-?[0-9]+")
+# Hive escapes what a folder name cannot hold as %XX; anything else unusual is left to DuckDB to read.
+_PLAIN_STRING = re.compile(r"[A-Za-z0-9_.~%-]+")
+
+
+def _plain(raw: str, kind: str) -> object:
+    """The folder value as its column's value, or None when it does not read plainly."""
+    if kind in _RANGES:
+        if not _PLAIN_INTEGER.fullmatch(raw):
+            return None
+        value = int(raw)
+        return value if -_RANGES[kind] <= value < _RANGES[kind] else None
+    if kind == "VARCHAR" and _PLAIN_STRING.fullmatch(raw) and raw != "__HIVE_DEFAULT_PARTITION__":
+        try:
+            return unquote(raw, errors="strict")
+        except UnicodeDecodeError:
+            return None
+    return None
