@@ -1,16 +1,20 @@
 """Partition pruning: which of a partitioned table's files a statement can read at all.
 
 EvaluationFeatures reads the staging table one batch group at a time (`WHERE batch_group = k`).
-DuckDB prunes the other groups' files itself, but a partitioned COPY then still cost 20-25% more
-CPU than the same COPY from a view over the one group's files (benchmarks/e2e_local.py at 10M: 2.1
-against 1.7 CPU-s per group; DuckDB sizes the write for the 9 files' rows, it seems, not the one's).
-So the engine binds the table's view, for that statement, over the files whose `col=value/`
-folders can match.
+DuckDB prunes the other groups' files itself, yet its partitioned COPY from the view over all 9
+files cost ~25% more CPU than from a view over the one group's files (10M rows, the 9 group
+statements at one thread: 20.2-21.1 against 16.3-16.6 CPU-s; with 2 files in the view, no
+difference). So the engine binds the table's view, for that statement, over the files whose
+`col=value/` folders can match.
 
-Pruned only where it cannot change a row: the table is read once in the statement, as the FROM of
-a SELECT whose WHERE has, among its AND-ed conditions, `col = literal` or `col IN (literals)` on a
-partition column (qualified by the table's name or alias, or unqualified when nothing is joined),
-with a literal of the column's kind (a number for an integer column, a string for a string one).
+Pruned only where it cannot change a row or an error:
+- the statement reads the table once, as the FROM of a SELECT whose WHERE has, among its AND-ed
+  conditions, `col = literal` or `col IN (literals)` on a partition column (qualified by the
+  table's name or alias, or unqualified when nothing is joined), literals of the column's kind;
+- the table's columns are declared and all its files have one schema (the engine checks, see
+  DuckDBEngine._view): a subset of files could otherwise bind other columns or types;
+- a file is dropped only when its folders are exactly the table's `col=value/` levels, each value
+  plain for its type (`keeps`); any other file stays, so DuckDB reads or refuses it as it would.
 The condition still runs; pruning only skips files whose rows it would drop.
 """
 from __future__ import annotations
