@@ -83,12 +83,20 @@ TYPES = {"grp": "INTEGER", "tag": "VARCHAR"}
     ("/t/f.parquet", {"grp": {1}}, True),
 ])
 def test_which_files_are_kept(path, values, kept):
-    assert pruning.keeps(path, "/t", ["grp", "tag"], values, TYPES) is kept
+    # Beside a file that is always kept (no partition folders), so "none can hold them, keep all" stays out.
+    assert (path in pruning.kept([path, "/t/other.parquet"], "/t", ["grp", "tag"], values, TYPES)) is kept
+
+
+def test_when_no_file_can_hold_the_rows_all_are_kept():
+    paths = ["/t/grp=1/tag=a/f.parquet", "/t/grp=2/tag=a/f.parquet"]
+    assert pruning.kept(paths, "/t", ["grp", "tag"], {"grp": {7}}, TYPES) == paths
+    assert pruning.kept(paths, "/t", ["grp", "tag"], {"grp": {2}}, TYPES) == paths[1:]
 
 
 def test_a_root_below_a_partition_folder_prunes_nothing():
     # DuckDB reads `grp` from the first `grp=` of the whole path: 1 for both files.
-    assert pruning.keeps("/d/grp=1/b/grp=2/tag=a/f.parquet", "/d/grp=1/b", ["grp", "tag"], {"grp": {1}}, TYPES)
+    paths = ["/d/grp=1/b/grp=1/tag=a/f.parquet", "/d/grp=1/b/grp=2/tag=a/f.parquet"]
+    assert pruning.kept(paths, "/d/grp=1/b", ["grp", "tag"], {"grp": {1}}, TYPES) == paths
 
 
 @pytest.fixture

@@ -284,8 +284,8 @@ class DuckDBEngine:
         # Pruned only with the table's columns declared and one schema in all its files: a subset of
         # files could otherwise bind other columns, or other types, than the whole table does.
         if only and data and t.columns is not None and not by_name:
-            types = dict(t.columns)
-            data = tuple(f for f in data if pruning.keeps(f.path, str(loc), t.partitioned_by, only, types)) or data
+            keep = set(pruning.kept([f.path for f in data], str(loc), t.partitioned_by, only, dict(t.columns)))
+            data = tuple(f for f in data if f.path in keep)
         if not data and not loc.is_file():
             if t.columns is None:
                 raise DataError(f"{t.key}: no Parquet files under {t.location} (0 rows); the table cannot be read")

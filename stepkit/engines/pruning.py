@@ -14,7 +14,7 @@ Pruned only where it cannot change a row or an error:
 - the table's columns are declared and all its files have one schema (the engine checks, see
   DuckDBEngine._view): a subset of files could otherwise bind other columns or types;
 - a file is dropped only when its folders are exactly the table's `col=value/` levels, each value
-  plain for its type (`keeps`); any other file stays, so DuckDB reads or refuses it as it would.
+  plain for its type (`kept`); any other file stays, so DuckDB reads or refuses it as it would.
 The condition still runs; pruning only skips files whose rows it would drop.
 """
 from __future__ import annotations
@@ -31,8 +31,10 @@ Values = dict[str, set[object]]  # partition column -> the values its rows must 
 def wanted(query: exp.Expression, key: tuple[str, str], partitions: list[str]) -> Values:
     """The values `query` requires of the partition columns of table `key` ((database, name) as
     Statement.source_tables gives it); empty when it requires none, or reads the table more than once."""
+    if not partitions:
+        return {}
     refs = [t for t in query.find_all(exp.Table) if ((t.db or "").lower(), t.name.lower()) == key]
-    if len(refs) != 1 or not partitions:
+    if len(refs) != 1:
         return {}
     ref = refs[0]
     if ref.args.get("sample"):  # a sample of the table is not a sample of its partitions' rows
@@ -88,26 +90,29 @@ def _value(node: exp.Expression) -> object:
         return None
 
 
-def keeps(path: str, root: str, partitions: list[str], values: Values, types: dict[str, str]) -> bool:
-    """Whether the file at `path` (under the table's `root`) can hold rows with `values`.
+def kept(paths: list[str], root: str, partitions: list[str], values: Values, types: dict[str, str]) -> list[str]:
+    """The files of `paths` (under the table's `root`) that can hold rows with `values`: all of them
+    when pruning cannot tell, or when none can (the statement's WHERE then finds no row).
 
     A file is dropped only when its folders are exactly the table's `col=value/` levels, in order,
     every value reads plainly as its column's type, and a wanted column's value is not wanted. Any
     other file is kept, so that a read that would fail without pruning (a value DuckDB cannot cast,
     a layout it calls a partition mismatch) fails with it too, and a path DuckDB reads otherwise
     (a `col=` folder above the table's root, where DuckDB takes the first) is never guessed at."""
-    if any("=" in p for p in PurePath(root).parts):
+    kinds = {c: types.get(c, "VARCHAR").upper() for c in partitions}
+    # A literal of another kind than its column's (`grp IN (1, '2')`) is coerced by the engine: no pruning.
+    coerced = any(isinstance(v, str) != (kinds.get(c) == "VARCHAR") for c, want in values.items() for v in want)
+    if not values or coerced or any("=" in p for p in PurePath(root).parts):
+        return list(paths)
+    return [p for p in paths if _can_hold(p, root, partitions, values, kinds)] or list(paths)
+
+
+def _can_hold(path: str, root: str, partitions: list[str], values: Values, kinds: dict[str, str]) -> bool:
+    pairs = [p.split("=", 1) for p in PurePath(path).relative_to(root).parts[:-1]]
+    if [k for k, *_ in pairs] != partitions or any(len(p) != 2 for p in pairs):
         return True
-    folders = PurePath(path).relative_to(root).parts[:-1]
-    pairs = [p.split("=", 1) for p in folders]
-    if [k for k, *_ in pairs] != list(partitions) or any(len(p) != 2 for p in pairs):
-        return True
-    kinds = {k: types.get(k, "VARCHAR").upper() for k, _ in pairs}
     read = {k: _plain(v, kinds[k]) for k, v in pairs}
     if None in read.values():
-        return True
-    # A literal of another kind than its column's (`grp IN (1, '2')`) is coerced by the engine: no pruning.
-    if not all(all(isinstance(v, str) == (kinds[c] == "VARCHAR") for v in want) for c, want in values.items()):
         return True
     return all(read[column] in want for column, want in values.items())
 
