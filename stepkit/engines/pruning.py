@@ -2,9 +2,9 @@
 
 EvaluationFeatures reads the staging table one batch group at a time (`WHERE batch_group = k`).
 DuckDB prunes the other groups' files itself, yet its partitioned COPY from the view over all 9
-files cost ~25% more CPU than from a view over the one group's files (10M rows, the 9 group
-statements at one thread: 20.2-21.1 against 16.3-16.6 CPU-s; with 2 files in the view, no
-difference). So the engine binds the table's view, for that statement, over the files whose
+files cost ~20% more CPU than from a view over the one group's files (benchmarks/partition_pruning.py,
+10M rows, the 9 group statements at one thread: 22.4 against 18.6 CPU-s, 20.2 against 16.1 s; with 2
+files in the view, no difference). So the engine binds the table's view, for that statement, over the files whose
 `col=value/` folders can match.
 
 Pruned only where it cannot change a row or an error:
